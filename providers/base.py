@@ -1,0 +1,194 @@
+"""The provider interface, the records it speaks in, and the upstream error tree.
+
+A provider is one upstream account reached through one wire format (its *kind*). Adapters
+translate every failure exactly once, at the HTTP boundary, into the most specific
+``ProviderError`` below, so the router decides on classes, never on raw statuses::
+
+    ProviderError             .sent: False (never left us) | None (may have been accepted)
+    ├── ConnectFailed              not sent; safe to try elsewhere
+    ├── UpstreamTimeout            sent=None when the request left us: ambiguous for creates
+    ├── RateLimited                429; cool the provider for retry_after, not an outlier signal
+    ├── ServerFailed               5xx; the upstream did not take the job
+    ├── ProviderUnusable           401/403, model or path missing: go elsewhere
+    ├── ModerationBlocked          stage input|prompt|output; terminal; never a health signal
+    ├── Rejected                   any other 4xx: the request itself is wrong; terminal
+    └── BadUpstreamReply           2xx we cannot parse: the upstream is broken
+
+This module must not import from ``router`` or ``monitoring``.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Protocol
+
+
+class UpstreamStatus(enum.Enum):
+    """An upstream job's status after normalisation (see ``providers.statuses``)."""
+
+    QUEUED = "queued"  # accepted, not rendering yet
+    IN_PROGRESS = "in_progress"  # rendering
+    COMPLETED = "completed"  # finished with a downloadable asset
+    FAILED = "failed"  # finished without an asset
+    UNRECOGNISED = "unrecognised"  # a status word not in the table: keep polling, never fail on it
+
+
+class ModerationStage(enum.Enum):
+    INPUT = "input"  # the input image (faces, real people)
+    PROMPT = "prompt"  # the prompt text, refused at create
+    OUTPUT = "output"  # the rendered video, checked after rendering ("fails at 90%")
+
+
+@dataclass(slots=True, frozen=True)
+class InputReference:
+    """An image that becomes the first frame: uploaded bytes or a URL the upstream fetches."""
+
+    data: bytes | None = None
+    filename: str = "input"
+    content_type: str = "application/octet-stream"
+    url: str | None = None
+
+
+@dataclass(slots=True, frozen=True)
+class RenderRequest:
+    """What a provider is asked to render, in the client catalogue's terms.
+
+    ``model`` is already the provider's upstream model name; size and seconds are the
+    catalogue's values, which each adapter maps to its wire format.
+    """
+
+    model: str
+    prompt: str
+    size: str
+    seconds: int
+    input_reference: InputReference | None = None
+
+
+@dataclass(slots=True, frozen=True)
+class UpstreamJob:
+    """One upstream job as last seen: its id there and its normalised state."""
+
+    upstream_id: str
+    status: UpstreamStatus
+    progress: int | None = None  # 0..100 when the upstream said, else None
+    error_code: str | None = None
+    error_message: str | None = None
+    expires_at: float | None = None  # when the upstream drops the asset (unix seconds)
+    raw_status: str = ""  # the word the upstream used, for logs
+
+
+class ContentStream(Protocol):
+    """A download in flight; the caller iterates it once and must close it."""
+
+    status: int
+    content_type: str
+    content_length: int | None
+    headers: dict[str, str]  # the pass-through headers (Content-Range, Accept-Ranges, ETag)
+
+    def chunks(self) -> AsyncIterator[bytes]: ...
+
+    def close(self) -> None: ...
+
+
+class Provider(Protocol):
+    """One upstream account. One method per wire operation; all raise ``ProviderError``."""
+
+    name: str
+    kind: str
+
+    async def create(self, request: RenderRequest) -> UpstreamJob: ...
+
+    async def get(self, upstream_id: str) -> UpstreamJob: ...
+
+    async def remix(self, upstream_id: str, prompt: str) -> UpstreamJob: ...
+
+    async def delete(self, upstream_id: str) -> None: ...
+
+    async def open_content(
+        self, upstream_id: str, variant: str, range_header: str | None = None
+    ) -> ContentStream: ...
+
+    async def probe(self) -> None:
+        """A free call that proves the upstream answers and our credentials work."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+class ProviderError(Exception):
+    """A failed upstream call, classified once at the boundary.
+
+    ``sent`` is False when the request certainly never reached the upstream and None when it
+    may have been accepted (only meaningful for creates). ``status`` is the upstream HTTP
+    status when there was one; ``code`` and ``message`` what the upstream said.
+    """
+
+    retryable_elsewhere = True  # may the router try another provider for this request?
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str = "",
+        status: int | None = None,
+        code: str | None = None,
+        sent: bool | None = False,
+        retry_after: float | None = None,
+        param: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.provider = provider
+        self.status = status
+        self.code = code
+        self.sent = sent
+        self.retry_after = retry_after
+        self.param = param
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(provider={self.provider!r}, status={self.status}, "
+            f"code={self.code!r}, message={self.message!r})"
+        )
+
+
+class ConnectFailed(ProviderError):
+    """The connection could not be made; nothing reached the upstream."""
+
+
+class UpstreamTimeout(ProviderError):
+    """No answer in time. For a create that was sent, the job may exist upstream."""
+
+
+class RateLimited(ProviderError):
+    """429: the upstream wants us to slow down for ``retry_after`` seconds."""
+
+
+class ServerFailed(ProviderError):
+    """5xx: the upstream failed and did not take the request."""
+
+
+class ProviderUnusable(ProviderError):
+    """Bad credentials, a missing model or deployment, a missing path: this provider can't serve."""
+
+
+class BadUpstreamReply(ProviderError):
+    """A success status with a body we cannot read."""
+
+
+class ModerationBlocked(ProviderError):
+    """A content-policy refusal. Terminal by default and never a health signal."""
+
+    retryable_elsewhere = False
+
+    def __init__(self, message: str, *, stage: ModerationStage, **kwargs: object) -> None:
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+        self.stage = stage
+
+
+class Rejected(ProviderError):
+    """Any other 4xx: the request is wrong for every provider; the client hears it."""
+
+    retryable_elsewhere = False

@@ -1,0 +1,227 @@
+"""What every HTTP adapter shares: one ``ClientSession``, timeouts, and error translation.
+
+Each wire format subclasses ``HttpProvider`` and says only how its URLs, auth headers and
+bodies look. Failures are translated here, once, into the ``ProviderError`` tree, so adapters
+never inspect aiohttp exceptions or raw statuses. The session is created lazily on first use,
+which is always inside the running loop (aiohttp sessions must not be built outside it).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import aiohttp
+import orjson
+
+from providers.base import (
+    BadUpstreamReply,
+    ConnectFailed,
+    ModerationBlocked,
+    ModerationStage,
+    ProviderError,
+    ProviderUnusable,
+    RateLimited,
+    Rejected,
+    ServerFailed,
+    UpstreamTimeout,
+)
+
+CHUNK_BYTES = 64 * 1024
+_PASSED_HEADERS = ("Content-Range", "Accept-Ranges", "ETag", "Last-Modified")
+MODERATION_CODES = frozenset({"moderation_blocked", "content_policy_violation", "content_filter"})
+
+
+class HttpContentStream:
+    """An upstream download being relayed chunk by chunk; never buffered whole."""
+
+    __slots__ = ("_response", "content_length", "content_type", "headers", "status")
+
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        self._response = response
+        self.status = response.status
+        self.content_type = response.headers.get("Content-Type", "application/octet-stream")
+        self.content_length = response.content_length
+        self.headers = {h: response.headers[h] for h in _PASSED_HEADERS if h in response.headers}
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        async for chunk in self._response.content.iter_chunked(CHUNK_BYTES):
+            yield chunk
+
+    def close(self) -> None:
+        self._response.release()
+
+
+class HttpProvider:
+    """Base for adapters that talk HTTP to one upstream account."""
+
+    kind = ""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        base_url: str,
+        api_key: str,
+        timeout: float,
+        max_connections: int | None,
+    ) -> None:
+        self.name = name
+        self.base_url = base_url.rstrip("/")
+        self._api_key = api_key
+        self._timeout = aiohttp.ClientTimeout(total=timeout, connect=min(timeout, 10.0))
+        # Downloads can outlast any total timeout; only a silent socket is an error there.
+        self._content_timeout = aiohttp.ClientTimeout(
+            total=None, connect=min(timeout, 10.0), sock_read=timeout
+        )
+        self._max_connections = max_connections or 100
+        self._session: aiohttp.ClientSession | None = None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, base_url={self.base_url!r})"
+
+    # -- what a wire format specifies --------------------------------------------------
+
+    def auth_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+    def query(self) -> dict[str, str]:
+        """Query parameters every call carries (Azure's api-version)."""
+        return {}
+
+    # -- shared plumbing ----------------------------------------------------------------
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            connector = aiohttp.TCPConnector(limit=self._max_connections, ttl_dns_cache=300)
+            self._session = aiohttp.ClientSession(
+                connector=connector, timeout=self._timeout, json_serialize=_dumps
+            )
+        return self._session
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def request_json(
+        self,
+        method: str,
+        url: str,
+        *,
+        operation: str,
+        json: Any = None,
+        data: aiohttp.FormData | None = None,
+        params: Mapping[str, str] | None = None,
+    ) -> Any:
+        """Send one call and return its parsed JSON body, or raise a ``ProviderError``."""
+        query = {**self.query(), **(params or {})}
+        try:
+            async with self.session.request(
+                method, url, json=json, data=data, params=query, headers=self.auth_headers()
+            ) as response:
+                body = await response.read()
+                if response.status >= 400:
+                    raise self.translate_status(response.status, body, response.headers, operation)
+        except ProviderError:
+            raise
+        except aiohttp.ClientConnectorError as exc:
+            raise ConnectFailed(str(exc), provider=self.name, sent=False) from exc
+        except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
+            raise UpstreamTimeout(
+                f"{operation}: no answer within the timeout", provider=self.name, sent=None
+            ) from exc
+        except aiohttp.ClientError as exc:
+            # The connection broke after the request went out: it may have been accepted.
+            raise UpstreamTimeout(f"{operation}: {exc!r}", provider=self.name, sent=None) from exc
+        try:
+            return orjson.loads(body) if body else {}
+        except orjson.JSONDecodeError as exc:
+            raise BadUpstreamReply(
+                f"{operation}: reply is not JSON", provider=self.name, status=response.status
+            ) from exc
+
+    async def open_stream(
+        self, url: str, *, headers: Mapping[str, str], params: Mapping[str, str] | None = None
+    ) -> HttpContentStream:
+        """Start a download; the caller owns the returned stream and must close it."""
+        try:
+            response = await self.session.get(
+                url, params=params, headers=headers, timeout=self._content_timeout
+            )
+        except aiohttp.ClientConnectorError as exc:
+            raise ConnectFailed(str(exc), provider=self.name) from exc
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise UpstreamTimeout(f"content: {exc!r}", provider=self.name, sent=None) from exc
+        if response.status >= 400:
+            body = await response.read()
+            response.release()
+            raise self.translate_status(response.status, body, response.headers, "content")
+        return HttpContentStream(response)
+
+    def translate_status(
+        self, status: int, body: bytes, headers: Mapping[str, str], operation: str
+    ) -> ProviderError:
+        """Classify an HTTP error answer into the most specific ``ProviderError``."""
+        code, message, param = error_fields(body)
+        text = message or f"upstream answered HTTP {status}"
+        common: dict[str, Any] = {
+            "provider": self.name,
+            "status": status,
+            "code": code,
+            "param": param,
+            "sent": True,
+        }
+        if status == 429:
+            return RateLimited(text, retry_after=retry_after_seconds(headers), **common)
+        if status >= 500:
+            return ServerFailed(text, **common)
+        if status in (401, 403) or (status == 404 and operation == "create"):
+            return ProviderUnusable(text, **common)
+        if code in MODERATION_CODES:
+            stage = ModerationStage.INPUT if param == "input_reference" else ModerationStage.PROMPT
+            return ModerationBlocked(text, stage=stage, **common)
+        return Rejected(text, **common)
+
+
+def error_fields(body: bytes) -> tuple[str | None, str | None, str | None]:
+    """(code, message, param) from an OpenAI envelope or a flat relay error body."""
+    try:
+        parsed = orjson.loads(body) if body else None
+    except orjson.JSONDecodeError:
+        return None, body[:200].decode("utf-8", "replace") or None, None
+    if not isinstance(parsed, dict):
+        return None, None, None
+    error = parsed.get("error", parsed)
+    if not isinstance(error, dict):
+        return None, str(error), None
+    code, message, param = error.get("code"), error.get("message"), error.get("param")
+    return (
+        str(code) if code is not None else None,
+        str(message) if message is not None else None,
+        str(param) if param is not None else None,
+    )
+
+
+def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
+    """``retry-after-ms`` wins over ``Retry-After`` (seconds); HTTP dates are not used upstream."""
+    for name, scale in (("retry-after-ms", 0.001), ("Retry-After", 1.0)):
+        value = headers.get(name)
+        if value is None:
+            continue
+        try:
+            seconds = float(value) * scale
+        except ValueError:
+            continue
+        if math.isfinite(seconds) and seconds >= 0:
+            return seconds
+    return None
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()

@@ -1,0 +1,119 @@
+"""The OpenAI Videos wire format (``/v1/videos``), as served by OpenAI-compatible gateways.
+
+``base_url`` is what a user would hand the ``openai`` SDK (it ends in ``/v1``). Creates go as
+multipart, the way the SDK sends them, so an uploaded ``input_reference`` passes through as a
+file part; a URL reference goes as JSON ``{"image_url": ...}``, the only form JSON allows.
+Azure reuses everything here and changes only URLs and auth (``providers.azure``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+
+from providers.base import (
+    BadUpstreamReply,
+    ContentStream,
+    RenderRequest,
+    UpstreamJob,
+    UpstreamStatus,
+)
+from providers.http import HttpProvider
+from providers.statuses import normalise, parse_progress
+
+
+class OpenAIVideosProvider(HttpProvider):
+    kind = "openai"
+
+    async def create(self, request: RenderRequest) -> UpstreamJob:
+        ref = request.input_reference
+        fields = {
+            "prompt": request.prompt,
+            "model": request.model,
+            "seconds": str(request.seconds),
+            "size": request.size,
+        }
+        if ref is not None and ref.url is not None:
+            body: Any = {**fields, "input_reference": {"image_url": ref.url}}
+            reply = await self.request_json(
+                "POST", self.url("/videos"), json=body, operation="create"
+            )
+        else:
+            form = aiohttp.FormData()
+            for key, value in fields.items():
+                form.add_field(key, value)
+            if ref is not None and ref.data is not None:
+                form.add_field(
+                    "input_reference",
+                    ref.data,
+                    filename=ref.filename,
+                    content_type=ref.content_type,
+                )
+            reply = await self.request_json(
+                "POST", self.url("/videos"), data=form, operation="create"
+            )
+        return self.video_to_job(reply)
+
+    async def get(self, upstream_id: str) -> UpstreamJob:
+        reply = await self.request_json("GET", self.url(f"/videos/{upstream_id}"), operation="get")
+        return self.video_to_job(reply)
+
+    async def remix(self, upstream_id: str, prompt: str) -> UpstreamJob:
+        reply = await self.request_json(
+            "POST",
+            self.url(f"/videos/{upstream_id}/remix"),
+            json={"prompt": prompt},
+            operation="remix",
+        )
+        return self.video_to_job(reply)
+
+    async def delete(self, upstream_id: str) -> None:
+        await self.request_json("DELETE", self.url(f"/videos/{upstream_id}"), operation="delete")
+
+    async def open_content(
+        self, upstream_id: str, variant: str, range_header: str | None = None
+    ) -> ContentStream:
+        headers = self.auth_headers()
+        if range_header:
+            headers["Range"] = range_header
+        return await self.open_stream(
+            self.url(f"/videos/{upstream_id}/content"),
+            headers=headers,
+            params={**self.query(), "variant": variant},
+        )
+
+    async def probe(self) -> None:
+        await self.request_json(
+            "GET", self.url("/videos"), params={"limit": "1"}, operation="probe"
+        )
+
+    def video_to_job(self, reply: Any) -> UpstreamJob:
+        """Read a Video object; anything without an id and a status is a broken upstream."""
+        if not isinstance(reply, dict) or not reply.get("id") or "status" not in reply:
+            raise BadUpstreamReply("reply is not a Video object", provider=self.name)
+        found = reply.get("error")
+        error: dict[str, Any] = found if isinstance(found, dict) else {}
+        raw = str(reply["status"])
+        status = normalise(raw)
+        return UpstreamJob(
+            upstream_id=str(reply["id"]),
+            status=status,
+            progress=100
+            if status is UpstreamStatus.COMPLETED
+            else parse_progress(reply.get("progress")),
+            error_code=_str_or_none(error.get("code")),
+            error_message=_str_or_none(error.get("message")),
+            expires_at=_number_or_none(reply.get("expires_at")),
+            raw_status=raw,
+        )
+
+
+def _str_or_none(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def _number_or_none(value: object) -> float | None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    return None

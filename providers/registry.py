@@ -1,0 +1,22 @@
+"""Kind name -> adapter class. A new wire format registers here and nowhere else."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from providers.base import Provider
+from providers.openai import OpenAIVideosProvider
+
+# Each takes the keyword arguments of ``HttpProvider.__init__``.
+AdapterFactory = Callable[..., Provider]
+
+ADAPTERS: dict[str, AdapterFactory] = {
+    "openai": OpenAIVideosProvider,
+}
+
+
+def adapter_class(kind: str) -> AdapterFactory:
+    try:
+        return ADAPTERS[kind]
+    except KeyError:
+        raise ValueError(f"no adapter for provider kind {kind!r}") from None

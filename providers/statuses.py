@@ -1,0 +1,75 @@
+"""The one table that turns any upstream status word into an ``UpstreamStatus``.
+
+Every adapter goes through ``normalise``; no adapter compares status strings itself. Words are
+matched case-insensitively (relays answer ``SUCCESS``, OpenAI ``completed``). A word missing
+from the table is logged once per word and reported as ``UNRECOGNISED``, which keeps a job in
+flight: an upstream inventing a new word must never fail renders that are fine.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from providers.base import UpstreamStatus
+
+log = logging.getLogger(__name__)
+
+STATUS_WORDS: dict[str, UpstreamStatus] = {
+    **dict.fromkeys(
+        (
+            "queued",
+            "pending",
+            "submitted",
+            "not_start",
+            "notstarted",
+            "preparing",
+            "created",
+            "starting",
+            "unknown",
+            "preprocessing",
+        ),
+        UpstreamStatus.QUEUED,
+    ),
+    **dict.fromkeys(
+        ("in_progress", "processing", "running", "generating"), UpstreamStatus.IN_PROGRESS
+    ),
+    **dict.fromkeys(
+        ("completed", "complete", "success", "succeeded", "finished", "done"),
+        UpstreamStatus.COMPLETED,
+    ),
+    **dict.fromkeys(
+        ("failed", "failure", "fail", "error", "cancelled", "canceled", "expired"),
+        UpstreamStatus.FAILED,
+    ),
+}
+
+_reported: set[str] = set()
+
+
+def normalise(word: object) -> UpstreamStatus:
+    """Map an upstream status word; unknown words are logged and kept in flight."""
+    text = str(word).strip().lower() if word is not None else ""
+    status = STATUS_WORDS.get(text)
+    if status is not None:
+        return status
+    if text not in _reported:
+        _reported.add(text)
+        log.warning("unrecognised upstream status %r: keeping the job in flight", text)
+    return UpstreamStatus.UNRECOGNISED
+
+
+def parse_progress(value: object) -> int | None:
+    """An int, a float or an ``"NN%"`` string, clamped to 0..100; None when absent or unreadable."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        number = float(value)
+    elif isinstance(value, str):
+        text = value.strip().rstrip("%").strip()
+        try:
+            number = float(text)
+        except ValueError:
+            return None
+    else:
+        return None
+    return int(min(max(number, 0.0), 100.0))

@@ -1,0 +1,197 @@
+"""The OpenAI Videos API served to clients: thin handlers over the dispatcher and the store.
+
+Every answer is the full Video object under the proxy's id; reads come from the store's
+memory and never reach an upstream. Another key's job is indistinguishable from an unknown
+id (404), in lists as well.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from providers.base import InputReference
+from router import keys
+from router.errors import InvalidRequest, NotFound
+from router.jobs import Job
+from router.jsonio import json_response, loads
+from router.validate import build_create
+
+CREATE_FIELDS = frozenset({"prompt", "model", "seconds", "size", "input_reference"})
+LIST_LIMIT_DEFAULT = 20
+LIST_LIMIT_MAX = 100
+
+
+def video_object(job: Job) -> dict[str, Any]:
+    """The wire shape of a job; every field the spec lists is present, nullable ones as null."""
+    error = None
+    if job.error_code is not None:
+        error = {"code": job.error_code, "message": job.error_message or ""}
+    return {
+        "id": job.id,
+        "object": "video",
+        "model": job.model,
+        "status": job.state.value,
+        "progress": job.progress,
+        "created_at": int(job.created_at),
+        "completed_at": None if job.completed_at is None else int(job.completed_at),
+        "expires_at": None if job.expires_at is None else int(job.expires_at),
+        "prompt": job.prompt,
+        "size": job.size,
+        "seconds": str(job.seconds),
+        "remixed_from_video_id": job.remixed_from,
+        "error": error,
+    }
+
+
+def owned_job(request: web.Request) -> Job:
+    """The job named in the path, if the caller's key owns it; 404 otherwise."""
+    job_id = request.match_info["video_id"]
+    job = request.app[keys.STORE].get(job_id)
+    if job is None or job.owner != request[keys.CLIENT_KEY].name:
+        raise NotFound(f"No video found with id '{job_id}'.", param="video_id")
+    return job
+
+
+def _poll_headers(request: web.Request) -> dict[str, str]:
+    return {"openai-poll-after-ms": str(request.app[keys.CONFIG].server.poll_after_ms)}
+
+
+async def create_video(request: web.Request) -> web.Response:
+    fields = await _read_create_body(request)
+    unknown = sorted(set(fields) - CREATE_FIELDS)
+    if unknown:
+        raise InvalidRequest(
+            f"Unrecognized request argument supplied: {unknown[0]}.",
+            param=unknown[0],
+            code="unknown_parameter",
+        )
+    create = build_create(
+        request.app[keys.CONFIG],
+        request[keys.CLIENT_KEY],
+        prompt=fields.get("prompt"),
+        model=fields.get("model"),
+        size=fields.get("size"),
+        seconds=fields.get("seconds"),
+        input_reference=_input_reference(fields.get("input_reference")),
+    )
+    job = await request.app[keys.DISPATCHER].create(request[keys.CLIENT_KEY].name, create)
+    return json_response(video_object(job))
+
+
+async def get_video(request: web.Request) -> web.Response:
+    return json_response(video_object(owned_job(request)), headers=_poll_headers(request))
+
+
+async def list_videos(request: web.Request) -> web.Response:
+    query = request.query
+    order = query.get("order", "desc")
+    if order not in ("asc", "desc"):
+        raise InvalidRequest(
+            "'order' must be 'asc' or 'desc'.", param="order", code="invalid_value"
+        )
+    raw_limit = query.get("limit", str(LIST_LIMIT_DEFAULT))
+    if not raw_limit.isdigit() or not 0 <= int(raw_limit) <= LIST_LIMIT_MAX:
+        raise InvalidRequest(
+            f"'limit' must be an integer from 0 to {LIST_LIMIT_MAX}.",
+            param="limit",
+            code="invalid_value",
+        )
+    page, has_more = request.app[keys.STORE].list_owned(
+        request[keys.CLIENT_KEY].name, after=query.get("after"), limit=int(raw_limit), order=order
+    )
+    data = [video_object(job) for job in page]
+    body = {
+        "object": "list",
+        "data": data,
+        "first_id": data[0]["id"] if data else None,
+        "last_id": data[-1]["id"] if data else None,
+        "has_more": has_more,
+    }
+    return json_response(body, headers=_poll_headers(request))
+
+
+async def delete_video(request: web.Request) -> web.Response:
+    job = owned_job(request)
+    await request.app[keys.DISPATCHER].delete(job)
+    return json_response({"id": job.id, "object": "video.deleted", "deleted": True})
+
+
+async def remix_video(request: web.Request) -> web.Response:
+    source = owned_job(request)
+    body = await _read_create_body(request)
+    unknown = sorted(set(body) - {"prompt"})
+    if unknown:
+        raise InvalidRequest(
+            f"Unrecognized request argument supplied: {unknown[0]}.",
+            param=unknown[0],
+            code="unknown_parameter",
+        )
+    prompt = body.get("prompt")
+    limit = request.app[keys.CONFIG].server.max_prompt_chars
+    if not isinstance(prompt, str) or not prompt.strip() or len(prompt) > limit:
+        raise InvalidRequest(
+            f"'prompt' must be a non-empty string of at most {limit} characters.",
+            param="prompt",
+            code="invalid_value",
+        )
+    job = await request.app[keys.DISPATCHER].remix(request[keys.CLIENT_KEY].name, source, prompt)
+    return json_response(video_object(job))
+
+
+async def _read_create_body(request: web.Request) -> dict[str, Any]:
+    """JSON or multipart into one dict; an uploaded file stays an ``InputReference``."""
+    if request.content_type == "application/json":
+        try:
+            body = loads(await request.read())
+        except ValueError:
+            raise InvalidRequest(
+                "The request body is not valid JSON.", code="invalid_json"
+            ) from None
+        if not isinstance(body, dict):
+            raise InvalidRequest("The request body must be a JSON object.", code="invalid_json")
+        return body
+    if request.content_type in ("multipart/form-data", "application/x-www-form-urlencoded"):
+        form = await request.post()
+        fields: dict[str, Any] = {}
+        for name, value in form.items():
+            if isinstance(value, web.FileField):
+                fields[name] = InputReference(
+                    data=value.file.read(),
+                    filename=value.filename or "input",
+                    content_type=value.content_type or "application/octet-stream",
+                )
+            else:
+                fields[name] = value
+        return fields
+    raise InvalidRequest(
+        "Send the body as application/json or multipart/form-data.", code="unsupported_content_type"
+    )
+
+
+def _input_reference(value: object) -> InputReference | None:
+    """A file part, ``{"image_url": ...}``, or (relay style) a bare URL string."""
+    if value is None or isinstance(value, InputReference):
+        return value
+    if isinstance(value, dict) and set(value) == {"image_url"} and _is_url(value["image_url"]):
+        return InputReference(url=value["image_url"])
+    if isinstance(value, str) and _is_url(value):
+        return InputReference(url=value)
+    raise InvalidRequest(
+        "Invalid 'input_reference': upload an image file, or give {\"image_url\": URL}.",
+        param="input_reference",
+        code="invalid_type",
+    )
+
+
+def _is_url(value: object) -> bool:
+    return isinstance(value, str) and value.startswith(("https://", "http://", "data:image/"))
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/v1/videos", create_video)
+    app.router.add_get("/v1/videos", list_videos)
+    app.router.add_get("/v1/videos/{video_id}", get_video)
+    app.router.add_delete("/v1/videos/{video_id}", delete_video)
+    app.router.add_post("/v1/videos/{video_id}/remix", remix_video)

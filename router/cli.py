@@ -1,0 +1,115 @@
+"""``sora-proxy serve | check | simulate``: the command line, the event loop choice, exit codes.
+
+Exit codes: 0 fine, 1 the config has problems (each printed by dotted path), 2 bad usage.
+uvloop is used when installed; the loop is chosen here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import sys
+from collections.abc import Sequence
+from dataclasses import fields
+
+from aiohttp import web
+
+from providers.simulation import SimulationSettings
+from router.config import ConfigError, load_config
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format=LOG_FORMAT)
+    if args.command == "simulate":
+        return _simulate(args)
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"{args.config}: {len(exc.problems)} problem(s)", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 1
+    if args.command == "check":
+        print(
+            f"{args.config}: ok ({len(config.providers)} providers, {len(config.keys)} keys, "
+            f"{len(config.models)} models)"
+        )
+        return 0
+    from router.app import create_app  # the server side only when serving
+
+    _install_uvloop()
+    web.run_app(
+        create_app(config),
+        host=args.host or config.server.host,
+        port=args.port if args.port is not None else config.server.port,
+        shutdown_timeout=config.server.shutdown_timeout,
+        access_log=None,
+    )
+    return 0
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from providers.simulator import serve_forever
+
+    raw: dict[str, object] = {}
+    for field in fields(SimulationSettings):
+        value = getattr(args, field.name)
+        if value is not None:
+            raw[field.name] = value.split(",") if field.name.endswith("_words") else value
+    settings, problems = SimulationSettings.parse(raw, "simulate")
+    if problems:
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        return 2
+    _install_uvloop()
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve_forever(settings, host=args.host, port=args.port, api_key=args.api_key))
+    return 0
+
+
+def _install_uvloop() -> None:
+    try:
+        import uvloop
+    except ImportError:
+        return
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sora-proxy", description=__doc__)
+    parser.add_argument(
+        "--log-level", default="info", choices=["debug", "info", "warning", "error"]
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the proxy")
+    serve.add_argument("--config", default="config.yaml")
+    serve.add_argument("--host", help="override server.host")
+    serve.add_argument("--port", type=int, help="override server.port")
+    check = commands.add_parser("check", help="validate a config file and list every problem")
+    check.add_argument("--config", default="config.yaml")
+    simulate = commands.add_parser("simulate", help="run a simulated upstream on its own")
+    simulate.add_argument("--host", default="127.0.0.1")
+    simulate.add_argument("--port", type=int, default=9000)
+    simulate.add_argument("--api-key", default="", help="require this Bearer/api-key secret")
+    for field in fields(SimulationSettings):
+        kind = (
+            str
+            if field.name.endswith("_words")
+            else (int if field.name in ("seed", "creates_per_minute", "video_bytes") else float)
+        )
+        simulate.add_argument(
+            f"--{field.name.replace('_', '-')}",
+            dest=field.name,
+            type=kind,
+            help="comma-separated" if kind is str else None,
+        )
+    return parser
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,69 @@
+"""Finished assets, streamed from the provider that rendered them; never buffered whole.
+
+``Range`` goes through to the upstream and its 206 answer comes back, so players can seek.
+A job that has not completed is a 409 (with ``x-should-retry: false``, so the SDK does not
+hammer it).
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from providers.base import ProviderError
+from router import keys
+from router.api_openai import owned_job
+from router.errors import InvalidRequest, NotFound, NotReady, UpstreamFailed
+from router.jobs import Job, JobState
+
+VARIANTS = ("video", "thumbnail", "spritesheet")
+
+
+async def get_content(request: web.Request) -> web.StreamResponse:
+    job = owned_job(request)
+    variant = request.query.get("variant", "video")
+    if variant not in VARIANTS:
+        raise InvalidRequest(
+            f"Invalid value for 'variant': {variant!r}. Supported values are: "
+            f"{', '.join(VARIANTS)}.",
+            param="variant",
+            code="invalid_value",
+        )
+    return await stream_asset(request, job, variant)
+
+
+async def stream_asset(request: web.Request, job: Job, variant: str) -> web.StreamResponse:
+    """Relay one asset of a completed job to the client (shared by both dialects)."""
+    if job.state is not JobState.COMPLETED:
+        raise NotReady(
+            f"Video '{job.id}' is {job.state.value}; content is available once it has completed.",
+            param="video_id",
+        )
+    entry = request.app[keys.SELECTOR].pinned(job.current.provider)
+    if entry is None:
+        raise UpstreamFailed("The provider that rendered this video is no longer configured.")
+    try:
+        upstream = await entry.adapter.open_content(
+            job.current.upstream_id, variant, request.headers.get("Range")
+        )
+    except ProviderError as exc:
+        if exc.status == 404:
+            raise NotFound(
+                "The provider no longer has this video's content.", code="content_expired"
+            ) from exc
+        raise UpstreamFailed("The provider failed to serve this video's content.") from exc
+    try:
+        response = web.StreamResponse(status=upstream.status, headers=upstream.headers)
+        response.content_type = upstream.content_type
+        if upstream.content_length is not None:
+            response.content_length = upstream.content_length
+        await response.prepare(request)
+        async for chunk in upstream.chunks():
+            await response.write(chunk)
+        await response.write_eof()
+        return response
+    finally:
+        upstream.close()
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/v1/videos/{video_id}/content", get_content)

@@ -1,0 +1,173 @@
+"""The downstream error tree and the middleware that renders it as the OpenAI envelope.
+
+Every error a client sees is ``{"error": {"message", "type", "param", "code"}}`` with the
+status below; the ``openai`` SDK maps the status to its exception class and fills ``.code``::
+
+    RouterError (500 server_error)
+    ├── InvalidRequest        400  invalid_request_error (param names the field)
+    ├── Unauthenticated       401  invalid_api_key
+    ├── Forbidden             403  model not allowed for this key, or not an admin key
+    ├── NotFound              404  unknown job, route, or another key's job
+    ├── MethodNotAllowed      405
+    ├── NotReady              409  content asked for before the render completed
+    ├── PayloadTooLarge       413
+    ├── TooManyRequests       429  with Retry-After
+    ├── UpstreamFailed        502  every capable provider failed to take the request
+    └── Unavailable           503  no provider can take it now, or shutting down
+
+Handlers raise these; nothing else builds an error body.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Awaitable, Callable, Mapping
+
+from aiohttp import web
+
+from router.jsonio import json_response
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class RouterError(Exception):
+    status = 500
+    type = "server_error"
+    default_code: str | None = None
+    # The openai SDK retries 408/409/429/5xx; say when a retry cannot help.
+    retry_helps = True
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.code = code if code is not None else self.default_code
+        self.headers = dict(headers or {})
+
+    def to_response(self) -> web.Response:
+        headers = dict(self.headers)
+        if not self.retry_helps:
+            headers["x-should-retry"] = "false"
+        body = {
+            "error": {
+                "message": self.message,
+                "type": self.type,
+                "param": self.param,
+                "code": self.code,
+            }
+        }
+        return json_response(body, status=self.status, headers=headers)
+
+
+class InvalidRequest(RouterError):
+    status = 400
+    type = "invalid_request_error"
+    retry_helps = False
+
+
+class Unauthenticated(RouterError):
+    status = 401
+    type = "invalid_request_error"
+    default_code = "invalid_api_key"
+    retry_helps = False
+
+
+class Forbidden(RouterError):
+    status = 403
+    type = "invalid_request_error"
+    default_code = "permission_denied"
+    retry_helps = False
+
+
+class NotFound(RouterError):
+    status = 404
+    type = "invalid_request_error"
+    default_code = "not_found"
+    retry_helps = False
+
+
+class MethodNotAllowed(InvalidRequest):
+    status = 405
+    default_code = "method_not_allowed"
+
+
+class NotReady(RouterError):
+    status = 409
+    type = "invalid_request_error"
+    default_code = "video_not_ready"
+    retry_helps = False
+
+
+class PayloadTooLarge(RouterError):
+    status = 413
+    type = "invalid_request_error"
+    default_code = "request_too_large"
+    retry_helps = False
+
+
+class TooManyRequests(RouterError):
+    status = 429
+    type = "rate_limit_error"
+    default_code = "rate_limit_exceeded"
+
+    def __init__(self, message: str, *, retry_after: float, code: str | None = None) -> None:
+        super().__init__(
+            message, code=code, headers={"Retry-After": str(max(1, math.ceil(retry_after)))}
+        )
+
+
+class UpstreamFailed(RouterError):
+    status = 502
+    type = "server_error"
+    default_code = "upstream_error"
+
+
+class Unavailable(RouterError):
+    status = 503
+    type = "server_error"
+    default_code = "service_unavailable"
+
+
+_HTTP_TO_ERROR: dict[int, type[RouterError]] = {
+    400: InvalidRequest,
+    401: Unauthenticated,
+    403: Forbidden,
+    404: NotFound,
+    413: PayloadTooLarge,
+}
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Render every failure as the OpenAI envelope; an unexpected one is logged, never leaked."""
+    try:
+        return await handler(request)
+    except RouterError as exc:
+        return exc.to_response()
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        if exc.status == 413:
+            return PayloadTooLarge("Request body is larger than this server accepts.").to_response()
+        if exc.status == 405:
+            return MethodNotAllowed(
+                f"Method {request.method} is not allowed on {request.path}."
+            ).to_response()
+        kind = _HTTP_TO_ERROR.get(exc.status, RouterError)
+        message = (
+            f"Unknown route {request.method} {request.path}." if exc.status == 404 else exc.reason
+        )
+        return kind(message).to_response()
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return RouterError("The proxy failed to handle this request.").to_response()

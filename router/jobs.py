@@ -1,0 +1,238 @@
+"""Jobs and attempts: the proxy-owned render and each try of it on one provider.
+
+A job's state only moves forward through ``Job.transition`` (compare-and-set on the expected
+state), so a job is settled exactly once however many pollers or handlers race for it.
+Progress never goes backwards and stays below 100 until the job is completed. Each change bumps
+``version``, which the store uses to keep the newest snapshot.
+"""
+
+from __future__ import annotations
+
+import enum
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+from providers.base import UpstreamJob, UpstreamStatus
+
+
+class JobState(enum.Enum):
+    QUEUED = "queued"  # accepted by a provider, not rendering yet
+    IN_PROGRESS = "in_progress"  # a provider is rendering it
+    COMPLETED = (
+        "completed"  # rendered; the asset can be downloaded from the last attempt's provider
+    )
+    FAILED = "failed"  # finished without an asset; error_code says why
+
+    @property
+    def finished(self) -> bool:
+        return self is JobState.COMPLETED or self is JobState.FAILED
+
+
+_FORWARD: dict[JobState, frozenset[JobState]] = {
+    JobState.QUEUED: frozenset({JobState.IN_PROGRESS, JobState.COMPLETED, JobState.FAILED}),
+    JobState.IN_PROGRESS: frozenset({JobState.COMPLETED, JobState.FAILED}),
+    JobState.COMPLETED: frozenset(),
+    JobState.FAILED: frozenset(),
+}
+
+
+class AttemptState(enum.Enum):
+    QUEUED = "queued"  # the upstream accepted it and has not started
+    IN_PROGRESS = "in_progress"  # the upstream is rendering
+    COMPLETED = "completed"  # the upstream finished with an asset
+    FAILED = "failed"  # the upstream finished without an asset, or we gave up on it
+
+    @property
+    def finished(self) -> bool:
+        return self is AttemptState.COMPLETED or self is AttemptState.FAILED
+
+
+def new_job_id() -> str:
+    """``video_`` and 48 hex digits, the shape OpenAI's ids have."""
+    return "video_" + secrets.token_hex(24)
+
+
+@dataclass(slots=True, kw_only=True)
+class Attempt:
+    """One try of a job on one provider, under that provider's own id."""
+
+    provider: str
+    upstream_id: str
+    state: AttemptState = AttemptState.QUEUED
+    progress: int = 0
+    submitted_at: float
+    finished_at: float | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "provider": self.provider,
+            "upstream_id": self.upstream_id,
+            "state": self.state.value,
+            "progress": self.progress,
+            "submitted_at": self.submitted_at,
+            "finished_at": self.finished_at,
+            "error_code": self.error_code,
+            "error_message": self.error_message,
+        }
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Attempt:
+        return cls(
+            provider=record["provider"],
+            upstream_id=record["upstream_id"],
+            state=AttemptState(record["state"]),
+            progress=record["progress"],
+            submitted_at=record["submitted_at"],
+            finished_at=record["finished_at"],
+            error_code=record["error_code"],
+            error_message=record["error_message"],
+        )
+
+
+@dataclass(slots=True, kw_only=True)
+class Job:
+    """A render the proxy owns, under its own id, whichever providers it runs on."""
+
+    id: str
+    owner: str  # the client key's name
+    model: str  # the client-facing model name
+    prompt: str
+    size: str
+    seconds: int
+    created_at: float
+    state: JobState = JobState.QUEUED
+    progress: int = 0
+    completed_at: float | None = None
+    expires_at: float | None = None
+    remixed_from: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    price_per_second: float = 0.0  # at the provider of the current attempt
+    attempts: list[Attempt] = field(default_factory=list)
+    version: int = 0
+
+    @property
+    def current(self) -> Attempt:
+        return self.attempts[-1]
+
+    @property
+    def cost_usd(self) -> float:
+        """What the finished render costs; failed renders cost nothing."""
+        if self.state is not JobState.COMPLETED:
+            return 0.0
+        return round(self.price_per_second * self.seconds, 6)
+
+    def transition(self, expected: JobState, new: JobState) -> bool:
+        """Move from ``expected`` to ``new`` if the job is still in ``expected``."""
+        if self.state is not expected or new not in _FORWARD[expected]:
+            return False
+        self.state = new
+        self.version += 1
+        return True
+
+    def advance_progress(self, progress: int) -> bool:
+        """Raise progress (never lower it), capped at 99 until the job completes."""
+        ceiling = 100 if self.state is JobState.COMPLETED else 99
+        value = min(max(progress, 0), ceiling)
+        if value <= self.progress:
+            return False
+        self.progress = value
+        self.version += 1
+        return True
+
+    def observe(self, seen: UpstreamJob, now: float) -> bool:
+        """Fold what the current attempt's upstream said into the job; True if anything changed.
+
+        Completion and failure settle the attempt and the job once; an unrecognised status word
+        changes nothing, so the job stays in flight.
+        """
+        attempt = self.current
+        if attempt.state.finished or seen.status is UpstreamStatus.UNRECOGNISED:
+            return False
+        before = self.version
+        if seen.progress is not None and seen.progress > attempt.progress:
+            attempt.progress = seen.progress
+            self.version += 1
+        if seen.status is UpstreamStatus.IN_PROGRESS:
+            attempt.state = AttemptState.IN_PROGRESS
+            self.transition(JobState.QUEUED, JobState.IN_PROGRESS)
+            self.advance_progress(attempt.progress)
+        elif seen.status is UpstreamStatus.COMPLETED:
+            self._settle_attempt(AttemptState.COMPLETED, now, None, None)
+            if self.transition(self.state, JobState.COMPLETED):
+                self.progress = 100
+                self.completed_at = now
+                self.expires_at = seen.expires_at
+        elif seen.status is UpstreamStatus.FAILED:
+            code = seen.error_code or "render_failed"
+            message = seen.error_message or "The provider failed to render the video."
+            self._settle_attempt(AttemptState.FAILED, now, code, message)
+        return self.version != before
+
+    def fail(self, code: str, message: str, now: float) -> bool:
+        """Settle the job as failed (once); the current attempt is closed too."""
+        if self.state.finished:
+            return False
+        if not self.current.state.finished:
+            self._settle_attempt(AttemptState.FAILED, now, code, message)
+        self.transition(self.state, JobState.FAILED)
+        self.error_code = code
+        self.error_message = message
+        self.completed_at = now
+        return True
+
+    def _settle_attempt(
+        self, state: AttemptState, now: float, code: str | None, message: str | None
+    ) -> None:
+        attempt = self.current
+        attempt.state = state
+        attempt.finished_at = now
+        attempt.error_code = code
+        attempt.error_message = message
+        self.version += 1
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "owner": self.owner,
+            "model": self.model,
+            "prompt": self.prompt,
+            "size": self.size,
+            "seconds": self.seconds,
+            "created_at": self.created_at,
+            "state": self.state.value,
+            "progress": self.progress,
+            "completed_at": self.completed_at,
+            "expires_at": self.expires_at,
+            "remixed_from": self.remixed_from,
+            "error_code": self.error_code,
+            "error_message": self.error_message,
+            "price_per_second": self.price_per_second,
+            "attempts": [a.to_record() for a in self.attempts],
+            "version": self.version,
+        }
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Job:
+        return cls(
+            id=record["id"],
+            owner=record["owner"],
+            model=record["model"],
+            prompt=record["prompt"],
+            size=record["size"],
+            seconds=record["seconds"],
+            created_at=record["created_at"],
+            state=JobState(record["state"]),
+            progress=record["progress"],
+            completed_at=record["completed_at"],
+            expires_at=record["expires_at"],
+            remixed_from=record["remixed_from"],
+            error_code=record["error_code"],
+            error_message=record["error_message"],
+            price_per_second=record["price_per_second"],
+            attempts=[Attempt.from_record(a) for a in record["attempts"]],
+            version=record["version"],
+        )

@@ -1,0 +1,155 @@
+"""The background poller: asks each in-flight attempt's provider for news at its own pace.
+
+Client polls never reach an upstream; they read the store, which this task keeps current.
+Each job is due once per ``poll_interval`` of its provider, however often its client polls,
+and status reads per provider run under a concurrency cap. A failed status read is not a
+failed job: the job is polled again later (after ``Retry-After`` on a 429). A job whose
+upstream id is gone (404) has lost its render and fails with ``upstream_job_missing``.
+
+Jobs are scheduled on a heap keyed by the loop's monotonic clock; timestamps written into
+jobs come from the injected wall clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import itertools
+import logging
+from collections.abc import Callable
+
+from providers.base import ProviderError, RateLimited, Rejected
+from router.jobs import AttemptState, Job
+from router.pool import ProviderPool
+from router.store import JobStore
+
+log = logging.getLogger(__name__)
+
+READS_PER_PROVIDER = 16  # concurrent status reads to one provider
+ERROR_BACKOFF_CAP = 60.0  # seconds; failed status reads back off up to this
+
+
+class Poller:
+    def __init__(
+        self,
+        *,
+        store: JobStore,
+        pool: ProviderPool,
+        clock: Callable[[], float],
+        on_settled: Callable[[Job], None] | None = None,
+    ) -> None:
+        self._store = store
+        self._pool = pool
+        self._clock = clock
+        self._on_settled = on_settled
+        self._due: list[tuple[float, int, str]] = []
+        self._sequence = itertools.count()
+        self._wake = asyncio.Event()
+        self._reads: dict[str, asyncio.Semaphore] = {}
+        self._errors: dict[str, int] = {}  # job id -> consecutive failed reads
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._runner: asyncio.Task[None] | None = None
+
+    def track(self, job: Job, delay: float | None = None) -> None:
+        """Poll ``job`` after ``delay`` seconds (default: its provider's poll interval)."""
+        if delay is None:
+            delay = self._interval(job)
+        loop = asyncio.get_running_loop()
+        heapq.heappush(self._due, (loop.time() + delay, next(self._sequence), job.id))
+        self._wake.set()
+
+    def resume(self, jobs: list[Job]) -> None:
+        """Pick up jobs that were in flight before a restart, spread over one interval each."""
+        for index, job in enumerate(jobs):
+            self.track(job, self._interval(job) * index / max(len(jobs), 1))
+
+    def start(self) -> None:
+        self._runner = asyncio.get_running_loop().create_task(self._run(), name="poller")
+
+    async def stop(self) -> None:
+        tasks = [t for t in (self._runner, *self._inflight) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._inflight.clear()
+        self._runner = None
+
+    @property
+    def scheduled(self) -> int:
+        return len(self._due)
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            now = loop.time()
+            while self._due and self._due[0][0] <= now:
+                _, _, job_id = heapq.heappop(self._due)
+                task = loop.create_task(self._poll(job_id))
+                self._inflight.add(task)
+                task.add_done_callback(self._inflight.discard)
+            self._wake.clear()
+            timeout = self._due[0][0] - now if self._due else None
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+
+    async def _poll(self, job_id: str) -> None:
+        job = self._store.get(job_id)
+        if job is None or job.state.finished:
+            return
+        attempt = job.current
+        entry = self._pool.get(attempt.provider)
+        if entry is None:
+            self._settle_failed(job, "provider_missing", "The provider of this render is gone.")
+            return
+        reads = self._reads.setdefault(attempt.provider, asyncio.Semaphore(READS_PER_PROVIDER))
+        try:
+            async with reads:
+                seen = await entry.adapter.get(attempt.upstream_id)
+        except ProviderError as exc:
+            self._read_failed(job, exc)
+            return
+        self._errors.pop(job.id, None)
+        if job.observe(seen, self._clock()):
+            self._store.save(job)
+        if attempt.state is AttemptState.FAILED:
+            self._settle_failed(
+                job,
+                attempt.error_code or "render_failed",
+                attempt.error_message or "The provider failed to render the video.",
+            )
+        elif job.state.finished:
+            self._settled(job)
+        else:
+            self.track(job)
+
+    def _read_failed(self, job: Job, exc: ProviderError) -> None:
+        if isinstance(exc, Rejected) and exc.status == 404:
+            log.warning(
+                "job %s: provider %s lost upstream job %s",
+                job.id,
+                exc.provider,
+                job.current.upstream_id,
+            )
+            self._settle_failed(job, "upstream_job_missing", "The provider lost this render.")
+            return
+        failures = self._errors[job.id] = self._errors.get(job.id, 0) + 1
+        delay = min(self._interval(job) * 2 ** min(failures - 1, 6), ERROR_BACKOFF_CAP)
+        if isinstance(exc, RateLimited) and exc.retry_after is not None:
+            delay = max(delay, exc.retry_after)
+        log.info("job %s: status read failed (%r); next try in %.1fs", job.id, exc, delay)
+        self.track(job, delay)
+
+    def _settle_failed(self, job: Job, code: str, message: str) -> None:
+        if job.fail(code, message, self._clock()):
+            self._store.save(job)
+            self._settled(job)
+
+    def _settled(self, job: Job) -> None:
+        self._errors.pop(job.id, None)
+        if self._on_settled is not None:
+            self._on_settled(job)
+
+    def _interval(self, job: Job) -> float:
+        entry = self._pool.get(job.current.provider)
+        return entry.config.poll_interval if entry is not None else 5.0

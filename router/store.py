@@ -1,0 +1,414 @@
+"""The job store: every job in memory for reads, one SQLite file for durability.
+
+``JobStore`` is the seam a Redis store plugs into later; ``SqliteJobStore`` is the embedded
+default. It owns:
+
+* the in-memory view: every job by id and, per owner, the ``(created_at, id)`` keys in order, so
+  ``get`` is O(1) and ``list_owned`` is O(log n + page) and never touches disk;
+* one SQLite file (WAL, ``synchronous=NORMAL``, schema version in ``PRAGMA user_version``) with
+  tables ``jobs`` (``body`` is the JSON of ``Job.to_record()``) and ``inputs`` (reference images,
+  kept so a job can be re-submitted elsewhere), used by ONE writer thread.
+
+The writer is a dedicated ``threading.Thread`` woken by a ``threading.Event`` and draining a
+``collections.deque``, rather than a single-thread executor: taking everything queued while the
+previous commit ran gives group commit for free (one transaction, one ``executemany`` per run of
+upserts), where an executor runs one task per call; and a deque append is atomic, so a write
+costs the loop no lock (``queue.Queue`` takes one and notifies on every put). Reads (the load at
+``open``, input blobs) go through the same thread: one connection, and a read queued after a
+write sees it.
+
+Callers can rely on: ``insert`` returns once the batch holding the job committed, so a kill -9
+loses no acknowledged job (with ``synchronous=NORMAL`` a power loss may still undo the last
+commits); ``save`` snapshots on the calling (loop) thread and returns at once; on disk the
+highest ``version`` wins whatever order snapshots land in. A job's ``owner`` and ``created_at``
+must not change after ``insert``: they key the owner index.
+
+It must not run SQLite on the event loop, hand a live ``Job`` to the writer thread, or decide
+anything about jobs (transitions, who may see them): it keeps what it is given.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import collections
+import contextlib
+import functools
+import logging
+import os
+import sqlite3
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Generic, Protocol, TypeVar
+
+from providers.base import InputReference
+from router import jsonio
+from router.jobs import Job
+
+__all__ = ["SCHEMA_VERSION", "JobStore", "SqliteJobStore"]
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+_MAX_BATCH = 10_000  # bounds how long a flush or blob read waits behind one transaction
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY, owner TEXT NOT NULL, created_at REAL NOT NULL,
+    finished INTEGER NOT NULL, version INTEGER NOT NULL, body BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS jobs_owner_created ON jobs (owner, created_at, id);
+CREATE TABLE IF NOT EXISTS inputs (
+    job_id TEXT PRIMARY KEY, filename TEXT, content_type TEXT, url TEXT, data BLOB);
+"""
+_UPSERT_JOB = (
+    "INSERT INTO jobs (id, owner, created_at, finished, version, body) VALUES (?, ?, ?, ?, ?, ?)"
+    # owner and created_at never change, so their index is left alone
+    " ON CONFLICT(id) DO UPDATE SET finished = excluded.finished, version = excluded.version,"
+    " body = excluded.body"
+    " WHERE excluded.version >= jobs.version"
+)
+_UPSERT_INPUT = "INSERT OR REPLACE INTO inputs VALUES (?, ?, ?, ?, ?)"
+
+_T = TypeVar("_T")
+_JobRow = tuple[str, str, float, int, int, bytes]
+_InputRow = tuple[str, str, str, str | None, bytes | None]
+_Reply = tuple[asyncio.Future[Any], Any, BaseException | None]
+
+
+class JobStore(Protocol):
+    """Where jobs live: reads from memory, writes made durable behind the caller's back."""
+
+    async def open(self) -> None: ...
+    def get(self, job_id: str) -> Job | None: ...
+    def list_owned(
+        self, owner: str, *, after: str | None, limit: int, order: str
+    ) -> tuple[list[Job], bool]: ...
+    def unfinished(self) -> list[Job]: ...
+    async def insert(self, job: Job, input_reference: InputReference | None = None) -> None: ...
+    def save(self, job: Job) -> None: ...
+    async def delete(self, job_id: str) -> None: ...
+    async def input_reference(self, job_id: str) -> InputReference | None: ...
+    async def flush(self) -> None: ...
+    async def close(self) -> None: ...
+    def __len__(self) -> int: ...
+
+
+@dataclass(slots=True)
+class _Upsert:
+    job: _JobRow
+    input: _InputRow | None
+    done: asyncio.Future[None] | None  # None for save(): nobody waits
+
+
+@dataclass(slots=True)
+class _Call(Generic[_T]):
+    fn: Callable[[sqlite3.Connection], _T]  # runs on the writer thread, inside the batch
+    done: asyncio.Future[_T]
+
+
+@dataclass(slots=True)
+class _Stop:
+    done: asyncio.Future[None]
+
+
+class SqliteJobStore:
+    """The embedded ``JobStore``: a dict in memory, a SQLite file behind one writer thread."""
+
+    __slots__ = (
+        "_by_owner",
+        "_commits",
+        "_jobs",
+        "_path",
+        "_pending",
+        "_stopped",
+        "_thread",
+        "_wake",
+    )
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self._path = Path(path)
+        self._jobs: dict[str, Job] = {}
+        self._by_owner: dict[str, list[tuple[float, str]]] = {}  # sorted (created_at, id)
+        self._pending: collections.deque[_Upsert | _Call[Any] | _Stop] = collections.deque()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._stopped = False
+        self._commits = 0
+
+    @property
+    def commits(self) -> int:
+        """Transactions committed so far; group commit keeps this far below the writes."""
+        return self._commits
+
+    def __len__(self) -> int:
+        return len(self._jobs)
+
+    async def open(self) -> None:
+        if self._thread is not None or self._stopped:
+            raise RuntimeError("SqliteJobStore can be opened once")
+        loop = asyncio.get_running_loop()
+        ready: asyncio.Future[list[Job]] = loop.create_future()
+        # daemon: a forgotten close() must not hang interpreter exit; acknowledged writes are
+        # already on disk and close() is the clean way out
+        thread = threading.Thread(
+            target=self._run, args=(loop, ready), name="job-store-writer", daemon=True
+        )
+        thread.start()
+        self._thread = thread
+        try:
+            jobs = await ready
+        except Exception:
+            self._thread = None  # the thread has ended; close() has nothing to stop
+            raise
+        for job in jobs:
+            self._index(job)
+
+    def get(self, job_id: str) -> Job | None:
+        return self._jobs.get(job_id)
+
+    def list_owned(
+        self, owner: str, *, after: str | None, limit: int, order: str
+    ) -> tuple[list[Job], bool]:
+        if limit < 1 or order not in ("asc", "desc"):
+            raise ValueError(f"bad page: limit={limit} order={order!r}")
+        keys = self._by_owner.get(owner, [])
+        start, end = 0, len(keys)  # the slice of keys the page may come from
+        if after is not None:
+            anchor = self._jobs.get(after)
+            if anchor is None or anchor.owner != owner:  # never reveal whether it exists
+                return [], False
+            at = bisect.bisect_left(keys, (anchor.created_at, anchor.id))
+            if order == "asc":
+                start = at + 1
+            else:
+                end = at
+        if order == "asc":
+            page, has_more = keys[start : start + limit], start + limit < end
+        else:
+            page, has_more = keys[max(start, end - limit) : end][::-1], end - limit > start
+        return [self._jobs[job_id] for _, job_id in page], has_more
+
+    def unfinished(self) -> list[Job]:
+        # a scan, not an index: jobs finish by mutation the store does not see; called at startup
+        return [job for job in self._jobs.values() if not job.state.finished]
+
+    async def insert(self, job: Job, input_reference: InputReference | None = None) -> None:
+        if job.id in self._jobs:
+            raise ValueError(f"job {job.id} is already stored")
+        input_row: _InputRow | None = None
+        if (ref := input_reference) is not None:
+            input_row = (job.id, ref.filename, ref.content_type, ref.url, ref.data)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._put(_Upsert(_job_row(job), input_row, done))
+        self._index(job)
+        try:
+            await done
+        except Exception:
+            # never acknowledged, so never served; a cancelled caller keeps it (the write goes on)
+            if self._jobs.get(job.id) is job:
+                self._unindex(job)
+            raise
+
+    def save(self, job: Job) -> None:
+        if job.id not in self._jobs:
+            # deleted meanwhile: writing it would bring the row back at the next start
+            log.debug("job store: not saving job %s, it is not stored", job.id)
+            return
+        self._put(_Upsert(_job_row(job), None, None))
+
+    async def delete(self, job_id: str) -> None:
+        job = self._jobs.get(job_id)
+        if job is not None:
+            self._unindex(job)
+        await self._call(lambda conn: _delete_rows(conn, job_id))
+
+    async def input_reference(self, job_id: str) -> InputReference | None:
+        return await self._call(lambda conn: _read_input(conn, job_id))
+
+    async def flush(self) -> None:
+        await self._call(lambda conn: None)
+
+    async def close(self) -> None:
+        thread, self._thread = self._thread, None
+        self._stopped = True
+        if thread is None:
+            return
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append(_Stop(done))  # after everything queued: close flushes
+        self._wake.set()
+        await done
+        thread.join()  # it answered as its last act: this wait is momentary
+
+    def _index(self, job: Job) -> None:
+        self._jobs[job.id] = job
+        bisect.insort(self._by_owner.setdefault(job.owner, []), (job.created_at, job.id))
+
+    def _unindex(self, job: Job) -> None:
+        del self._jobs[job.id]
+        keys = self._by_owner[job.owner]
+        del keys[bisect.bisect_left(keys, (job.created_at, job.id))]
+        if not keys:
+            del self._by_owner[job.owner]
+
+    def _put(self, op: _Upsert | _Call[Any]) -> None:
+        if self._thread is None:
+            raise RuntimeError("the job store is not open")
+        self._pending.append(op)
+        if not self._wake.is_set():  # a lock and a notify per batch, not per write
+            self._wake.set()
+
+    async def _call(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
+        done: asyncio.Future[_T] = asyncio.get_running_loop().create_future()
+        self._put(_Call(fn, done))
+        return await done
+
+    # --- everything below runs on the writer thread ---
+
+    def _run(self, loop: asyncio.AbstractEventLoop, ready: asyncio.Future[list[Job]]) -> None:
+        try:
+            conn, jobs = _open(self._path)
+        except Exception as exc:
+            _reply(loop, [(ready, None, exc)])
+            return
+        _reply(loop, [(ready, jobs, None)])
+        with contextlib.closing(conn):
+            while True:
+                self._wake.wait()
+                self._wake.clear()  # before draining: anything appended later sets it again
+                while self._pending:
+                    count = min(len(self._pending), _MAX_BATCH)
+                    ops = [self._pending.popleft() for _ in range(count)]
+                    writes = [op for op in ops if not isinstance(op, _Stop)]
+                    replies = self._commit(conn, writes) if writes else []
+                    stops = [op.done for op in ops if isinstance(op, _Stop)]
+                    _reply(loop, replies + [(done, None, None) for done in stops])
+                    if stops:
+                        return
+
+    def _commit(self, conn: sqlite3.Connection, ops: list[_Upsert | _Call[Any]]) -> list[_Reply]:
+        """One transaction for the batch, applied in queue order (a delete after a save wins)."""
+        replies: list[_Reply] = []
+        try:
+            conn.execute("BEGIN")
+            run: list[_Upsert] = []
+            for op in ops:
+                if isinstance(op, _Upsert):
+                    run.append(op)
+                    continue
+                if run:
+                    _write_run(conn, run, replies)
+                    run = []
+                try:
+                    result = _savepoint(conn, functools.partial(op.fn, conn))
+                except Exception as exc:
+                    replies.append((op.done, None, exc))
+                else:
+                    replies.append((op.done, result, None))
+            if run:
+                _write_run(conn, run, replies)
+            conn.execute("COMMIT")
+        except Exception as exc:  # the commit itself failed (disk full, I/O): the whole batch did
+            # inserts in it fail; its saves reach disk with each job's next save
+            log.exception("job store: a batch of %d writes failed", len(ops))
+            if conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):  # a broken connection: next batch retries
+                    conn.execute("ROLLBACK")
+            return [(op.done, None, exc) for op in ops if op.done is not None]
+        self._commits += 1
+        return replies
+
+
+def _job_row(job: Job) -> _JobRow:
+    """The snapshot, taken on the caller's thread: the writer never sees a live ``Job``."""
+    body = jsonio.dumps(job.to_record())
+    return (job.id, job.owner, job.created_at, int(job.state.finished), job.version, body)
+
+
+def _open(path: Path) -> tuple[sqlite3.Connection, list[Job]]:
+    """Connect, create or check the schema, and load every job (on the writer thread)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, isolation_level=None)  # we issue BEGIN/COMMIT per batch
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        # in WAL mode NORMAL syncs at checkpoints, not per commit: a crashed process loses
+        # nothing committed, a power cut may lose the last commits
+        conn.execute("PRAGMA synchronous=NORMAL")
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise RuntimeError(f"{path}: schema version {version} is newer than this code")
+        if version < SCHEMA_VERSION:
+            conn.executescript(f"BEGIN; {_SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
+        rows = conn.execute("SELECT body FROM jobs").fetchall()
+        return conn, [Job.from_record(jsonio.loads(body)) for (body,) in rows]
+    except BaseException:
+        conn.close()
+        raise
+
+
+def _savepoint(conn: sqlite3.Connection, fn: Callable[[], _T]) -> _T:
+    """Run ``fn`` so that, if it raises, none of its statements stay in the transaction."""
+    conn.execute("SAVEPOINT op")
+    try:
+        return fn()
+    except BaseException:
+        conn.execute("ROLLBACK TO op")
+        raise
+    finally:
+        conn.execute("RELEASE op")
+
+
+def _write_run(conn: sqlite3.Connection, run: list[_Upsert], replies: list[_Reply]) -> None:
+    failed: dict[int, sqlite3.Error] = {}  # id(op) -> why its row could not be written
+    try:
+        _savepoint(conn, lambda: _write_many(conn, run))
+    except sqlite3.Error:
+        # one bad row fails the whole executemany: redo row by row so only that job fails
+        for op in run:
+            try:
+                _savepoint(conn, functools.partial(_write_many, conn, [op]))
+            except sqlite3.Error as exc:
+                log.error("job store: writing job %s failed: %r", op.job[0], exc)
+                failed[id(op)] = exc
+    replies.extend((op.done, None, failed.get(id(op))) for op in run if op.done is not None)
+
+
+def _write_many(conn: sqlite3.Connection, run: list[_Upsert]) -> None:
+    conn.executemany(_UPSERT_JOB, [op.job for op in run])
+    conn.executemany(_UPSERT_INPUT, [op.input for op in run if op.input is not None])
+
+
+def _delete_rows(conn: sqlite3.Connection, job_id: str) -> None:
+    conn.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+    conn.execute("DELETE FROM inputs WHERE job_id = ?", (job_id,))
+
+
+def _read_input(conn: sqlite3.Connection, job_id: str) -> InputReference | None:
+    row = conn.execute(
+        "SELECT filename, content_type, url, data FROM inputs WHERE job_id = ?", (job_id,)
+    ).fetchone()
+    if row is None:
+        return None
+    filename, content_type, url, data = row
+    return InputReference(data=data, filename=filename, content_type=content_type, url=url)
+
+
+def _reply(loop: asyncio.AbstractEventLoop, replies: list[_Reply]) -> None:
+    """Hand results to the loop in one wake-up per batch, not one per future."""
+    if not replies:
+        return
+    try:
+        loop.call_soon_threadsafe(_settle, replies)
+    except RuntimeError:  # the loop closed without close(): nobody is left waiting
+        log.warning("job store: event loop closed, %d replies dropped", len(replies))
+
+
+def _settle(replies: list[_Reply]) -> None:
+    for done, result, exc in replies:
+        if done.done():  # its awaiter was cancelled; the write happened regardless
+            continue
+        if exc is None:
+            done.set_result(result)
+        else:
+            done.set_exception(exc)
