@@ -7,11 +7,6 @@ dies and finishes only when the test advances the clock.
 
 from __future__ import annotations
 
-import asyncio
-import signal
-import socket
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -22,8 +17,8 @@ import yaml
 from providers.simulation import SimulationSettings
 from providers.simulator import Simulator
 from tests.conftest import ALICE, wait_for
+from tests.proxy_process import ProxyProcess, start_proxy_process
 
-ROOT = Path(__file__).resolve().parent.parent
 RENDER_SECONDS = 30.0
 
 
@@ -33,12 +28,6 @@ class ManualClock:
 
     def __call__(self) -> float:
         return self.now
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
@@ -52,9 +41,9 @@ async def upstream() -> AsyncIterator[tuple[Simulator, ManualClock]]:
     await sim.stop()
 
 
-def write_config(tmp_path: Path, upstream_url: str, port: int) -> Path:
+def write_config(tmp_path: Path, upstream_url: str) -> Path:
     config = {
-        "server": {"host": "127.0.0.1", "port": port, "poll_after_ms": 50},
+        "server": {"host": "127.0.0.1", "poll_after_ms": 50},
         "store": {"path": str(tmp_path / "jobs.db")},
         "keys": [{"name": "alice", "key": ALICE}],
         "providers": [
@@ -74,45 +63,15 @@ def write_config(tmp_path: Path, upstream_url: str, port: int) -> Path:
     return path
 
 
-async def start_proxy_process(config: Path, url: str) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen(  # noqa: ASYNC220 - a Popen returns at once; nothing blocks
-        [
-            sys.executable,
-            "-m",
-            "router",
-            "--log-level",
-            "warning",
-            "serve",
-            "--config",
-            str(config),
-        ],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-    async def ready() -> bool:
-        assert process.poll() is None, "proxy exited"
-        try:
-            async with aiohttp.ClientSession() as s, s.get(f"{url}/readyz") as r:
-                return r.status == 200
-        except aiohttp.ClientConnectionError:
-            return False
-
-    await wait_for(ready, within=20)
-    return process
-
-
 async def test_kill_9_mid_render_then_restart_completes_every_job(
     tmp_path: Path, upstream: tuple[Simulator, ManualClock]
 ) -> None:
     sim, clock = upstream
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    config = write_config(tmp_path, sim.base_url, port)
+    config = write_config(tmp_path, sim.base_url)
     headers = {"Authorization": f"Bearer {ALICE}"}
 
-    process = await start_proxy_process(config, url)
+    proxy = await start_proxy_process(config)
+    url = proxy.url
     try:
         async with aiohttp.ClientSession(headers=headers) as http:
             ids = []
@@ -121,11 +80,11 @@ async def test_kill_9_mid_render_then_restart_completes_every_job(
                     assert r.status == 200
                     ids.append((await r.json())["id"])
             clock.now += RENDER_SECONDS / 2  # all four are rendering, none finished
-            process.send_signal(signal.SIGKILL)
-            process.wait(timeout=10)
+            proxy.kill_9()
             assert sim.stats.creates_accepted == 4
 
-            process = await start_proxy_process(config, url)
+            proxy = ProxyProcess(config, int(url.rsplit(":", 1)[1]))  # same port, same file
+            await proxy.ready()
             for video_id in ids:
                 async with http.get(f"{url}/v1/videos/{video_id}") as r:
                     assert r.status == 200
@@ -147,6 +106,4 @@ async def test_kill_9_mid_render_then_restart_completes_every_job(
                     assert len(await r.read()) == sim.settings.video_bytes
             assert sim.stats.creates_accepted == 4  # nothing was rendered twice
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            await asyncio.to_thread(process.wait, 10)
+        await proxy.stop()

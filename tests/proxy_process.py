@@ -1,0 +1,72 @@
+"""The proxy as a real operating-system process (``python -m router serve``), for the tests
+that need to kill it or to run exactly what the README says."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import aiohttp
+
+from tests.conftest import wait_for
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class ProxyProcess:
+    def __init__(self, config: Path, port: int) -> None:
+        self.url = f"http://127.0.0.1:{port}"
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "router",
+                "--log-level",
+                "warning",
+                "serve",
+                "--config",
+                str(config),
+                "--port",
+                str(port),
+            ],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    async def ready(self, within: float = 20.0) -> None:
+        async def answering() -> bool:
+            assert self.process.poll() is None, "the proxy exited"
+            try:
+                async with aiohttp.ClientSession() as s, s.get(f"{self.url}/readyz") as r:
+                    return r.status == 200
+            except aiohttp.ClientConnectionError:
+                return False
+
+        await wait_for(answering, within=within)
+
+    def kill_9(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    async def stop(self) -> int:
+        """SIGTERM, as an orchestrator would; returns the exit code."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        return await asyncio.to_thread(self.process.wait, 15)
+
+
+async def start_proxy_process(config: Path, port: int | None = None) -> ProxyProcess:
+    proxy = ProxyProcess(config, port or free_port())
+    await proxy.ready()
+    return proxy
