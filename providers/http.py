@@ -66,10 +66,12 @@ class HttpProvider:
         api_key: str,
         timeout: float,
         max_connections: int | None,
+        api_version: str = "",
     ) -> None:
         self.name = name
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key
+        self._api_version = api_version  # only wire formats that version their API send it
         self._timeout = aiohttp.ClientTimeout(total=timeout, connect=min(timeout, 10.0))
         # Downloads can outlast any total timeout; only a silent socket is an error there.
         self._content_timeout = aiohttp.ClientTimeout(

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from providers.azure import AzureVideosProvider
 from providers.base import Provider
 from providers.openai import OpenAIVideosProvider
+from providers.relay import RelayProvider
 
 # Each takes the keyword arguments of ``HttpProvider.__init__``.
 AdapterFactory = Callable[..., Provider]
 
 ADAPTERS: dict[str, AdapterFactory] = {
     "openai": OpenAIVideosProvider,
+    "azure": AzureVideosProvider,
+    "relay": RelayProvider,
 }
 
 

@@ -2,11 +2,13 @@
 
 Every answer is the full Video object under the proxy's id; reads come from the store's
 memory and never reach an upstream. Another key's job is indistinguishable from an unknown
-id (404), in lists as well.
+id (404), in lists as well. The owner check and the body readers here are public because
+the relay dialect (``router.api_relay``) uses the same ones.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
@@ -19,6 +21,7 @@ from router.jsonio import json_response, loads
 from router.validate import build_create
 
 CREATE_FIELDS = frozenset({"prompt", "model", "seconds", "size", "input_reference"})
+REMIX_FIELDS = frozenset({"prompt"})
 LIST_LIMIT_DEFAULT = 20
 LIST_LIMIT_MAX = 100
 
@@ -45,13 +48,27 @@ def video_object(job: Job) -> dict[str, Any]:
     }
 
 
-def owned_job(request: web.Request) -> Job:
-    """The job named in the path, if the caller's key owns it; 404 otherwise."""
-    job_id = request.match_info["video_id"]
+def owned_job(request: web.Request, param: str = "video_id") -> Job:
+    """The job named by the path's ``param``, if the caller's key owns it; 404 otherwise.
+
+    Both dialects look jobs up here, so tenancy is the same whichever one a client speaks.
+    """
+    job_id = request.match_info[param]
     job = request.app[keys.STORE].get(job_id)
     if job is None or job.owner != request[keys.CLIENT_KEY].name:
-        raise NotFound(f"No video found with id '{job_id}'.", param="video_id")
+        raise NotFound(f"No video found with id '{job_id}'.", param=param)
     return job
+
+
+def reject_unknown(fields: Mapping[str, object], known: frozenset[str]) -> None:
+    """A 400 naming the first field outside ``known``, as OpenAI answers unknown arguments."""
+    unknown = sorted(set(fields) - known)
+    if unknown:
+        raise InvalidRequest(
+            f"Unrecognized request argument supplied: {unknown[0]}.",
+            param=unknown[0],
+            code="unknown_parameter",
+        )
 
 
 def _poll_headers(request: web.Request) -> dict[str, str]:
@@ -60,13 +77,7 @@ def _poll_headers(request: web.Request) -> dict[str, str]:
 
 async def create_video(request: web.Request) -> web.Response:
     fields = await _read_create_body(request)
-    unknown = sorted(set(fields) - CREATE_FIELDS)
-    if unknown:
-        raise InvalidRequest(
-            f"Unrecognized request argument supplied: {unknown[0]}.",
-            param=unknown[0],
-            code="unknown_parameter",
-        )
+    reject_unknown(fields, CREATE_FIELDS)
     create = build_create(
         request.app[keys.CONFIG],
         request[keys.CLIENT_KEY],
@@ -121,13 +132,7 @@ async def delete_video(request: web.Request) -> web.Response:
 async def remix_video(request: web.Request) -> web.Response:
     source = owned_job(request)
     body = await _read_create_body(request)
-    unknown = sorted(set(body) - {"prompt"})
-    if unknown:
-        raise InvalidRequest(
-            f"Unrecognized request argument supplied: {unknown[0]}.",
-            param=unknown[0],
-            code="unknown_parameter",
-        )
+    reject_unknown(body, REMIX_FIELDS)
     prompt = body.get("prompt")
     limit = request.app[keys.CONFIG].server.max_prompt_chars
     if not isinstance(prompt, str) or not prompt.strip() or len(prompt) > limit:
@@ -143,15 +148,7 @@ async def remix_video(request: web.Request) -> web.Response:
 async def _read_create_body(request: web.Request) -> dict[str, Any]:
     """JSON or multipart into one dict; an uploaded file stays an ``InputReference``."""
     if request.content_type == "application/json":
-        try:
-            body = loads(await request.read())
-        except ValueError:
-            raise InvalidRequest(
-                "The request body is not valid JSON.", code="invalid_json"
-            ) from None
-        if not isinstance(body, dict):
-            raise InvalidRequest("The request body must be a JSON object.", code="invalid_json")
-        return body
+        return await read_json_object(request)
     if request.content_type in ("multipart/form-data", "application/x-www-form-urlencoded"):
         form = await request.post()
         fields: dict[str, Any] = {}
@@ -170,13 +167,24 @@ async def _read_create_body(request: web.Request) -> dict[str, Any]:
     )
 
 
+async def read_json_object(request: web.Request) -> dict[str, Any]:
+    """The body as a JSON object, or a 400."""
+    try:
+        body = loads(await request.read())
+    except ValueError:
+        raise InvalidRequest("The request body is not valid JSON.", code="invalid_json") from None
+    if not isinstance(body, dict):
+        raise InvalidRequest("The request body must be a JSON object.", code="invalid_json")
+    return body
+
+
 def _input_reference(value: object) -> InputReference | None:
     """A file part, ``{"image_url": ...}``, or (relay style) a bare URL string."""
     if value is None or isinstance(value, InputReference):
         return value
-    if isinstance(value, dict) and set(value) == {"image_url"} and _is_url(value["image_url"]):
+    if isinstance(value, dict) and set(value) == {"image_url"} and is_image_url(value["image_url"]):
         return InputReference(url=value["image_url"])
-    if isinstance(value, str) and _is_url(value):
+    if isinstance(value, str) and is_image_url(value):
         return InputReference(url=value)
     raise InvalidRequest(
         "Invalid 'input_reference': upload an image file, or give {\"image_url\": URL}.",
@@ -185,7 +193,8 @@ def _input_reference(value: object) -> InputReference | None:
     )
 
 
-def _is_url(value: object) -> bool:
+def is_image_url(value: object) -> bool:
+    """An http(s) URL the upstream fetches, or an inline ``data:image/`` URL."""
     return isinstance(value, str) and value.startswith(("https://", "http://", "data:image/"))
 
 

@@ -1,7 +1,8 @@
 """``create_app(config)``: routes, middlewares and the lifecycle of every long-lived resource.
 
 Middlewares, outermost first: ``observe`` (request metrics), ``error_middleware`` (renders
-every failure as the OpenAI envelope), ``authenticate`` (Bearer key on the API routes).
+every failure as the OpenAI envelope), ``authenticate`` (Bearer key on the API routes; a
+signed content link is its own credential).
 
 Cleanup contexts, in dependency order (torn down in reverse): providers (adapters and
 embedded simulators), the job store (loads jobs), then the poller and dispatcher (resume
@@ -17,13 +18,14 @@ from collections.abc import AsyncIterator, Callable
 from aiohttp import web
 
 from monitoring.metrics import Metrics
-from router import api_openai, content, keys
+from router import api_openai, api_relay, content, keys
 from router.auth import KeyRing
 from router.config import Config
 from router.dispatch import Dispatcher
 from router.errors import Handler, error_middleware
 from router.jobs import Job
 from router.jsonio import json_response
+from router.links import CONTENT_PREFIX, LinkSigner
 from router.poller import Poller
 from router.pool import ProviderPool
 from router.selection import Selector
@@ -42,12 +44,14 @@ def create_app(config: Config, *, clock: Callable[[], float] = time.time) -> web
     app[keys.METRICS] = Metrics()
     app[keys.KEYRING] = KeyRing(config.keys)
     app[keys.READY] = [False]
+    app[keys.LINKS] = LinkSigner(config.server, clock)
     app.cleanup_ctx.extend([_providers, _store, _jobs])
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
     api_openai.add_routes(app)
     content.add_routes(app)
+    api_relay.add_routes(app)
     return app
 
 
@@ -95,7 +99,8 @@ async def _jobs(app: web.Application) -> AsyncIterator[None]:
 
 @web.middleware
 async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.path not in PUBLIC_PATHS:
+    # Signed content links carry their own credential (router.links).
+    if request.path not in PUBLIC_PATHS and not request.path.startswith(CONTENT_PREFIX):
         request[keys.CLIENT_KEY] = request.app[keys.KEYRING].authenticate(
             request.headers.get("Authorization")
         )

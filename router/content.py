@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from providers.base import ProviderError
+from providers.base import ProviderError, Rejected
 from router import keys
 from router.api_openai import owned_job
 from router.errors import InvalidRequest, NotFound, NotReady, UpstreamFailed
@@ -50,6 +50,9 @@ async def stream_asset(request: web.Request, job: Job, variant: str) -> web.Stre
             raise NotFound(
                 "The provider no longer has this video's content.", code="content_expired"
             ) from exc
+        if isinstance(exc, Rejected) and exc.sent is False:
+            # The adapter refused before calling out: its wire format has no such asset.
+            raise InvalidRequest(exc.message, param=exc.param, code=exc.code) from exc
         raise UpstreamFailed("The provider failed to serve this video's content.") from exc
     try:
         response = web.StreamResponse(status=upstream.status, headers=upstream.headers)

@@ -166,7 +166,7 @@ class Dispatcher:
         return job
 
     def _unrenderable(self, request: CreateRequest) -> InvalidRequest:
-        sizes, seconds = self._selector.renderable(request.model)
+        sizes, seconds = self._selector.renderable(request.model, request.size)
         if not sizes:
             return InvalidRequest(
                 f"No provider currently serves the model '{request.model}'.",

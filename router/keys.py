@@ -10,6 +10,7 @@ from monitoring.metrics import Metrics
 from router.auth import ClientKey, KeyRing
 from router.config import Config
 from router.dispatch import Dispatcher
+from router.links import LinkSigner
 from router.poller import Poller
 from router.pool import ProviderPool
 from router.selection import Selector
@@ -24,6 +25,7 @@ SELECTOR = web.AppKey("selector", Selector)
 STORE = web.AppKey("store", JobStore)
 POLLER = web.AppKey("poller", Poller)
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
+LINKS = web.AppKey("links", LinkSigner)
 READY = web.AppKey("ready", list[bool])  # one mutable cell: flipped by startup and shutdown
 
 CLIENT_KEY = web.RequestKey("client_key", ClientKey)

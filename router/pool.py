@@ -66,6 +66,7 @@ async def _build(config: ProviderConfig) -> PoolEntry:
             api_key=config.api_key,
             timeout=config.timeout,
             max_connections=config.max_concurrent,
+            api_version=config.api_version,
         )
         return PoolEntry(config=config, adapter=adapter)
     # A private per-process secret, so the embedded upstream also exercises auth.

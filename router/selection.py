@@ -49,11 +49,16 @@ class Selector:
         """The provider a follow-up (remix, content) must use: the one holding the render."""
         return self._pool.get(provider)
 
-    def renderable(self, model: str) -> tuple[list[str], list[int]]:
-        """Sizes and seconds of ``model`` that at least one provider can render."""
+    def renderable(self, model: str, size: str) -> tuple[list[str], list[int]]:
+        """Sizes of ``model`` that some provider renders, and the seconds renderable at ``size``.
+
+        When no provider renders ``size`` at all, the seconds are those of any size. Naming the
+        seconds at the asked size keeps a 400 from offering a length that would fail again.
+        """
         spec = self._catalogue[model]
         sizes = [s for s in spec.sizes if any(self.capable(model, s, n) for n in spec.seconds)]
-        seconds = [n for n in spec.seconds if any(self.capable(model, s, n) for s in spec.sizes)]
+        at = (size,) if size in sizes else spec.sizes
+        seconds = [n for n in spec.seconds if any(self.capable(model, s, n) for s in at)]
         return sizes, seconds
 
 

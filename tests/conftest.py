@@ -6,6 +6,7 @@ Nothing here fakes our own code. Upstreams are simulators serving real HTTP on 1
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -16,10 +17,13 @@ import openai
 import pytest
 from aiohttp import web
 
+from providers.simulation import SimulationSettings
 from providers.simulator import Simulator, SimulatorStats
 from router import keys
 from router.app import create_app
 from router.config import Config, parse_config
+from tests.fake_upstream import ScriptedFactory, ScriptedUpstream
+from tests.relay_client import RelayClient
 
 ALICE = "sk-test-alice"
 BOB = "sk-test-bob"
@@ -38,6 +42,23 @@ def sim_provider(name: str, *, price: float = 0.1, **simulate: Any) -> dict[str,
         "poll_interval": 0.05,
         "timeout": 5,
         "simulate": {**FAST_RENDER, **simulate},
+    }
+
+
+def upstream_provider(
+    name: str, kind: str, sim: Simulator, *, models: dict[str, Any] | None = None, **extra: Any
+) -> dict[str, Any]:
+    """A provider of ``kind`` (openai, azure or relay) pointed at a stand-alone simulator."""
+    base_url = f"{sim.base_url}/v1" if kind == "openai" else sim.base_url
+    return {
+        "name": name,
+        "kind": kind,
+        "base_url": base_url,
+        "api_key": sim.api_key,
+        "models": models or {"sora-2": {"price_per_second": 0.1}},
+        "poll_interval": 0.05,
+        "timeout": 5,
+        **extra,
     }
 
 
@@ -60,7 +81,7 @@ class RunningProxy:
     runner: web.AppRunner
     url: str
     clients: list[openai.AsyncOpenAI] = field(default_factory=list)
-    clients: list[openai.AsyncOpenAI] = field(default_factory=list)
+    relay_clients: list[RelayClient] = field(default_factory=list)
 
     def simulator(self, provider: str) -> Simulator:
         entry = self.app[keys.POOL].get(provider)
@@ -78,17 +99,34 @@ class RunningProxy:
         self.clients.append(client)
         return client
 
+    def relay(self, key: str = ALICE) -> RelayClient:
+        """A relay-dialect client for this proxy; closed when the proxy stops."""
+        client = RelayClient(self.url, key)
+        self.relay_clients.append(client)
+        return client
+
     async def stop(self) -> None:
         for client in self.clients:
             await client.close()
+        for relay in self.relay_clients:
+            await relay.close()
         await self.runner.cleanup()
 
 
-async def start_proxy(config: Config, clock: Callable[[], float] = time.time) -> RunningProxy:
+def listening_socket() -> socket.socket:
+    """A socket bound to a free loopback port, so a config can name the port before start."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+async def start_proxy(
+    config: Config, clock: Callable[[], float] = time.time, sock: socket.socket | None = None
+) -> RunningProxy:
     app = create_app(config, clock=clock)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
+    site = web.SockSite(runner, sock) if sock else web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     host, port = runner.addresses[0][:2]
     return RunningProxy(app=app, runner=runner, url=f"http://{host}:{port}")
@@ -97,13 +135,73 @@ async def start_proxy(config: Config, clock: Callable[[], float] = time.time) ->
 ProxyFactory = Callable[..., Awaitable[RunningProxy]]
 
 
+SimulatorFactory = Callable[..., Awaitable[Simulator]]
+
+
 @pytest.fixture
-async def proxy_factory(tmp_path: Path) -> AsyncIterator[ProxyFactory]:
-    """Start proxies from provider dicts; every one is stopped after the test."""
+async def simulators() -> AsyncIterator[SimulatorFactory]:
+    """Start stand-alone simulated upstreams (keyword arguments are ``simulate`` knobs).
+
+    They outlive every proxy of the test (``proxy_factory`` depends on this fixture), so no
+    poller ever talks to an upstream that is already gone.
+    """
+    started: list[Simulator] = []
+
+    async def make(
+        *,
+        api_key: str = "sk-upstream",
+        deployments: list[str] | None = None,
+        clock: Callable[[], float] = time.time,
+        **simulate: Any,
+    ) -> Simulator:
+        settings = SimulationSettings(**{**FAST_RENDER, **simulate})
+        sim = Simulator(settings, api_key=api_key, deployments=deployments, clock=clock)
+        await sim.start()
+        started.append(sim)
+        return sim
+
+    yield make
+    for sim in started:
+        await sim.stop()
+
+
+@pytest.fixture
+async def scripted() -> AsyncIterator[ScriptedFactory]:
+    """Start ``ScriptedUpstream`` servers (outside providers faked over HTTP); stopped after."""
+    started: list[ScriptedUpstream] = []
+
+    async def make() -> ScriptedUpstream:
+        upstream = ScriptedUpstream()
+        await upstream.start()
+        started.append(upstream)
+        return upstream
+
+    yield make
+    for upstream in started:
+        await upstream.stop()
+
+
+@pytest.fixture
+async def proxy_factory(
+    tmp_path: Path, simulators: SimulatorFactory
+) -> AsyncIterator[ProxyFactory]:
+    """Start proxies from provider dicts; every one is stopped after the test.
+
+    Each listens on a port chosen before its config is built, so ``server.public_url`` (the
+    base of signed links) is the address it really answers on. ``clock`` is injected.
+    """
     started: list[RunningProxy] = []
 
-    async def make(providers: list[dict[str, Any]], **sections: Any) -> RunningProxy:
-        proxy = await start_proxy(build_config(tmp_path, providers, **sections))
+    async def make(
+        providers: list[dict[str, Any]],
+        *,
+        clock: Callable[[], float] = time.time,
+        **sections: Any,
+    ) -> RunningProxy:
+        sock = listening_socket()
+        public_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        sections["server"] = {"public_url": public_url, **sections.get("server", {})}
+        proxy = await start_proxy(build_config(tmp_path, providers, **sections), clock, sock)
         started.append(proxy)
         return proxy
 

@@ -1,0 +1,194 @@
+"""The relay task dialect (``/v2/videos/generations``) spoken by new-api-derived resellers.
+
+``base_url`` is the host root. A create is JSON with ``aspect_ratio`` + ``hd`` instead of a size
+and ``duration`` as a string instead of ``seconds``; it answers ``{"task_id"}`` only. A poll
+answers a task object with upper-case status words and ``"NN%"`` progress, both read through
+``providers.statuses`` like every other adapter's. A failure says why only in free text
+(``fail_reason``), so moderation is recognised there by its wording.
+
+The finished video is a link in ``data.output`` (sometimes ``data.outputs[0]``), usually on a
+CDN host with a limited lifetime, so it is looked up afresh for every download and streamed
+through. Our key goes only to the relay's own origin, never to another host.
+
+The dialect has no list, delete or remix; ``delete`` is a no-op and ``remix`` is refused.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from yarl import URL
+
+from providers.base import (
+    BadUpstreamReply,
+    ContentStream,
+    InputReference,
+    Rejected,
+    RenderRequest,
+    UpstreamJob,
+    UpstreamStatus,
+)
+from providers.http import HttpProvider
+from providers.statuses import normalise, parse_progress
+
+TASKS_PATH = "/v2/videos/generations"
+LANDSCAPE, PORTRAIT = "16:9", "9:16"
+# upstream-apis.md 6.5: relays render "hd" from 1024p up (1792x1024 is hd, 1280x720 is not).
+HD_MIN_SHORT_SIDE = 1024
+# A uuid4 no relay will have issued: reading it proves the relay answers and takes our key.
+PROBE_TASK_ID = "00000000-0000-4000-8000-000000000000"
+# Relays pass the refusal on as text, in the upstream's words or their own (some in Chinese).
+MODERATION_WORDS = (
+    "moderation",
+    "content polic",
+    "content_policy",
+    "content_filter",
+    "guardrail",
+    "违规",
+    "审核",
+    "敏感",
+)
+
+
+def dimensions(size: str) -> tuple[int, int]:
+    """``(width, height)`` of a ``WxH`` size (config has checked the shape)."""
+    width, _, height = size.partition("x")
+    return int(width), int(height)
+
+
+def aspect_ratio_of(size: str) -> str | None:
+    """``16:9`` for a landscape ``WxH`` size, ``9:16`` for a portrait one, None for a square."""
+    width, height = dimensions(size)
+    if width == height:
+        return None
+    return LANDSCAPE if width > height else PORTRAIT
+
+
+def is_hd(size: str) -> bool:
+    """Whether a relay needs ``hd: true`` to render ``size``."""
+    return min(dimensions(size)) >= HD_MIN_SHORT_SIDE
+
+
+class RelayProvider(HttpProvider):
+    kind = "relay"
+
+    async def create(self, request: RenderRequest) -> UpstreamJob:
+        ratio = aspect_ratio_of(request.size)
+        if ratio is None:
+            raise Rejected(
+                f"Size {request.size} has no relay aspect ratio ({LANDSCAPE} or {PORTRAIT}).",
+                provider=self.name,
+                param="size",
+                code="invalid_value",
+            )
+        body: dict[str, Any] = {
+            "prompt": request.prompt,
+            "model": request.model,
+            "aspect_ratio": ratio,
+            "hd": is_hd(request.size),
+            "duration": str(request.seconds),
+        }
+        if request.input_reference is not None:
+            body["images"] = [_image(request.input_reference)]
+        reply = await self.request_json("POST", self.url(TASKS_PATH), json=body, operation="create")
+        task_id = reply.get("task_id") if isinstance(reply, dict) else None
+        if not isinstance(task_id, str) or not task_id:
+            raise BadUpstreamReply("create reply has no task_id", provider=self.name)
+        return UpstreamJob(upstream_id=task_id, status=UpstreamStatus.QUEUED, progress=0)
+
+    async def get(self, upstream_id: str) -> UpstreamJob:
+        return self.task_to_job(await self._task(upstream_id, "get"))
+
+    async def remix(self, upstream_id: str, prompt: str) -> UpstreamJob:
+        raise Rejected(
+            "This video was rendered through a relay, and the relay dialect has no remix.",
+            provider=self.name,
+            param="video_id",
+            code="remix_not_supported",
+        )
+
+    async def delete(self, upstream_id: str) -> None:
+        """Nothing to do: the relay dialect has no delete; its tasks expire on their own."""
+
+    async def open_content(
+        self, upstream_id: str, variant: str, range_header: str | None = None
+    ) -> ContentStream:
+        if variant != "video":
+            raise Rejected(
+                f"Only the video variant exists for renders from a relay, not {variant!r}.",
+                provider=self.name,
+                param="variant",
+                code="invalid_value",
+            )
+        output = _output(await self._task(upstream_id, "content"))
+        root = URL(self.base_url)
+        target = root.join(URL(output)) if output is not None else None
+        if target is None or target.scheme not in ("http", "https"):
+            raise BadUpstreamReply(f"task {upstream_id} has no output link", provider=self.name)
+        headers = self.auth_headers() if target.origin() == root.origin() else {}
+        if range_header:
+            headers["Range"] = range_header
+        return await self.open_stream(str(target), headers=headers)
+
+    async def probe(self) -> None:
+        """Read a task that cannot exist: its 404 proves the relay answers and accepts our key.
+
+        401/403 come back as ``ProviderUnusable``, 429 and 5xx as themselves.
+        """
+        try:
+            await self._task(PROBE_TASK_ID, "probe")
+        except Rejected as exc:
+            if exc.status != 404:
+                raise
+
+    def task_to_job(self, task: Any) -> UpstreamJob:
+        """Read a task object; anything without a task id and a status is a broken upstream."""
+        if not isinstance(task, dict) or not task.get("task_id") or "status" not in task:
+            raise BadUpstreamReply("reply is not a relay task", provider=self.name)
+        raw = str(task["status"])
+        status = normalise(raw)
+        if status is UpstreamStatus.COMPLETED and _output(task) is None:
+            # Completed means downloadable; the link tends to show up on a later poll.
+            status = UpstreamStatus.IN_PROGRESS
+        found = task.get("fail_reason")
+        reason = found if isinstance(found, str) and found else None
+        moderated = status is UpstreamStatus.FAILED and _mentions_moderation(reason)
+        return UpstreamJob(
+            upstream_id=str(task["task_id"]),
+            status=status,
+            progress=100
+            if status is UpstreamStatus.COMPLETED
+            else parse_progress(task.get("progress")),
+            error_code="moderation_blocked" if moderated else None,
+            error_message=reason,
+            raw_status=raw,
+        )
+
+    async def _task(self, upstream_id: str, operation: str) -> Any:
+        return await self.request_json(
+            "GET", self.url(f"{TASKS_PATH}/{upstream_id}"), operation=operation
+        )
+
+
+def _image(reference: InputReference) -> str:
+    """A URL the relay fetches; uploaded bytes travel inline as a data URL."""
+    if reference.url is not None:
+        return reference.url
+    encoded = base64.b64encode(reference.data or b"").decode("ascii")
+    return f"data:{reference.content_type};base64,{encoded}"
+
+
+def _output(task: dict[str, Any]) -> str | None:
+    data = task.get("data")
+    if not isinstance(data, dict):
+        return None
+    output = data.get("output")
+    if not output and isinstance(data.get("outputs"), list) and data["outputs"]:
+        output = data["outputs"][0]
+    return output if isinstance(output, str) and output else None
+
+
+def _mentions_moderation(reason: str | None) -> bool:
+    text = (reason or "").casefold()
+    return any(word in text for word in MODERATION_WORDS)
