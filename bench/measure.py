@@ -1,0 +1,99 @@
+"""One measured wrk run against one server, and the proxy-versus-floor comparison of runs.
+
+A run records what wrk saw (throughput, latency percentiles), what the server spent (CPU
+seconds from /proc, so CPU per request), and its peak RSS, sampled while the load runs. The
+server's share of its core tells whether it was the limit: near 100% it was; well below, the
+generator or the upstream on the other core was, and the throughput ratio says little (the
+CPU-per-request ratio still holds).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from bench.stack import Server
+from bench.wrk import Load, WrkResult, run_wrk
+
+__all__ = ["Measured", "best_of", "measure", "with_rss_peak"]
+
+_T = TypeVar("_T")
+_RSS_SAMPLE_SECONDS = 0.05
+_WARM_UP_SECONDS = 1.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Measured:
+    wrk: WrkResult
+    server_cpu: float  # CPU seconds the server used during the run
+    rss_peak: int  # bytes
+
+    @property
+    def cpu_us_per_request(self) -> float:
+        return self.server_cpu / max(self.wrk.requests, 1) * 1e6
+
+    @property
+    def server_util(self) -> float:
+        """Share of its core the server kept busy (1.0: it was the bottleneck)."""
+        return self.server_cpu / self.wrk.seconds
+
+    def to_json(self) -> dict[str, Any]:
+        w = self.wrk
+        return {
+            "requests": w.requests,
+            "seconds": round(w.seconds, 3),
+            "rps": round(w.rps, 1),
+            "mb_per_s": round(w.bytes / w.seconds / 1e6, 2),
+            "p50_ms": w.p50_ms,
+            "p90_ms": w.p90_ms,
+            "p99_ms": w.p99_ms,
+            "max_ms": w.max_ms,
+            "errors": w.errors,
+            "server_cpu_s": round(self.server_cpu, 3),
+            "cpu_us_per_request": round(self.cpu_us_per_request, 1),
+            "server_util": round(self.server_util, 3),
+            "generator_util": round(w.generator_util, 3),
+            "rss_peak_mb": round(self.rss_peak / 2**20, 1),
+        }
+
+
+async def measure(server: Server, load: Load, seconds: float) -> Measured:
+    """Drive ``server`` with ``load`` for ``seconds``; fails if any request failed."""
+    before = server.process.cpu_seconds()
+    result, peak = await with_rss_peak(server, run_wrk(load, seconds))
+    used = server.process.cpu_seconds() - before
+    if result.errors:
+        raise RuntimeError(f"{server.process.name}: {result.errors} failed requests under {load}")
+    return Measured(wrk=result, server_cpu=used, rss_peak=peak)
+
+
+async def with_rss_peak(server: Server, work: Awaitable[_T]) -> tuple[_T, int]:
+    """Await ``work`` while sampling the server's RSS; its result and the peak seen."""
+    peak = server.process.rss_bytes()
+    task = asyncio.ensure_future(work)
+    while not task.done():
+        await asyncio.wait({task}, timeout=_RSS_SAMPLE_SECONDS)
+        peak = max(peak, server.process.rss_bytes())
+    return task.result(), peak
+
+
+async def best_of(
+    runs: list[tuple[Server, Load]], *, seconds: float, repeat: int
+) -> list[Measured]:
+    """Each (server, load) after a warm-up, ``repeat`` times interleaved; the fastest run of each.
+
+    Interleaving spreads the drift of a shared machine over every contender alike, and the
+    fastest run is the one least disturbed by anything else on it.
+    """
+    for _, load in runs:
+        await run_wrk(load, _WARM_UP_SECONDS)
+    best: list[Measured | None] = [None] * len(runs)
+    for _ in range(repeat):
+        for index, (server, load) in enumerate(runs):
+            run = await measure(server, load, seconds)
+            current = best[index]
+            if current is None or run.wrk.rps > current.wrk.rps:
+                best[index] = run
+    return [run for run in best if run is not None]

@@ -1,0 +1,135 @@
+"""Client poll, create and content: the proxy against its floor, in the same run, same cores.
+
+Two simulators serve every scenario here: one with a 1 MiB MP4, one with a 32 MiB MP4, both
+rendering instantly. The proxy reaches them through three providers (one catalogue model each):
+
+* ``bench-1mb``: poll interval 0.05 s, so a job completes at once; its finished job is the
+  one polled (client poll) and downloaded (content);
+* ``bench-32mb``: the same for the 32 MiB file, to see whether memory follows file size;
+* ``bench-create``: the 1 MiB simulator again, but polled once an hour, so the create runs
+  measure the create path alone, not the status reads that follow it (the scale scenario
+  measures those).
+
+The floor server stands in front of the 1 MiB simulator and answers polls with the exact bytes
+the proxy answered (checked before measuring).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bench.client import Api, create_body
+from bench.measure import Measured, best_of, measure
+from bench.profile import Hotspot, profile
+from bench.report import Row, at_least, below
+from bench.stack import Route, Server, Stack
+from bench.wrk import Load
+
+__all__ = ["MicroSettings", "run_micro"]
+
+MIB = 2**20
+_FLAT = 32 * MIB  # memory is "flat" when it grows by less than one 32 MiB file
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MicroSettings:
+    seconds: float = 5.0  # one measured run
+    repeat: int = 3  # runs per contender; the fastest counts
+    connections: int = 32
+    profile_to: Path | None = None  # profile the proxy's three paths into FILE-<path>.txt
+
+
+async def run_micro(stack: Stack, settings: MicroSettings) -> tuple[list[Row], dict[str, Any]]:
+    small = await stack.upstream("upstream-1mb", render_seconds=0, video_bytes=MIB)
+    large = await stack.upstream("upstream-32mb", render_seconds=0, video_bytes=32 * MIB)
+    proxy = await stack.proxy(
+        "proxy",
+        [
+            Route("bench-1mb", small, 0.05),
+            Route("bench-32mb", large, 0.05),
+            Route("bench-create", small, 3600.0),
+        ],
+    )
+    async with Api(proxy.url, stack.key) as api:
+        small_id, large_id = await api.create("bench-1mb"), await api.create("bench-32mb")
+        video = await api.wait_status(small_id, "completed")
+        await api.wait_status(large_id, "completed")
+    async with Api(small.root, small.key) as api:
+        # the floor passes ids through, so it downloads a job made on the simulator directly
+        upstream_id = await api.create("bench-1mb")
+    floor = await stack.floor(small, {small_id: orjson.loads(video)})
+    async with Api(floor.url, stack.key) as api:
+        if await api.get_bytes(f"/v1/videos/{small_id}") != video:
+            raise RuntimeError("the floor does not answer the bytes the proxy answered")
+    small_path, large_path = f"/v1/videos/{small_id}", f"/v1/videos/{large_id}"
+
+    def load(server: Server, path: str, **how: Any) -> Load:
+        return Load(url=server.url + path, key=stack.key, connections=settings.connections, **how)
+
+    async def pair(
+        path: str, floor_path: str | None = None, **how: Any
+    ) -> tuple[Measured, Measured]:
+        runs = [(proxy, load(proxy, path, **how)), (floor, load(floor, floor_path or path, **how))]
+        got = await best_of(runs, seconds=settings.seconds, repeat=settings.repeat)
+        return got[0], got[1]
+
+    poll = await pair(small_path)
+    content = await pair(small_path + "/content", f"/v1/videos/{upstream_id}/content")
+    content_large = await measure(proxy, load(proxy, large_path + "/content"), settings.seconds)
+    create_how: dict[str, Any] = {"method": "POST", "body": create_body("bench-create")}
+    create = await pair("/v1/videos", **create_how)
+    hotspots: dict[str, dict[str, list[Hotspot]]] = {}
+    if settings.profile_to is not None:
+        profiled: tuple[tuple[str, str, dict[str, Any]], ...] = (
+            ("poll", small_path, {}),
+            ("create", "/v1/videos", create_how),
+            ("content", small_path + "/content", {}),
+        )
+        for name, path, how in profiled:
+            out = settings.profile_to.with_name(f"{settings.profile_to.name}-{name}.txt")
+            hotspots[name] = await profile(proxy, load(proxy, path, **how), settings.seconds, out)
+
+    rows = [
+        *_ab_rows("client poll", poll, "req/s", ">= 0.7x floor", 0.7),
+        Row(scenario="client poll", metric="p50 ms", proxy=poll[0].wrk.p50_ms,
+            reference=poll[1].wrk.p50_ms),
+        Row(scenario="client poll", metric="p99 ms", proxy=poll[0].wrk.p99_ms,
+            reference=poll[1].wrk.p99_ms, target="< 5 ms", check=below(5.0)),
+        *_ab_rows("create", create, "req/s", ">= 0.6x floor", 0.6),
+        *_ab_rows("content 1 MiB", content, "downloads/s", ">= 0.8x floor", 0.8),
+        Row(scenario="content", metric="proxy RSS MiB, 1 MiB files", proxy=_mib(content[0])),
+        Row(scenario="content", metric="proxy RSS MiB, 32 MiB files", proxy=_mib(content_large)),
+        Row(scenario="content", metric="RSS growth MiB, 1 -> 32 MiB files",
+            proxy=(content_large.rss_peak - content[0].rss_peak) / MIB,
+            target="< 32 MiB (one file)", check=below(_FLAT / MIB)),
+    ]  # fmt: skip
+    details = {
+        "client_poll": {"proxy": poll[0].to_json(), "floor": poll[1].to_json()},
+        "create": {"proxy": create[0].to_json(), "floor": create[1].to_json()},
+        "content_1mib": {"proxy": content[0].to_json(), "floor": content[1].to_json()},
+        "content_32mib": {"proxy": content_large.to_json()},
+        "profile": hotspots,
+    }
+    return rows, details
+
+
+def _ab_rows(
+    scenario: str, runs: tuple[Measured, Measured], unit: str, target: str, share: float
+) -> list[Row]:
+    proxy, floor = runs
+    return [
+        Row(scenario=scenario, metric=unit, proxy=proxy.wrk.rps, reference=floor.wrk.rps,
+            target=target, check=at_least(share)),
+        Row(scenario=scenario, metric="server CPU us/req", proxy=proxy.cpu_us_per_request,
+            reference=floor.cpu_us_per_request),
+        Row(scenario=scenario, metric="server core busy %", proxy=100 * proxy.server_util,
+            reference=100 * floor.server_util),
+    ]  # fmt: skip
+
+
+def _mib(run: Measured) -> float:
+    return run.rss_peak / MIB

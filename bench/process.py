@@ -1,0 +1,88 @@
+"""A benchmark process pinned to one core, and what /proc says about it.
+
+The proxy and the floor servers run on core 0, everything else on core 1 (``taskset``), so a
+server's CPU time is its own. CPU time is ``utime + stime`` of ``/proc/<pid>/stat``, which sums
+every thread (the job store's writer thread included); memory is ``VmRSS``. Nothing here
+needs psutil: /proc has all of it on the Linux boxes this runs on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+__all__ = ["CLIENT_CORE", "SERVER_CORE", "PinnedProcess"]
+
+SERVER_CORE = 0  # the proxy and the floors, one at a time under load
+CLIENT_CORE = 1  # wrk, the upstream simulators and the runner itself
+_TICKS = os.sysconf("SC_CLK_TCK")
+_STOP_WAIT = 15.0  # seconds to exit after SIGTERM before SIGKILL
+
+
+class PinnedProcess:
+    """One child process started as ``taskset -c CORE argv...``; its pid is the command's own."""
+
+    __slots__ = ("_log", "_popen", "name")
+
+    def __init__(self, name: str, core: int, argv: Sequence[str], log: Path, cwd: Path) -> None:
+        self.name = name
+        self._log = log.open("wb")
+        # taskset execs the command, so the pid we get is the server's, not taskset's
+        self._popen = subprocess.Popen(
+            ["taskset", "-c", str(core), *argv],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=cwd,
+        )
+
+    @property
+    def pid(self) -> int:
+        return self._popen.pid
+
+    def alive(self) -> bool:
+        return self._popen.poll() is None
+
+    def cpu_seconds(self) -> float:
+        """User plus system CPU time of every thread so far."""
+        stat = Path(f"/proc/{self.pid}/stat").read_text()
+        # the command name (field 2) may hold spaces; the fields after its ")" are fixed
+        fields = stat[stat.rindex(")") + 2 :].split()
+        return (int(fields[11]) + int(fields[12])) / _TICKS
+
+    def rss_bytes(self) -> int:
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        raise RuntimeError(f"{self.name}: no VmRSS in /proc/{self.pid}/status")
+
+    def side_thread_write_bytes(self) -> int:
+        """Bytes passed to write calls by every thread but the main one.
+
+        In the proxy the main thread runs the event loop (its writes are socket writes) and
+        the only other thread is the job store's SQLite writer, so this is SQLite's output.
+        """
+        total = 0
+        for task in Path(f"/proc/{self.pid}/task").iterdir():
+            if int(task.name) == self.pid:
+                continue
+            with contextlib.suppress(FileNotFoundError):  # a thread that just ended
+                for line in (task / "io").read_text().splitlines():
+                    if line.startswith("wchar:"):
+                        total += int(line.split()[1])
+        return total
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL if it is still there after a while; always reaped."""
+        if self.alive():
+            self._popen.send_signal(signal.SIGTERM)
+            try:
+                self._popen.wait(_STOP_WAIT)
+            except subprocess.TimeoutExpired:
+                self._popen.kill()
+                self._popen.wait()
+        self._log.close()

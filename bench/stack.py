@@ -1,0 +1,156 @@
+"""The processes of one benchmark phase: upstream simulators, the proxy, the floor server.
+
+The proxy runs exactly as deployed (``python -m router serve --config FILE``) from a config
+written here: one catalogue model per scenario, each served by exactly one provider of kind
+``openai`` pointing at its own simulator process, so a scenario's requests reach the
+simulator tuned for it (render time, file size) and the floor can reach the very same one.
+Simulators are out of process (not ``kind: simulator``, which would run them on the proxy's
+core and event loop) and each has its own port and key. ``Stack`` stops everything it started.
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import aiohttp
+import orjson
+import yaml
+
+from bench.client import wait_answering
+from bench.floor_servers import READY_PATH
+from bench.process import CLIENT_CORE, SERVER_CORE, PinnedProcess
+from bench.upstream import STATS_PATH
+
+__all__ = ["POLL_AFTER_MS", "Route", "Server", "Stack", "Upstream"]
+
+ROOT = Path(__file__).resolve().parent.parent
+POLL_AFTER_MS = 1000
+_UPSTREAM_KEY = "sk-bench-upstream"
+
+
+@dataclass(frozen=True, slots=True)
+class Server:
+    """A server under test: its process (for CPU and RSS) and its root URL."""
+
+    process: PinnedProcess
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    process: PinnedProcess
+    root: str  # http://127.0.0.1:PORT; the API is under /v1
+    key: str = field(default=_UPSTREAM_KEY, repr=False)
+
+    @property
+    def api(self) -> str:
+        return f"{self.root}/v1"
+
+    async def stats(self) -> dict[str, int]:
+        """The simulator's request counters (``SimulatorStats``) and its job count."""
+        async with aiohttp.ClientSession() as session, session.get(self.root + STATS_PATH) as r:
+            counts: dict[str, int] = orjson.loads(await r.read())
+            return counts
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """A catalogue model of the bench config, served by one upstream only."""
+
+    model: str
+    upstream: Upstream
+    poll_interval: float  # the provider's, seconds
+
+
+class Stack:
+    """Starts pinned processes for one phase; ``async with`` stops them all at the end."""
+
+    def __init__(self, workdir: Path, key: str) -> None:
+        self.workdir = workdir
+        self.key = key
+        self._processes: list[PinnedProcess] = []
+
+    async def __aenter__(self) -> Stack:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        for process in reversed(self._processes):
+            process.stop()
+
+    async def upstream(self, name: str, *, render_seconds: float, video_bytes: int) -> Upstream:
+        port = _free_port()
+        argv = [
+            sys.executable, "-m", "bench.upstream", "--port", str(port), "--api-key",
+            _UPSTREAM_KEY, "--render-seconds", str(render_seconds), "--video-bytes",
+            str(video_bytes),
+        ]  # fmt: skip
+        upstream = Upstream(self._start(name, CLIENT_CORE, argv), f"http://127.0.0.1:{port}")
+        await wait_answering(upstream.root + STATS_PATH)
+        return upstream
+
+    async def proxy(self, name: str, routes: list[Route]) -> Server:
+        port = _free_port()
+        config = self.workdir / f"{name}.yaml"
+        store = self.workdir / f"{name}.db"
+        config.write_text(yaml.safe_dump(_proxy_config(port, self.key, store, routes)))
+        argv = [
+            sys.executable, "-m", "router", "--log-level", "warning", "serve", "--config",
+            str(config),
+        ]  # fmt: skip
+        server = Server(self._start(name, SERVER_CORE, argv), f"http://127.0.0.1:{port}")
+        await wait_answering(server.url + "/readyz")
+        return server
+
+    async def floor(self, upstream: Upstream, videos: dict[str, Any]) -> Server:
+        """The floor server in front of ``upstream``, serving ``videos`` (id -> Video object)."""
+        port = _free_port()
+        videos_file = self.workdir / "floor-videos.json"
+        videos_file.write_bytes(orjson.dumps(videos))
+        argv = [
+            sys.executable, "-m", "bench.floor_servers", "--port", str(port), "--key", self.key,
+            "--upstream", upstream.api, "--upstream-key", upstream.key, "--videos",
+            str(videos_file), "--poll-after-ms", str(POLL_AFTER_MS),
+        ]  # fmt: skip
+        server = Server(self._start("floor", SERVER_CORE, argv), f"http://127.0.0.1:{port}")
+        await wait_answering(server.url + READY_PATH)
+        return server
+
+    def _start(self, name: str, core: int, argv: list[str]) -> PinnedProcess:
+        process = PinnedProcess(name, core, argv, self.workdir / f"{name}.log", cwd=ROOT)
+        self._processes.append(process)
+        return process
+
+
+def _proxy_config(port: int, key: str, store: Path, routes: list[Route]) -> dict[str, Any]:
+    return {
+        "server": {"host": "127.0.0.1", "port": port, "poll_after_ms": POLL_AFTER_MS},
+        "store": {"path": str(store)},
+        "keys": [{"name": "bench", "key": key}],
+        "models": {r.model: {"sizes": ["720x1280"], "seconds": [4]} for r in routes},
+        "providers": [
+            {
+                "name": f"up-{r.model}",
+                "kind": "openai",
+                "base_url": r.upstream.api,
+                "api_key": r.upstream.key,
+                "models": {r.model: {"price_per_second": 0.1}},
+                "poll_interval": r.poll_interval,
+                "timeout": 60,
+            }
+            for r in routes
+        ],
+    }
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
