@@ -1,8 +1,9 @@
 """The OpenAI Videos wire format (``/v1/videos``), as served by OpenAI-compatible gateways.
 
 ``base_url`` is what a user would hand the ``openai`` SDK (it ends in ``/v1``). Creates go as
-multipart, the way the SDK sends them, so an uploaded ``input_reference`` passes through as a
-file part; a URL reference goes as JSON ``{"image_url": ...}``, the only form JSON allows.
+JSON (the spec allows both; JSON is cheaper) unless an image was uploaded: then multipart, so
+the file passes through as an ``input_reference`` part. A URL reference goes as JSON
+``{"image_url": ...}``, the only form JSON allows.
 Azure reuses everything here and changes only URLs and auth (``providers.azure``).
 """
 
@@ -17,10 +18,9 @@ from providers.base import (
     ContentStream,
     RenderRequest,
     UpstreamJob,
-    UpstreamStatus,
 )
 from providers.http import HttpProvider
-from providers.statuses import normalise, parse_progress
+from providers.statuses import normalise, reported_progress
 
 
 class OpenAIVideosProvider(HttpProvider):
@@ -34,8 +34,11 @@ class OpenAIVideosProvider(HttpProvider):
             "seconds": str(request.seconds),
             "size": request.size,
         }
-        if ref is not None and ref.url is not None:
-            body: Any = {**fields, "input_reference": {"image_url": ref.url}}
+        if ref is None or ref.data is None:
+            # JSON is cheaper to build and parse than a form; files need multipart.
+            body: Any = (
+                fields if ref is None else {**fields, "input_reference": {"image_url": ref.url}}
+            )
             reply = await self.request_json(
                 "POST", self.url("/videos"), json=body, operation="create"
             )
@@ -43,13 +46,9 @@ class OpenAIVideosProvider(HttpProvider):
             form = aiohttp.FormData()
             for key, value in fields.items():
                 form.add_field(key, value)
-            if ref is not None and ref.data is not None:
-                form.add_field(
-                    "input_reference",
-                    ref.data,
-                    filename=ref.filename,
-                    content_type=ref.content_type,
-                )
+            form.add_field(
+                "input_reference", ref.data, filename=ref.filename, content_type=ref.content_type
+            )
             reply = await self.request_json(
                 "POST", self.url("/videos"), data=form, operation="create"
             )
@@ -99,9 +98,7 @@ class OpenAIVideosProvider(HttpProvider):
         return UpstreamJob(
             upstream_id=str(reply["id"]),
             status=status,
-            progress=100
-            if status is UpstreamStatus.COMPLETED
-            else parse_progress(reply.get("progress")),
+            progress=reported_progress(status, reply.get("progress")),
             error_code=_str_or_none(error.get("code")),
             error_message=_str_or_none(error.get("message")),
             expires_at=_number_or_none(reply.get("expires_at")),

@@ -30,7 +30,7 @@ from providers.base import (
     UpstreamStatus,
 )
 from providers.http import HttpProvider
-from providers.statuses import normalise, parse_progress
+from providers.statuses import normalise, reported_progress
 
 TASKS_PATH = "/v2/videos/generations"
 LANDSCAPE, PORTRAIT = "16:9", "9:16"
@@ -157,9 +157,7 @@ class RelayProvider(HttpProvider):
         return UpstreamJob(
             upstream_id=str(task["task_id"]),
             status=status,
-            progress=100
-            if status is UpstreamStatus.COMPLETED
-            else parse_progress(task.get("progress")),
+            progress=reported_progress(status, task.get("progress")),
             error_code="moderation_blocked" if moderated else None,
             error_message=reason,
             raw_status=raw,

@@ -58,6 +58,11 @@ def normalise(word: object) -> UpstreamStatus:
     return UpstreamStatus.UNRECOGNISED
 
 
+def reported_progress(status: UpstreamStatus, value: object) -> int | None:
+    """A completed job is at 100 whatever figure came with it; otherwise the upstream's own."""
+    return 100 if status is UpstreamStatus.COMPLETED else parse_progress(value)
+
+
 def parse_progress(value: object) -> int | None:
     """An int, a float or an ``"NN%"`` string, clamped to 0..100; None when absent or unreadable."""
     if value is None or isinstance(value, bool):

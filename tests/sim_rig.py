@@ -15,6 +15,7 @@ import pytest
 
 from providers.simulation import SimulationSettings
 from providers.simulator import Simulator
+from tests.clock import ManualClock
 
 KEY = "sk-sim-test"
 BEARER = {"Authorization": f"Bearer {KEY}"}
@@ -23,17 +24,6 @@ PREVIEW = {"api-version": "preview"}
 T0 = 1_800_000_000.0
 PNG = b"\x89PNG\r\n\x1a\n"
 TIMING = {"queue_seconds": 5.0, "render_seconds": 20.0, "video_bytes": 4096}
-
-
-class ManualClock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @dataclass
@@ -84,7 +74,7 @@ async def start_rig() -> AsyncIterator[StartRig]:
         async def start(
             *, api_key: str = KEY, deployments: Collection[str] | None = None, **settings: Any
         ) -> Rig:
-            clock = ManualClock()
+            clock = ManualClock(T0)
             sim = Simulator(
                 SimulationSettings(**{**TIMING, **settings}),
                 api_key=api_key,

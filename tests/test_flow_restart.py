@@ -16,18 +16,11 @@ import yaml
 
 from providers.simulation import SimulationSettings
 from providers.simulator import Simulator
+from tests.clock import ManualClock
 from tests.conftest import ALICE, wait_for
 from tests.proxy_process import ProxyProcess, start_proxy_process
 
 RENDER_SECONDS = 30.0
-
-
-class ManualClock:
-    def __init__(self) -> None:
-        self.now = 1_700_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

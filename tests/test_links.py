@@ -10,20 +10,13 @@ import pytest
 from router.config import ServerConfig
 from router.errors import Forbidden
 from router.links import LinkSigner
+from tests.clock import ManualClock
 
 JOB = "video_" + "ab" * 24
 NOW = 1_700_000_000.5
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = NOW
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def signer(clock: Clock, secret: str = "s3cret", ttl: float = 60.0) -> LinkSigner:
+def signer(clock: ManualClock, secret: str = "s3cret", ttl: float = 60.0) -> LinkSigner:
     server = ServerConfig(public_url="https://videos.example", link_secret=secret, link_ttl=ttl)
     return LinkSigner(server, clock)
 
@@ -35,7 +28,7 @@ def parts(link: str) -> tuple[str, str, str]:
 
 
 def test_a_link_names_the_job_an_expiry_and_a_hex_signature() -> None:
-    link = signer(Clock()).link(JOB)
+    link = signer(ManualClock(NOW)).link(JOB)
     assert link.startswith(f"https://videos.example/v2/videos/content/{JOB}?")
     job_id, expires, sig = parts(link)
     assert (job_id, int(expires)) == (JOB, math.ceil(NOW + 60))
@@ -43,7 +36,7 @@ def test_a_link_names_the_job_an_expiry_and_a_hex_signature() -> None:
 
 
 def test_a_fresh_link_verifies() -> None:
-    links = signer(Clock())
+    links = signer(ManualClock(NOW))
     links.verify(*parts(links.link(JOB)))
 
 
@@ -52,7 +45,7 @@ def test_a_fresh_link_verifies() -> None:
     ["sig", "job", "expires", "expires_padded", "no_sig", "no_expires", "non_ascii_sig"],
 )
 def test_any_change_is_refused(change: str) -> None:
-    links = signer(Clock())
+    links = signer(ManualClock(NOW))
     job_id, expires, sig = parts(links.link(JOB))
     forged: dict[str, tuple[str, str | None, str | None]] = {
         "sig": (job_id, expires, sig[::-1]),
@@ -69,7 +62,7 @@ def test_any_change_is_refused(change: str) -> None:
 
 
 def test_a_link_expires_after_its_ttl() -> None:
-    clock = Clock()
+    clock = ManualClock(NOW)
     links = signer(clock, ttl=60)
     job_id, expires, sig = parts(links.link(JOB))
     clock.now = NOW + 59
@@ -81,7 +74,7 @@ def test_a_link_expires_after_its_ttl() -> None:
 
 
 def test_a_configured_secret_survives_a_restart_and_a_random_one_does_not() -> None:
-    clock = Clock()
+    clock = ManualClock(NOW)
     link = parts(signer(clock, secret="kept").link(JOB))
     signer(clock, secret="kept").verify(*link)
     random_link = parts(signer(clock, secret="").link(JOB))
@@ -90,4 +83,4 @@ def test_a_configured_secret_survives_a_restart_and_a_random_one_does_not() -> N
 
 
 def test_the_repr_never_shows_the_secret() -> None:
-    assert "s3cret" not in repr(signer(Clock()))
+    assert "s3cret" not in repr(signer(ManualClock(NOW)))

@@ -28,6 +28,7 @@ from providers.base import (
 )
 from providers.http import HttpProvider
 from providers.relay import RelayProvider
+from tests.clock import ManualClock
 from tests.conftest import SimulatorFactory
 from tests.fake_upstream import ScriptedFactory
 
@@ -35,14 +36,6 @@ KEY = "sk-upstream-secret"
 TASKS = "/v2/videos/generations"
 VIDEO = {"id": "video_up1", "object": "video", "status": "queued", "progress": 0}
 REQUEST = RenderRequest(model="my-sora", prompt="a kite", size="1280x720", seconds=8)
-
-
-class ManualClock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
@@ -105,7 +98,7 @@ async def test_azure_every_call_uses_the_api_key_header_and_the_api_version(
 async def test_azure_sends_the_deployment_as_model_and_reads_the_video_back(
     simulators: SimulatorFactory, adapters: Callable[..., Any]
 ) -> None:
-    clock = ManualClock()
+    clock = ManualClock(1_000_000.0)
     sim = await simulators(api_key=KEY, deployments=["my-sora"], clock=clock, render_seconds=10)
     azure = adapters(AzureVideosProvider, sim.base_url, api_version="preview")
     job = await azure.create(REQUEST)
