@@ -50,5 +50,19 @@ class Metrics:
             registry=r,
         )
 
+        # Labelled children cached per (route, status): .labels() is costly on the hot path.
+        self._request_children: dict[tuple[str, int], tuple[Histogram, Counter]] = {}
+
+    def observe_request(self, route: str, status: int, seconds: float) -> None:
+        children = self._request_children.get((route, status))
+        if children is None:
+            children = (
+                self.request_seconds.labels(route),
+                self.requests.labels(route, str(status)),
+            )
+            self._request_children[route, status] = children
+        children[0].observe(seconds)
+        children[1].inc()
+
     def render(self) -> bytes:
         return generate_latest(self.registry)

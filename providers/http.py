@@ -28,7 +28,6 @@ from providers.base import (
     UpstreamTimeout,
 )
 
-CHUNK_BYTES = 64 * 1024
 _PASSED_HEADERS = ("Content-Range", "Accept-Ranges", "ETag", "Last-Modified")
 MODERATION_CODES = frozenset({"moderation_blocked", "content_policy_violation", "content_filter"})
 
@@ -46,7 +45,8 @@ class HttpContentStream:
         self.headers = {h: response.headers[h] for h in _PASSED_HEADERS if h in response.headers}
 
     async def chunks(self) -> AsyncIterator[bytes]:
-        async for chunk in self._response.content.iter_chunked(CHUNK_BYTES):
+        # iter_any hands over what the socket delivered without re-slicing it.
+        async for chunk in self._response.content.iter_any():
             yield chunk
 
     def close(self) -> None:
@@ -79,6 +79,10 @@ class HttpProvider:
         )
         self._max_connections = max_connections or 100
         self._session: aiohttp.ClientSession | None = None
+        # Built on first call, once per provider: headers and query are the same every time.
+        self._headers: dict[str, str] | None = None
+        self._json_headers: dict[str, str] = {}
+        self._query: dict[str, str] | None = None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, base_url={self.base_url!r})"
@@ -101,9 +105,7 @@ class HttpProvider:
     def session(self) -> aiohttp.ClientSession:
         if self._session is None:
             connector = aiohttp.TCPConnector(limit=self._max_connections, ttl_dns_cache=300)
-            self._session = aiohttp.ClientSession(
-                connector=connector, timeout=self._timeout, json_serialize=_dumps
-            )
+            self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout)
         return self._session
 
     async def aclose(self) -> None:
@@ -122,10 +124,18 @@ class HttpProvider:
         params: Mapping[str, str] | None = None,
     ) -> Any:
         """Send one call and return its parsed JSON body, or raise a ``ProviderError``."""
-        query = {**self.query(), **(params or {})}
+        if self._headers is None:
+            self._headers = self.auth_headers()
+            self._json_headers = {**self._headers, "Content-Type": "application/json"}
+            self._query = self.query() or None
+        headers = self._headers
+        query = {**self._query, **params} if self._query and params else (params or self._query)
+        payload: aiohttp.FormData | bytes | None = data
+        if json is not None:
+            payload, headers = orjson.dumps(json), self._json_headers
         try:
             async with self.session.request(
-                method, url, json=json, data=data, params=query, headers=self.auth_headers()
+                method, url, data=payload, params=query, headers=headers
             ) as response:
                 body = await response.read()
                 if response.status >= 400:
@@ -223,7 +233,3 @@ def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
         if math.isfinite(seconds) and seconds >= 0:
             return seconds
     return None
-
-
-def _dumps(value: Any) -> str:
-    return orjson.dumps(value).decode()

@@ -71,10 +71,6 @@ def reject_unknown(fields: Mapping[str, object], known: frozenset[str]) -> None:
         )
 
 
-def _poll_headers(request: web.Request) -> dict[str, str]:
-    return {"openai-poll-after-ms": str(request.app[keys.CONFIG].server.poll_after_ms)}
-
-
 async def create_video(request: web.Request) -> web.Response:
     fields = await _read_create_body(request)
     reject_unknown(fields, CREATE_FIELDS)
@@ -92,7 +88,7 @@ async def create_video(request: web.Request) -> web.Response:
 
 
 async def get_video(request: web.Request) -> web.Response:
-    return json_response(video_object(owned_job(request)), headers=_poll_headers(request))
+    return json_response(video_object(owned_job(request)), headers=request.app[keys.POLL_HEADERS])
 
 
 async def list_videos(request: web.Request) -> web.Response:
@@ -120,7 +116,7 @@ async def list_videos(request: web.Request) -> web.Response:
         "last_id": data[-1]["id"] if data else None,
         "has_more": has_more,
     }
-    return json_response(body, headers=_poll_headers(request))
+    return json_response(body, headers=request.app[keys.POLL_HEADERS])
 
 
 async def delete_video(request: web.Request) -> web.Response:

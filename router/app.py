@@ -1,12 +1,14 @@
 """``create_app(config)``: routes, middlewares and the lifecycle of every long-lived resource.
 
-Middlewares, outermost first: ``observe`` (request metrics), ``error_middleware`` (renders
-every failure as the OpenAI envelope), ``authenticate`` (Bearer key on the API routes; a
-signed content link is its own credential).
+One middleware, ``front``, authenticates the client key, runs the handler, renders every
+failure as the OpenAI envelope and records request metrics. It is one layer rather than
+three because each aiohttp middleware layer costs a few microseconds on every request.
 
 Cleanup contexts, in dependency order (torn down in reverse): providers (adapters and
-embedded simulators), the job store (loads jobs), then the poller and dispatcher (resume
-in-flight jobs). Readiness turns on when all have started and off first at shutdown.
+embedded simulators), health (``router.monitor``: selector and probes), the job store (loads
+jobs), the poller and dispatcher (resume in-flight jobs), then the frozen heap
+(``router.heap``: keeps full GC passes off requests).
+Readiness turns on when all have started and off first at shutdown.
 Nothing is created at import time.
 """
 
@@ -18,17 +20,19 @@ from collections.abc import AsyncIterator, Callable
 from aiohttp import web
 
 from monitoring.metrics import Metrics
-from router import api_openai, api_relay, content, keys
+from router import api_admin, api_openai, api_relay, content, keys
 from router.auth import KeyRing
 from router.config import Config
 from router.dispatch import Dispatcher
-from router.errors import Handler, error_middleware
+from router.errors import Handler, failure_response
+from router.heap import frozen_heap
 from router.jobs import Job
-from router.jsonio import json_response
+from router.jsonio import json_headers, json_response
 from router.links import CONTENT_PREFIX, LinkSigner
+from router.monitor import health_context
 from router.poller import Poller
 from router.pool import ProviderPool
-from router.selection import Selector
+from router.retry import RetryPolicy
 from router.store import SqliteJobStore
 
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
@@ -36,7 +40,7 @@ PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 def create_app(config: Config, *, clock: Callable[[], float] = time.time) -> web.Application:
     app = web.Application(
-        middlewares=[observe, error_middleware, authenticate],
+        middlewares=[front],
         client_max_size=config.server.max_body_bytes,
     )
     app[keys.CONFIG] = config
@@ -44,14 +48,18 @@ def create_app(config: Config, *, clock: Callable[[], float] = time.time) -> web
     app[keys.METRICS] = Metrics()
     app[keys.KEYRING] = KeyRing(config.keys)
     app[keys.READY] = [False]
+    app[keys.POLL_HEADERS] = json_headers(
+        {"openai-poll-after-ms": str(config.server.poll_after_ms)}
+    )
     app[keys.LINKS] = LinkSigner(config.server, clock)
-    app.cleanup_ctx.extend([_providers, _store, _jobs])
+    app.cleanup_ctx.extend([_providers, health_context, _store, _jobs, frozen_heap])
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
     api_openai.add_routes(app)
     content.add_routes(app)
     api_relay.add_routes(app)
+    api_admin.add_routes(app)
     return app
 
 
@@ -60,7 +68,6 @@ async def _providers(app: web.Application) -> AsyncIterator[None]:
     try:
         await pool.start(app[keys.CONFIG].providers)
         app[keys.POOL] = pool
-        app[keys.SELECTOR] = Selector(pool, app[keys.CONFIG].models)
         yield
     finally:
         await pool.close()
@@ -82,11 +89,25 @@ async def _jobs(app: web.Application) -> AsyncIterator[None]:
     def settled(job: Job) -> None:
         metrics.renders.labels(job.current.provider, job.model, job.state.value).inc()
 
-    poller = Poller(store=store, pool=app[keys.POOL], clock=app[keys.CLOCK], on_settled=settled)
-    app[keys.POLLER] = poller
-    app[keys.DISPATCHER] = Dispatcher(
-        selector=app[keys.SELECTOR], store=store, poller=poller, clock=app[keys.CLOCK]
+    policy = RetryPolicy.from_config(app[keys.CONFIG].routing)
+    poller = Poller(
+        store=store,
+        pool=app[keys.POOL],
+        clock=app[keys.CLOCK],
+        health=app[keys.HEALTH],
+        policy=policy,
+        on_settled=settled,
     )
+    app[keys.POLLER] = poller
+    dispatcher = Dispatcher(
+        selector=app[keys.SELECTOR],
+        store=store,
+        poller=poller,
+        clock=app[keys.CLOCK],
+        policy=policy,
+    )
+    poller.resubmit = dispatcher.resubmit
+    app[keys.DISPATCHER] = dispatcher
     poller.resume(store.unfinished())
     poller.start()
     app[keys.READY][0] = True
@@ -97,30 +118,32 @@ async def _jobs(app: web.Application) -> AsyncIterator[None]:
         await poller.stop()
 
 
-@web.middleware
-async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
-    # Signed content links carry their own credential (router.links).
-    if request.path not in PUBLIC_PATHS and not request.path.startswith(CONTENT_PREFIX):
-        request[keys.CLIENT_KEY] = request.app[keys.KEYRING].authenticate(
-            request.headers.get("Authorization")
-        )
-    return await handler(request)
+def needs_client_key(path: str) -> bool:
+    """Signed content links carry their own credential (``router.links``); the admin API
+    checks the admin key itself (``router.api_admin``)."""
+    return (
+        path not in PUBLIC_PATHS
+        and not path.startswith(CONTENT_PREFIX)
+        and not path.startswith(api_admin.ADMIN_PREFIX)
+    )
 
 
 @web.middleware
-async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
-    metrics = request.app[keys.METRICS]
+async def front(request: web.Request, handler: Handler) -> web.StreamResponse:
+    started = time.perf_counter()
+    response: web.StreamResponse
+    try:
+        if needs_client_key(request.path):
+            request[keys.CLIENT_KEY] = request.app[keys.KEYRING].authenticate(
+                request.headers.get("Authorization")
+            )
+        response = await handler(request)
+    except Exception as exc:
+        response = failure_response(request, exc)
     resource = request.match_info.route.resource
     route = resource.canonical if resource is not None else "unmatched"
-    started = time.perf_counter()
-    status = 500
-    try:
-        response = await handler(request)
-        status = response.status
-        return response
-    finally:
-        metrics.request_seconds.labels(route).observe(time.perf_counter() - started)
-        metrics.requests.labels(route, str(status)).inc()
+    request.app[keys.METRICS].observe_request(route, response.status, time.perf_counter() - started)
+    return response
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -132,11 +132,20 @@ class RoutingConfig:
     job_deadline: float = 3600.0
     stall_timeout: float = 600.0  # an attempt without progress this long is failed over
     seed: int | None = None  # seeds the strategies' random choices
+    # balanced: USD one second of expected render time is worth against expected cost
+    latency_weight: float = 0.001
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class HealthConfig:
-    probe_interval: float = 30.0
+    probe_interval: float = 30.0  # seconds between active probes (free calls) of each provider
+    consecutive_failures: int = 5  # outlier detection: this many failures in a row eject
+    failure_rate: float = 0.5  # ... or this share of failures over the window
+    min_volume: int = 10  # outcomes needed before the failure rate is judged
+    base_ejection: float = 30.0  # seconds; the n-th ejection lasts n times this
+    max_ejection: float = 300.0  # seconds; the longest an ejection lasts
+    max_ejected_share: float = 0.7  # never eject more than this share of the providers
+    panic_threshold: float = 0.3  # below this healthy share, route over every capable provider
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -166,6 +166,14 @@ class Section:
         value = None if raw is None else check_positive(raw, self.at(name), self.problems)
         return default if value is None else value
 
+    def share(self, name: str, default: float) -> float:
+        """A fraction in (0, 1]."""
+        value = self.positive(name, default)
+        if value > 1:
+            self.problem(name, "must be > 0 and <= 1")
+            return default
+        return value
+
 
 def check_positive(raw: object, path: str, problems: Problems) -> float | None:
     """``raw`` as a finite number > 0, or None after recording why it is not one."""

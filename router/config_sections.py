@@ -103,11 +103,22 @@ def parse_routing(s: Section) -> RoutingConfig:
         job_deadline=s.positive("job_deadline", d.job_deadline),
         stall_timeout=s.positive("stall_timeout", d.stall_timeout),
         seed=s.integer("seed", d.seed),
+        latency_weight=s.positive("latency_weight", d.latency_weight),
     )
 
 
 def parse_health(s: Section) -> HealthConfig:
-    return HealthConfig(probe_interval=s.positive("probe_interval", HealthConfig().probe_interval))
+    d = HealthConfig()
+    return HealthConfig(
+        probe_interval=s.positive("probe_interval", d.probe_interval),
+        consecutive_failures=s.integer("consecutive_failures", d.consecutive_failures, low=1),
+        failure_rate=s.share("failure_rate", d.failure_rate),
+        min_volume=s.integer("min_volume", d.min_volume, low=1),
+        base_ejection=s.positive("base_ejection", d.base_ejection),
+        max_ejection=s.positive("max_ejection", d.max_ejection),
+        max_ejected_share=s.share("max_ejected_share", d.max_ejected_share),
+        panic_threshold=s.share("panic_threshold", d.panic_threshold),
+    )
 
 
 def parse_metrics(s: Section) -> MetricsConfig:

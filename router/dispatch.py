@@ -7,10 +7,17 @@ provider that gave them. A create that may have been accepted (the connection di
 sending) is never re-sent blindly: the client gets a 502 that says so.
 
 The job is durable (``store.insert`` awaited) before the client gets its id.
+
+``resubmit`` is the poller's post-acceptance failover: when an accepted attempt fails for a
+provider reason or stalls, the retry policy and budget decide, and a new attempt goes to a
+provider not tried yet, under the same job id, with the input reference re-read from the store.
+Every submit outcome is reported to ``ProviderHealth``: a 429 cools the provider, moderation and
+refusals are not health signals, everything else feeds outlier detection.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,10 +33,18 @@ from providers.base import (
     UpstreamJob,
     UpstreamTimeout,
 )
-from router.errors import InvalidRequest, NotReady, RouterError, TooManyRequests, UpstreamFailed
+from router.errors import (
+    InvalidRequest,
+    NotReady,
+    RouterError,
+    TooManyRequests,
+    Unavailable,
+    UpstreamFailed,
+)
 from router.jobs import Attempt, Job, JobState, new_job_id
 from router.poller import Poller
 from router.pool import PoolEntry
+from router.retry import AttemptFailure, RetryBudget, RetryDecision, RetryPolicy, RetryState
 from router.selection import Candidate, Selector
 from router.store import JobStore
 
@@ -48,42 +63,101 @@ class CreateRequest:
 
 
 class Dispatcher:
-    __slots__ = ("_clock", "_poller", "_selector", "_store")
+    __slots__ = ("_budget", "_clock", "_policy", "_poller", "_selector", "_store")
 
     def __init__(
-        self, *, selector: Selector, store: JobStore, poller: Poller, clock: Callable[[], float]
+        self,
+        *,
+        selector: Selector,
+        store: JobStore,
+        poller: Poller,
+        clock: Callable[[], float],
+        policy: RetryPolicy,
     ) -> None:
         self._selector = selector
         self._store = store
         self._poller = poller
         self._clock = clock
+        self._policy = policy
+        self._budget = RetryBudget()
 
     async def create(self, owner: str, request: CreateRequest) -> Job:
         candidates = self._selector.candidates(request.model, request.size, request.seconds)
         if not candidates:
-            raise self._unrenderable(request)
+            if not self._selector.capable(request.model, request.size, request.seconds):
+                raise self._unrenderable(request)
+            raise Unavailable("Every capable provider is cooling down or ejected; retry later.")
+        candidate, seen = await self._submit(candidates, request, request.input_reference)
+        self._budget.created(self._clock())
+        job = self._new_job(owner, request, candidate, seen)
+        await self._store.insert(job, request.input_reference)
+        self._poller.track(job)
+        return job
+
+    async def resubmit(self, job: Job, failure: AttemptFailure) -> bool:
+        """Start a new attempt of ``job`` elsewhere; False when policy, budget or providers say no.
+
+        The caller has already closed the failed attempt; on False it settles the job.
+        """
+        now = self._clock()
+        state = RetryState(self._policy, len(job.attempts), job.created_at)
+        if state.decide(failure, now) is RetryDecision.FAIL:
+            return False
+        tried = {a.provider for a in job.attempts}
+        candidates = self._selector.candidates(job.model, job.size, job.seconds, tried=tried)
+        if not candidates or not self._budget.try_spend(now):
+            return False
+        reference = await self._store.input_reference(job.id)
+        request = CreateRequest(job.model, job.prompt, job.size, job.seconds, reference)
+        try:
+            candidate, seen = await self._submit(candidates, request, reference)
+        except RouterError as exc:
+            log.warning("job %s: no provider took the re-submission (%s)", job.id, exc.message)
+            return False
+        submitted = self._clock()
+        attempt = Attempt(
+            provider=candidate.entry.name, upstream_id=seen.upstream_id, submitted_at=submitted
+        )
+        job.add_attempt(attempt, candidate.price_per_second or 0.0)
+        job.observe(seen, submitted)
+        self._store.save(job)
+        log.info("job %s: attempt %d on %s", job.id, len(job.attempts), candidate.entry.name)
+        self._poller.track(job)
+        return True
+
+    async def _submit(
+        self,
+        candidates: list[Candidate],
+        request: CreateRequest,
+        reference: InputReference | None,
+    ) -> tuple[Candidate, UpstreamJob]:
+        """Create on the first candidate that takes it, failing over on provider errors."""
+        health = self._selector.health
+        loop = asyncio.get_running_loop()
         failures: list[ProviderError] = []
         for candidate in candidates:
+            name = candidate.entry.name
             upstream = RenderRequest(
-                model=candidate.model.upstream_model,
+                model=candidate.upstream_model,
                 prompt=request.prompt,
                 size=request.size,
                 seconds=request.seconds,
-                input_reference=request.input_reference,
+                input_reference=reference,
             )
+            started = loop.time()
             try:
                 seen = await candidate.entry.adapter.create(upstream)
             except ProviderError as exc:
                 _raise_if_final(exc)
-                log.warning(
-                    "create on %s failed (%r); trying the next provider", candidate.entry.name, exc
-                )
+                if isinstance(exc, RateLimited):
+                    health.cool(name, exc.retry_after)
+                else:
+                    health.submitted(name, False, loop.time() - started)
+                log.warning("create on %s failed (%r); trying the next provider", name, exc)
                 failures.append(exc)
                 continue
-            job = self._new_job(owner, request, candidate, seen)
-            await self._store.insert(job, request.input_reference)
-            self._poller.track(job)
-            return job
+            health.submitted(name, True, loop.time() - started)
+            return candidate, seen
         raise _all_failed(failures)
 
     async def remix(self, owner: str, source: Job, prompt: str) -> Job:

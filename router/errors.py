@@ -15,7 +15,7 @@ status below; the ``openai`` SDK maps the status to its exception class and fill
     ├── UpstreamFailed        502  every capable provider failed to take the request
     └── Unavailable           503  no provider can take it now, or shutting down
 
-Handlers raise these; nothing else builds an error body.
+Handlers raise these; ``failure_response`` is the only place that builds an error body.
 """
 
 from __future__ import annotations
@@ -147,11 +147,13 @@ _HTTP_TO_ERROR: dict[int, type[RouterError]] = {
 }
 
 
-@web.middleware
-async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Render every failure as the OpenAI envelope; an unexpected one is logged, never leaked."""
+def failure_response(request: web.Request, failure: Exception) -> web.Response:
+    """Render any failure as the OpenAI envelope; an unexpected one is logged, never leaked.
+
+    A redirect (an ``HTTPException`` below 400) is not a failure and is raised again.
+    """
     try:
-        return await handler(request)
+        raise failure
     except RouterError as exc:
         return exc.to_response()
     except web.HTTPException as exc:

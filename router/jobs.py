@@ -184,6 +184,19 @@ class Job:
         self.completed_at = now
         return True
 
+    def abandon(self, code: str, message: str, now: float) -> bool:
+        """Give up on the current attempt (stalled, lost) while the job itself stays open."""
+        if self.current.state.finished:
+            return False
+        self._settle_attempt(AttemptState.FAILED, now, code, message)
+        return True
+
+    def add_attempt(self, attempt: Attempt, price_per_second: float) -> None:
+        """Continue on another provider under the same id; state and progress stay as they are."""
+        self.attempts.append(attempt)
+        self.price_per_second = price_per_second
+        self.version += 1
+
     def _settle_attempt(
         self, state: AttemptState, now: float, code: str | None, message: str | None
     ) -> None:

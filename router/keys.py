@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 
+from monitoring.health import ProviderHealth
 from monitoring.metrics import Metrics
 from router.auth import ClientKey, KeyRing
 from router.config import Config
@@ -22,10 +23,13 @@ METRICS = web.AppKey("metrics", Metrics)
 KEYRING = web.AppKey("keyring", KeyRing)
 POOL = web.AppKey("pool", ProviderPool)
 SELECTOR = web.AppKey("selector", Selector)
+HEALTH = web.AppKey("health", ProviderHealth)
 STORE = web.AppKey("store", JobStore)
 POLLER = web.AppKey("poller", Poller)
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 LINKS = web.AppKey("links", LinkSigner)
 READY = web.AppKey("ready", list[bool])  # one mutable cell: flipped by startup and shutdown
+
+POLL_HEADERS = web.AppKey("poll_headers", dict[str, str])  # JSON + openai-poll-after-ms, built once
 
 CLIENT_KEY = web.RequestKey("client_key", ClientKey)

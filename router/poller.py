@@ -4,7 +4,14 @@ Client polls never reach an upstream; they read the store, which this task keeps
 Each job is due once per ``poll_interval`` of its provider, however often its client polls,
 and status reads per provider run under a concurrency cap. A failed status read is not a
 failed job: the job is polled again later (after ``Retry-After`` on a 429). A job whose
-upstream id is gone (404) has lost its render and fails with ``upstream_job_missing``.
+upstream id is gone (404) has lost its render (``upstream_job_missing``).
+
+Post-acceptance failover: an attempt that failed for a provider reason, lost its render, or
+made no progress for ``stall_timeout`` (measured on the injected clock) is closed and handed to
+``resubmit`` (the dispatcher's), which starts a new attempt elsewhere under the same job id or
+declines; then the job fails with the attempt's error. Output moderation goes the same way
+but the retry policy keeps it terminal by default. A job past ``job_deadline`` fails with
+``deadline_exceeded``. Render outcomes feed ``ProviderHealth``; moderation never does.
 
 Jobs are scheduled on a heap keyed by the loop's monotonic clock; timestamps written into
 jobs come from the injected wall clock.
@@ -17,17 +24,22 @@ import contextlib
 import heapq
 import itertools
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
+from monitoring.health import ProviderHealth
 from providers.base import ProviderError, RateLimited, Rejected
 from router.jobs import AttemptState, Job
 from router.pool import ProviderPool
+from router.retry import AttemptFailure, RetryPolicy, RetryState
 from router.store import JobStore
 
 log = logging.getLogger(__name__)
 
 READS_PER_PROVIDER = 16  # concurrent status reads to one provider
 ERROR_BACKOFF_CAP = 60.0  # seconds; failed status reads back off up to this
+MODERATION_CODE = "moderation_blocked"
+
+Resubmit = Callable[[Job, AttemptFailure], Awaitable[bool]]
 
 
 class Poller:
@@ -37,12 +49,18 @@ class Poller:
         store: JobStore,
         pool: ProviderPool,
         clock: Callable[[], float],
+        health: ProviderHealth,
+        policy: RetryPolicy,
         on_settled: Callable[[Job], None] | None = None,
     ) -> None:
         self._store = store
         self._pool = pool
         self._clock = clock
+        self._health = health
+        self._policy = policy
         self._on_settled = on_settled
+        self.resubmit: Resubmit | None = None  # set by the dispatcher's owner once both exist
+        self._progress: dict[str, tuple[int, int, float]] = {}  # job -> (attempt, progress, since)
         self._due: list[tuple[float, int, str]] = []
         self._sequence = itertools.count()
         self._wake = asyncio.Event()
@@ -90,8 +108,11 @@ class Poller:
                 task.add_done_callback(self._inflight.discard)
             self._wake.clear()
             timeout = self._due[0][0] - now if self._due else None
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
+            # lands as the wake-up fires, and then stop() would wait for this loop forever.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
 
     async def _poll(self, job_id: str) -> None:
         job = self._store.get(job_id)
@@ -107,23 +128,53 @@ class Poller:
             async with reads:
                 seen = await entry.adapter.get(attempt.upstream_id)
         except ProviderError as exc:
-            self._read_failed(job, exc)
+            await self._read_failed(job, exc)
             return
         self._errors.pop(job.id, None)
-        if job.observe(seen, self._clock()):
+        now = self._clock()
+        if job.observe(seen, now):
             self._store.save(job)
         if attempt.state is AttemptState.FAILED:
-            self._settle_failed(
-                job,
-                attempt.error_code or "render_failed",
-                attempt.error_message or "The provider failed to render the video.",
+            moderated = attempt.error_code == MODERATION_CODE
+            if not moderated:
+                self._health.rendered(attempt.provider, False)
+            await self._failover(
+                job, AttemptFailure.MODERATION if moderated else AttemptFailure.PROVIDER
             )
         elif job.state.finished:
+            self._health.rendered(attempt.provider, True, now - attempt.submitted_at)
             self._settled(job)
+        elif self._stalled(job, now):
+            self._health.rendered(attempt.provider, False)
+            job.abandon("stalled", f"No progress for {self._policy.stall_timeout:g}s.", now)
+            await self._failover(job, AttemptFailure.STALLED)
+        elif RetryState(self._policy, len(job.attempts), job.created_at).past_deadline(now):
+            self._settle_failed(job, "deadline_exceeded", "The render took too long.")
         else:
             self.track(job)
 
-    def _read_failed(self, job: Job, exc: ProviderError) -> None:
+    def _stalled(self, job: Job, now: float) -> bool:
+        """No progress on the current attempt for ``stall_timeout`` (injected clock)."""
+        mark = (len(job.attempts), job.current.progress)
+        seen = self._progress.get(job.id)
+        if seen is None or seen[:2] != mark:
+            self._progress[job.id] = (*mark, now)
+            return False
+        return now - seen[2] >= self._policy.stall_timeout
+
+    async def _failover(self, job: Job, failure: AttemptFailure) -> None:
+        """Hand a closed attempt to ``resubmit``; settle the job failed when it declines."""
+        self._store.save(job)
+        if self.resubmit is not None and await self.resubmit(job, failure):
+            return
+        attempt = job.current
+        self._settle_failed(
+            job,
+            attempt.error_code or "render_failed",
+            attempt.error_message or "The provider failed to render the video.",
+        )
+
+    async def _read_failed(self, job: Job, exc: ProviderError) -> None:
         if isinstance(exc, Rejected) and exc.status == 404:
             log.warning(
                 "job %s: provider %s lost upstream job %s",
@@ -131,7 +182,9 @@ class Poller:
                 exc.provider,
                 job.current.upstream_id,
             )
-            self._settle_failed(job, "upstream_job_missing", "The provider lost this render.")
+            self._health.rendered(exc.provider, False)
+            job.abandon("upstream_job_missing", "The provider lost this render.", self._clock())
+            await self._failover(job, AttemptFailure.PROVIDER)
             return
         failures = self._errors[job.id] = self._errors.get(job.id, 0) + 1
         delay = min(self._interval(job) * 2 ** min(failures - 1, 6), ERROR_BACKOFF_CAP)
@@ -147,6 +200,7 @@ class Poller:
 
     def _settled(self, job: Job) -> None:
         self._errors.pop(job.id, None)
+        self._progress.pop(job.id, None)
         if self._on_settled is not None:
             self._on_settled(job)
 

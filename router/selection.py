@@ -1,33 +1,47 @@
 """Which providers may take a request, in the order to try them.
 
-A provider is a candidate when it serves the requested model at exactly the requested size
-and seconds (its own narrowing and the catalogue's) and has not been tried for this job yet.
-Order: ``priority`` (lower first), then price for this request (unpriced last), then name.
-Health, capacity and the routing strategies plug in here (issue 4 of the tracker).
+A provider is a candidate when it serves the requested model at exactly the requested size and
+seconds (its own narrowing and the catalogue's), is not ejected by outlier detection, is not
+cooling down after a 429, and has not been tried for this job yet. The configured strategy
+(``router.strategies``) orders them.
+
+Panic: when the healthy share of the capable providers falls below ``health.panic_threshold``
+(or none is healthy), ejection is ignored and every capable provider is a candidate, so a
+detector that ejected everyone cannot turn the proxy into a wall of 502s.
 """
 
 from __future__ import annotations
 
+import random
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
 
-from router.config import ModelSpec, ProviderModel
+from monitoring.health import ProviderHealth
+from router.config import Config, ModelSpec
 from router.pool import PoolEntry, ProviderPool
+from router.strategies import STRATEGIES, Candidate, Context
 
-
-@dataclass(slots=True, frozen=True)
-class Candidate:
-    entry: PoolEntry
-    model: ProviderModel
-    price_per_second: float | None
+__all__ = ["Candidate", "Selector"]
 
 
 class Selector:
-    __slots__ = ("_catalogue", "_pool")
+    __slots__ = (
+        "_catalogue",
+        "_latency_weight",
+        "_panic_threshold",
+        "_pool",
+        "_rng",
+        "_strategy",
+        "health",
+    )
 
-    def __init__(self, pool: ProviderPool, catalogue: Mapping[str, ModelSpec]) -> None:
+    def __init__(self, pool: ProviderPool, config: Config, health: ProviderHealth) -> None:
         self._pool = pool
-        self._catalogue = catalogue
+        self._catalogue: Mapping[str, ModelSpec] = config.models
+        self._strategy = STRATEGIES[config.routing.strategy]
+        self._panic_threshold = config.health.panic_threshold
+        self._rng = random.Random(config.routing.seed)
+        self._latency_weight = config.routing.latency_weight
+        self.health = health
 
     def capable(self, model: str, size: str, seconds: int) -> list[Candidate]:
         spec = self._catalogue[model]
@@ -35,15 +49,32 @@ class Selector:
         for entry in self._pool:
             offer = entry.config.models.get(model)
             if offer is not None and offer.supports(size, seconds, spec):
-                found.append(Candidate(entry, offer, offer.price_for(size)))
+                found.append(Candidate(entry, offer.upstream_model, offer.price_for(size)))
         return found
 
     def candidates(
         self, model: str, size: str, seconds: int, *, tried: Collection[str] = ()
     ) -> list[Candidate]:
-        found = [c for c in self.capable(model, size, seconds) if c.entry.name not in tried]
-        found.sort(key=_order)
-        return found
+        capable = self.capable(model, size, seconds)
+        usable = [c for c in capable if c.entry.name not in tried]
+        usable = [c for c in usable if not self.health.cooling(c.entry.name)]
+        if not self.panicking([c.entry for c in capable]):
+            usable = [c for c in usable if not self.health.ejected(c.entry.name)]
+        ctx = Context(
+            health=self.health,
+            rng=self._rng,
+            seconds=seconds,
+            latency_weight=self._latency_weight,
+        )
+        return self._strategy(usable, ctx)
+
+    def panicking(self, entries: Collection[PoolEntry] | None = None) -> bool:
+        """Whether too few of ``entries`` (default: all providers) are healthy to route on."""
+        pool = list(self._pool) if entries is None else list(entries)
+        if not pool:
+            return False
+        healthy = sum(1 for e in pool if not self.health.ejected(e.name))
+        return healthy == 0 or healthy / len(pool) < self._panic_threshold
 
     def pinned(self, provider: str) -> PoolEntry | None:
         """The provider a follow-up (remix, content) must use: the one holding the render."""
@@ -60,12 +91,3 @@ class Selector:
         at = (size,) if size in sizes else spec.sizes
         seconds = [n for n in spec.seconds if any(self.capable(model, s, n) for s in at)]
         return sizes, seconds
-
-
-def _order(candidate: Candidate) -> tuple[int, float, str]:
-    price = candidate.price_per_second
-    return (
-        candidate.entry.config.priority,
-        float("inf") if price is None else price,
-        candidate.entry.name,
-    )

@@ -1,0 +1,46 @@
+"""The health cleanup context: provider health, the selector over it, and the probe task.
+
+Built after the providers (it probes their adapters) and before the job store and poller
+(which report outcomes to it). The probe loop (``monitoring.health.HealthChecker``) runs as a
+background task for the life of the app and is cancelled, then awaited, on the way out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from monitoring.health import HealthChecker, ProviderHealth
+from monitoring.outlier import OutlierSettings
+from router import keys
+from router.selection import Selector
+
+
+def outlier_settings(app: web.Application) -> OutlierSettings:
+    h = app[keys.CONFIG].health
+    return OutlierSettings(
+        consecutive_failures=h.consecutive_failures,
+        failure_rate=h.failure_rate,
+        min_volume=h.min_volume,
+        base_ejection=h.base_ejection,
+        max_ejection=h.max_ejection,
+        max_ejected_share=h.max_ejected_share,
+    )
+
+
+async def health_context(app: web.Application) -> AsyncIterator[None]:
+    config, pool = app[keys.CONFIG], app[keys.POOL]
+    health = ProviderHealth([e.name for e in pool], outlier_settings(app), app[keys.CLOCK])
+    app[keys.HEALTH] = health
+    app[keys.SELECTOR] = Selector(pool, config, health)
+    checker = HealthChecker(health, {e.name: e.adapter for e in pool}, config.health.probe_interval)
+    task = asyncio.get_running_loop().create_task(checker.run(), name="health-checker")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
