@@ -12,12 +12,12 @@ import contextlib
 import logging
 import sys
 from collections.abc import Sequence
-from dataclasses import fields
+from dataclasses import fields, replace
 
 from aiohttp import web
 
 from providers.simulation import SimulationSettings
-from router.config import ConfigError, load_config
+from router.config import Config, ConfigError, load_config
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -42,15 +42,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     from router.app import create_app  # the server side only when serving
 
+    config = with_listen_overrides(config, args.host, args.port)
     _install_uvloop()
     web.run_app(
         create_app(config),
-        host=args.host or config.server.host,
-        port=args.port if args.port is not None else config.server.port,
+        host=config.server.host,
+        port=config.server.port,
         shutdown_timeout=config.server.shutdown_timeout,
         access_log=None,
     )
     return 0
+
+
+def with_listen_overrides(config: Config, host: str | None, port: int | None) -> Config:
+    """Apply ``--host``/``--port``; a ``public_url`` that named the old address follows them,
+    so signed links keep pointing at where the proxy listens."""
+    server = config.server
+    new_host = host or server.host
+    new_port = server.port if port is None else port
+    public_url = server.public_url
+    if public_url == f"http://{server.host}:{server.port}":
+        public_url = f"http://{new_host}:{new_port}"
+    return replace(
+        config, server=replace(server, host=new_host, port=new_port, public_url=public_url)
+    )
 
 
 def _simulate(args: argparse.Namespace) -> int:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import openai
 import pytest
 
-from router.cli import main
+from router.cli import main, with_listen_overrides
 from router.config import load_config
 from tests.proxy_process import start_proxy_process
 
@@ -67,3 +68,12 @@ async def test_readme_run_command_serves_a_first_render(tmp_path: Path) -> None:
         await client.close()
         assert await proxy.stop() == 0  # SIGTERM is a clean shutdown
     assert (tmp_path / "data" / "sora-proxy.db").exists()
+
+
+def test_port_override_moves_a_public_url_that_named_the_old_address() -> None:
+    config = load_config(SHIPPED, env={})
+    moved = with_listen_overrides(config, None, 9123)
+    assert (moved.server.port, moved.server.public_url) == (9123, "http://127.0.0.1:9123")
+    custom = replace(config, server=replace(config.server, public_url="https://videos.example"))
+    kept = with_listen_overrides(custom, "0.0.0.0", 9123)
+    assert (kept.server.host, kept.server.public_url) == ("0.0.0.0", "https://videos.example")
