@@ -1,57 +1,106 @@
 """Every Prometheus series the proxy exports, on one app-owned registry.
 
 A registry per ``Metrics`` (never the global one) lets several apps live in one process, as
-tests do. Labels are bounded: route templates, provider and model names from config, outcome
-words; never job ids, prompts or secrets.
+tests do. Labels are bounded: route templates, provider, model and client-key names from
+config, and fixed outcome words; never job ids, prompts or secrets. ``key_label=False`` drops
+the ``key`` label (and the per-key budget gauge) for deployments with many keys.
+
+Hot-path recorders cache their labelled children: ``.labels()`` costs a dict build and a lock
+on every call. Gauges of live state (health, panic, in-flight, poller lag) are read at scrape
+time by ``monitoring.state.StateCollector``, so they can never drift from the state they show.
 """
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from collections.abc import Mapping
 
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.registry import Collector
+
+PREFIX = "sora_proxy_"
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# Renders take seconds to most of an hour; the low buckets keep simulated runs readable.
 RENDER_BUCKETS = (1, 5, 10, 30, 60, 120, 180, 300, 600, 900, 1800, 3600)
+ATTEMPT_BUCKETS = (1, 2, 3, 4, 5, 8)
 
 
 class Metrics:
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
-        r = self.registry
-        self.requests = Counter(
-            "sora_proxy_requests_total",
-            "Downstream requests by route and status.",
-            ["route", "status"],
-            registry=r,
-        )
-        self.request_seconds = Histogram(
-            "sora_proxy_request_duration_seconds",
-            "Downstream request latency.",
-            ["route"],
-            buckets=LATENCY_BUCKETS,
-            registry=r,
-        )
-        self.renders = Counter(
-            "sora_proxy_renders_total",
-            "Finished jobs by provider, model and outcome.",
-            ["provider", "model", "outcome"],
-            registry=r,
-        )
-        self.render_seconds = Histogram(
-            "sora_proxy_job_duration_seconds",
-            "Time from create to a finished job.",
-            ["provider", "model"],
-            buckets=RENDER_BUCKETS,
-            registry=r,
-        )
-        self.jobs_in_flight = Gauge(
-            "sora_proxy_jobs_in_flight",
-            "Jobs not finished yet, by the provider rendering them.",
-            ["provider"],
-            registry=r,
-        )
+    """The catalogue; see the README's metrics section for what each series means."""
 
-        # Labelled children cached per (route, status): .labels() is costly on the hot path.
+    def __init__(self, *, key_label: bool = True, budgets: Mapping[str, float] | None = None):
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.key_label = key_label
+        r = self.registry
+        spend_labels = ["provider", "model", "key"] if key_label else ["provider", "model"]
+        self.requests = Counter(
+            PREFIX + "requests_total", "Downstream requests by route and status.",
+            ["route", "status"], registry=r,
+        )  # fmt: skip
+        self.request_seconds = Histogram(
+            PREFIX + "request_duration_seconds", "Downstream request latency.",
+            ["route"], buckets=LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.upstream_calls = Counter(
+            PREFIX + "upstream_calls_total", "Calls to providers by operation and outcome.",
+            ["provider", "operation", "outcome"], registry=r,
+        )  # fmt: skip
+        self.upstream_seconds = Histogram(
+            PREFIX + "upstream_call_duration_seconds", "Latency of calls to providers.",
+            ["provider", "operation"], buckets=LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.renders = Counter(
+            PREFIX + "renders_total",
+            "Finished jobs by the provider of their last attempt, model and outcome "
+            "(completed, failed, moderated, expired).",
+            ["provider", "model", "outcome"], registry=r,
+        )  # fmt: skip
+        self.moderations = Counter(
+            PREFIX + "moderation_failures_total",
+            "Content-policy refusals by provider and stage (input, prompt, output).",
+            ["provider", "stage"], registry=r,
+        )  # fmt: skip
+        self.failovers = Counter(
+            PREFIX + "failovers_total", "Moves of a render from one provider to another.",
+            ["reason", "from_provider", "to_provider"], registry=r,
+        )  # fmt: skip
+        self.rejections = Counter(
+            PREFIX + "rejections_total", "Requests refused before reaching a provider, by scope.",
+            ["scope"], registry=r,
+        )  # fmt: skip
+        self.attempts = Histogram(
+            PREFIX + "job_attempts", "Attempts a finished job took.",
+            buckets=ATTEMPT_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.render_seconds = Histogram(
+            PREFIX + "render_duration_seconds",
+            "Submit to completion of the attempt that rendered a completed job.",
+            ["provider", "model"], buckets=RENDER_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.queue_seconds = Histogram(
+            PREFIX + "queue_wait_seconds", "Submit to the first sign of rendering, per attempt.",
+            ["provider"], buckets=RENDER_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.job_seconds = Histogram(
+            PREFIX + "job_duration_seconds", "Create to a finished job, by outcome.",
+            ["provider", "model", "outcome"], buckets=RENDER_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.video_seconds = Counter(
+            PREFIX + "video_seconds_total", "Seconds of completed video.",
+            spend_labels, registry=r,
+        )  # fmt: skip
+        self.spend = Counter(
+            PREFIX + "spend_usd_total", "What completed renders cost, in USD.",
+            spend_labels, registry=r,
+        )  # fmt: skip
+        if key_label and budgets:
+            budget = Gauge(
+                PREFIX + "key_daily_budget_usd", "A client key's configured daily budget.",
+                ["key"], registry=r,
+            )  # fmt: skip
+            for key, usd in budgets.items():
+                budget.labels(key).set(usd)
         self._request_children: dict[tuple[str, int], tuple[Histogram, Counter]] = {}
+        self._upstream_children: dict[tuple[str, str, str], tuple[Histogram, Counter]] = {}
 
     def observe_request(self, route: str, status: int, seconds: float) -> None:
         children = self._request_children.get((route, status))
@@ -63,6 +112,58 @@ class Metrics:
             self._request_children[route, status] = children
         children[0].observe(seconds)
         children[1].inc()
+
+    def observe_upstream(self, provider: str, operation: str, outcome: str, seconds: float) -> None:
+        """One provider call; the signature of ``providers.metered.Observer``."""
+        children = self._upstream_children.get((provider, operation, outcome))
+        if children is None:
+            children = (
+                self.upstream_seconds.labels(provider, operation),
+                self.upstream_calls.labels(provider, operation, outcome),
+            )
+            self._upstream_children[provider, operation, outcome] = children
+        children[0].observe(seconds)
+        children[1].inc()
+
+    def moderated(self, provider: str, stage: str) -> None:
+        self.moderations.labels(provider, stage).inc()
+
+    def failover(self, reason: str, source: str, target: str) -> None:
+        self.failovers.labels(reason, source, target).inc()
+
+    def rejected(self, scope: str) -> None:
+        self.rejections.labels(scope).inc()
+
+    def queued(self, provider: str, seconds: float) -> None:
+        self.queue_seconds.labels(provider).observe(seconds)
+
+    def settled(
+        self,
+        *,
+        provider: str,
+        model: str,
+        key: str,
+        outcome: str,
+        attempts: int,
+        job_seconds: float,
+        render_seconds: float | None = None,
+        video_seconds: int = 0,
+        cost_usd: float = 0.0,
+    ) -> None:
+        """A job finished; ``render_seconds`` and the spend only for completed ones."""
+        self.renders.labels(provider, model, outcome).inc()
+        self.attempts.observe(attempts)
+        self.job_seconds.labels(provider, model, outcome).observe(job_seconds)
+        if render_seconds is None:
+            return
+        self.render_seconds.labels(provider, model).observe(render_seconds)
+        labels = (provider, model, key) if self.key_label else (provider, model)
+        self.video_seconds.labels(*labels).inc(video_seconds)
+        self.spend.labels(*labels).inc(cost_usd)
+
+    def watch(self, collector: Collector) -> None:
+        """Add a scrape-time collector of live state to this registry."""
+        self.registry.register(collector)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

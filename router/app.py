@@ -16,20 +16,21 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Callable
+from functools import partial
 
 from aiohttp import web
 
 from monitoring.metrics import Metrics
+from monitoring.state import StateCollector
 from router import api_admin, api_openai, api_relay, content, keys
 from router.auth import KeyRing
 from router.config import Config
 from router.dispatch import Dispatcher
 from router.errors import Handler, failure_response
 from router.heap import frozen_heap
-from router.jobs import Job
 from router.jsonio import json_headers, json_response
 from router.links import CONTENT_PREFIX, LinkSigner
-from router.monitor import health_context
+from router.monitor import health_context, live_state
 from router.poller import Poller
 from router.pool import ProviderPool
 from router.retry import RetryPolicy
@@ -45,7 +46,10 @@ def create_app(config: Config, *, clock: Callable[[], float] = time.time) -> web
     )
     app[keys.CONFIG] = config
     app[keys.CLOCK] = clock
-    app[keys.METRICS] = Metrics()
+    app[keys.METRICS] = Metrics(
+        key_label=config.metrics.key_label,
+        budgets={k.name: k.daily_budget_usd for k in config.keys if k.daily_budget_usd},
+    )
     app[keys.KEYRING] = KeyRing(config.keys)
     app[keys.READY] = [False]
     app[keys.POLL_HEADERS] = json_headers(
@@ -64,7 +68,8 @@ def create_app(config: Config, *, clock: Callable[[], float] = time.time) -> web
 
 
 async def _providers(app: web.Application) -> AsyncIterator[None]:
-    pool = ProviderPool()
+    metrics = app[keys.METRICS]
+    pool = ProviderPool(metrics.observe_upstream, metrics.moderated)
     try:
         await pool.start(app[keys.CONFIG].providers)
         app[keys.POOL] = pool
@@ -86,9 +91,6 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
 async def _jobs(app: web.Application) -> AsyncIterator[None]:
     store, metrics = app[keys.STORE], app[keys.METRICS]
 
-    def settled(job: Job) -> None:
-        metrics.renders.labels(job.current.provider, job.model, job.state.value).inc()
-
     policy = RetryPolicy.from_config(app[keys.CONFIG].routing)
     poller = Poller(
         store=store,
@@ -96,7 +98,7 @@ async def _jobs(app: web.Application) -> AsyncIterator[None]:
         clock=app[keys.CLOCK],
         health=app[keys.HEALTH],
         policy=policy,
-        on_settled=settled,
+        metrics=metrics,
     )
     app[keys.POLLER] = poller
     dispatcher = Dispatcher(
@@ -105,9 +107,11 @@ async def _jobs(app: web.Application) -> AsyncIterator[None]:
         poller=poller,
         clock=app[keys.CLOCK],
         policy=policy,
+        metrics=metrics,
     )
     poller.resubmit = dispatcher.resubmit
     app[keys.DISPATCHER] = dispatcher
+    metrics.watch(StateCollector(partial(live_state, app)))
     poller.resume(store.unfinished())
     poller.start()
     app[keys.READY][0] = True

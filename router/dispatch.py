@@ -22,6 +22,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from monitoring.metrics import Metrics
 from providers.base import (
     BadUpstreamReply,
     InputReference,
@@ -63,7 +64,7 @@ class CreateRequest:
 
 
 class Dispatcher:
-    __slots__ = ("_budget", "_clock", "_policy", "_poller", "_selector", "_store")
+    __slots__ = ("_budget", "_clock", "_metrics", "_policy", "_poller", "_selector", "_store")
 
     def __init__(
         self,
@@ -73,7 +74,9 @@ class Dispatcher:
         poller: Poller,
         clock: Callable[[], float],
         policy: RetryPolicy,
+        metrics: Metrics,
     ) -> None:
+        self._metrics = metrics
         self._selector = selector
         self._store = store
         self._poller = poller
@@ -114,6 +117,7 @@ class Dispatcher:
         except RouterError as exc:
             log.warning("job %s: no provider took the re-submission (%s)", job.id, exc.message)
             return False
+        self._metrics.failover(failure.value, job.current.provider, candidate.entry.name)
         submitted = self._clock()
         attempt = Attempt(
             provider=candidate.entry.name, upstream_id=seen.upstream_id, submitted_at=submitted
@@ -135,7 +139,7 @@ class Dispatcher:
         health = self._selector.health
         loop = asyncio.get_running_loop()
         failures: list[ProviderError] = []
-        for candidate in candidates:
+        for index, candidate in enumerate(candidates):
             name = candidate.entry.name
             upstream = RenderRequest(
                 model=candidate.upstream_model,
@@ -155,10 +159,16 @@ class Dispatcher:
                     health.submitted(name, False, loop.time() - started)
                 log.warning("create on %s failed (%r); trying the next provider", name, exc)
                 failures.append(exc)
+                if index + 1 < len(candidates):
+                    reason = "rate_limited" if isinstance(exc, RateLimited) else "submit_failed"
+                    self._metrics.failover(reason, name, candidates[index + 1].entry.name)
                 continue
             health.submitted(name, True, loop.time() - started)
             return candidate, seen
-        raise _all_failed(failures)
+        error = _all_failed(failures)
+        if isinstance(error, TooManyRequests):
+            self._metrics.rejected("providers")
+        raise error
 
     async def remix(self, owner: str, source: Job, prompt: str) -> Job:
         """A new job remixing ``source``, on the provider that holds the source render."""

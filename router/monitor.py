@@ -3,18 +3,21 @@
 Built after the providers (it probes their adapters) and before the job store and poller
 (which report outcomes to it). The probe loop (``monitoring.health.HealthChecker``) runs as a
 background task for the life of the app and is cancelled, then awaited, on the way out.
+``live_state`` reads what the scrape-time gauges of ``monitoring.state`` export.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import Counter
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
 from monitoring.health import HealthChecker, ProviderHealth
 from monitoring.outlier import OutlierSettings
+from monitoring.state import ProviderState, StateSnapshot
 from router import keys
 from router.selection import Selector
 
@@ -44,3 +47,26 @@ async def health_context(app: web.Application) -> AsyncIterator[None]:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+def live_state(app: web.Application) -> StateSnapshot:
+    """What the scrape-time gauges show; a scan of unfinished jobs, cheap next to a scrape."""
+    health, selector, poller = app[keys.HEALTH], app[keys.SELECTOR], app[keys.POLLER]
+    in_flight = Counter(job.current.provider for job in app[keys.STORE].unfinished())
+    providers = {}
+    for entry in app[keys.POOL]:
+        name = entry.name
+        ejected, cooling = health.ejected(name), health.cooling(name)
+        providers[name] = ProviderState(
+            healthy=not (ejected or cooling),
+            ejected=ejected,
+            cooling=cooling,
+            ejections=health.outliers.view(name).ejections,
+            in_flight=in_flight[name],
+        )
+    return StateSnapshot(
+        providers=providers,
+        panic=selector.panicking(),
+        scheduled_polls=poller.scheduled,
+        overdue_polls=poller.overdue(),
+    )

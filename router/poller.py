@@ -27,8 +27,9 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from monitoring.health import ProviderHealth
+from monitoring.metrics import Metrics
 from providers.base import ProviderError, RateLimited, Rejected
-from router.jobs import AttemptState, Job
+from router.jobs import AttemptState, Job, JobState
 from router.pool import ProviderPool
 from router.retry import AttemptFailure, RetryPolicy, RetryState
 from router.store import JobStore
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 
 READS_PER_PROVIDER = 16  # concurrent status reads to one provider
 ERROR_BACKOFF_CAP = 60.0  # seconds; failed status reads back off up to this
+OVERDUE_GRACE = 1.0  # seconds; a poll not started this long after it was due is overdue
 MODERATION_CODE = "moderation_blocked"
 
 Resubmit = Callable[[Job, AttemptFailure], Awaitable[bool]]
@@ -51,14 +53,14 @@ class Poller:
         clock: Callable[[], float],
         health: ProviderHealth,
         policy: RetryPolicy,
-        on_settled: Callable[[Job], None] | None = None,
+        metrics: Metrics,
     ) -> None:
         self._store = store
         self._pool = pool
         self._clock = clock
         self._health = health
         self._policy = policy
-        self._on_settled = on_settled
+        self._metrics = metrics
         self.resubmit: Resubmit | None = None  # set by the dispatcher's owner once both exist
         self._progress: dict[str, tuple[int, int, float]] = {}  # job -> (attempt, progress, since)
         self._due: list[tuple[float, int, str]] = []
@@ -67,6 +69,7 @@ class Poller:
         self._reads: dict[str, asyncio.Semaphore] = {}
         self._errors: dict[str, int] = {}  # job id -> consecutive failed reads
         self._inflight: set[asyncio.Task[None]] = set()
+        self._waiting: dict[str, float] = {}  # job id -> when its started poll was due
         self._runner: asyncio.Task[None] | None = None
 
     def track(self, job: Job, delay: float | None = None) -> None:
@@ -95,14 +98,22 @@ class Poller:
 
     @property
     def scheduled(self) -> int:
-        return len(self._due)
+        return len(self._due) + len(self._waiting)
+
+    def overdue(self) -> int:
+        """Polls not started (or still waiting for a read slot) ``OVERDUE_GRACE`` after due."""
+        late = asyncio.get_running_loop().time() - OVERDUE_GRACE
+        return sum(1 for due, _, _ in self._due if due < late) + sum(
+            1 for due in self._waiting.values() if due < late
+        )
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
             now = loop.time()
             while self._due and self._due[0][0] <= now:
-                _, _, job_id = heapq.heappop(self._due)
+                due, _, job_id = heapq.heappop(self._due)
+                self._waiting[job_id] = due
                 task = loop.create_task(self._poll(job_id))
                 self._inflight.add(task)
                 task.add_done_callback(self._inflight.discard)
@@ -115,6 +126,12 @@ class Poller:
                     await self._wake.wait()
 
     async def _poll(self, job_id: str) -> None:
+        try:
+            await self._read(job_id)
+        finally:
+            self._waiting.pop(job_id, None)
+
+    async def _read(self, job_id: str) -> None:
         job = self._store.get(job_id)
         if job is None or job.state.finished:
             return
@@ -126,17 +143,23 @@ class Poller:
         reads = self._reads.setdefault(attempt.provider, asyncio.Semaphore(READS_PER_PROVIDER))
         try:
             async with reads:
+                self._waiting.pop(job_id, None)
                 seen = await entry.adapter.get(attempt.upstream_id)
         except ProviderError as exc:
             await self._read_failed(job, exc)
             return
         self._errors.pop(job.id, None)
         now = self._clock()
+        was_queued = attempt.state is AttemptState.QUEUED
         if job.observe(seen, now):
             self._store.save(job)
+        if was_queued and attempt.state is not AttemptState.QUEUED:
+            self._metrics.queued(attempt.provider, now - attempt.submitted_at)
         if attempt.state is AttemptState.FAILED:
             moderated = attempt.error_code == MODERATION_CODE
-            if not moderated:
+            if moderated:
+                self._metrics.moderated(attempt.provider, "output")
+            else:
                 self._health.rendered(attempt.provider, False)
             await self._failover(
                 job, AttemptFailure.MODERATION if moderated else AttemptFailure.PROVIDER
@@ -201,9 +224,31 @@ class Poller:
     def _settled(self, job: Job) -> None:
         self._errors.pop(job.id, None)
         self._progress.pop(job.id, None)
-        if self._on_settled is not None:
-            self._on_settled(job)
+        attempt = job.current
+        completed = job.state is JobState.COMPLETED
+        self._metrics.settled(
+            provider=attempt.provider,
+            model=job.model,
+            key=job.owner,
+            outcome=_outcome(job),
+            attempts=len(job.attempts),
+            job_seconds=(job.completed_at or self._clock()) - job.created_at,
+            render_seconds=(attempt.finished_at or 0.0) - attempt.submitted_at
+            if completed
+            else None,
+            video_seconds=job.seconds,
+            cost_usd=job.cost_usd,
+        )
 
     def _interval(self, job: Job) -> float:
         entry = self._pool.get(job.current.provider)
         return entry.config.poll_interval if entry is not None else 5.0
+
+
+def _outcome(job: Job) -> str:
+    """The bounded outcome word of a finished job for ``sora_proxy_renders_total``."""
+    if job.state is JobState.COMPLETED:
+        return "completed"
+    if job.error_code == MODERATION_CODE:
+        return "moderated"
+    return "expired" if job.error_code == "deadline_exceeded" else "failed"

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from providers.base import Provider
+from providers.metered import MeteredProvider, Moderated, Observer
 from providers.registry import adapter_class
 from providers.simulation import SimulationSettings
 from providers.simulator import Simulator
@@ -33,16 +34,24 @@ class PoolEntry:
 
 
 class ProviderPool:
-    """Owns every adapter (and embedded simulator) for the life of the app."""
+    """Owns every adapter (and embedded simulator) for the life of the app.
 
-    __slots__ = ("_entries",)
+    Each adapter is wrapped in a ``MeteredProvider`` reporting to ``observe`` and
+    ``moderated``, so every upstream call is measured whoever makes it.
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("_entries", "_moderated", "_observe")
+
+    def __init__(self, observe: Observer, moderated: Moderated) -> None:
         self._entries: dict[str, PoolEntry] = {}
+        self._observe = observe
+        self._moderated = moderated
 
     async def start(self, configs: Iterable[ProviderConfig]) -> None:
         for config in configs:
-            self._entries[config.name] = await _build(config)
+            entry = await _build(config)
+            entry.adapter = MeteredProvider(entry.adapter, self._observe, self._moderated)
+            self._entries[config.name] = entry
 
     async def close(self) -> None:
         for entry in self._entries.values():

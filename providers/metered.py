@@ -1,0 +1,91 @@
+"""``MeteredProvider``: times and classifies every call to a provider, at the boundary.
+
+The pool wraps each adapter in one, so every caller (dispatcher, poller, content proxy, health
+probes) is measured without knowing it. The observer is a plain callable, so this module needs
+nothing from ``router`` or ``monitoring``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from providers.base import (
+    ContentStream,
+    ModerationBlocked,
+    Provider,
+    ProviderError,
+    RateLimited,
+    Rejected,
+    RenderRequest,
+    UpstreamJob,
+    UpstreamTimeout,
+)
+
+T = TypeVar("T")
+Observer = Callable[[str, str, str, float], None]  # provider, operation, outcome, seconds
+Moderated = Callable[[str, str], None]  # provider, stage
+
+
+def outcome_of(exc: ProviderError) -> str:
+    """A bounded word for a failed call (never the message, which may quote a prompt)."""
+    if isinstance(exc, ModerationBlocked):
+        return "moderated"
+    if isinstance(exc, RateLimited):
+        return "rate_limited"
+    if isinstance(exc, UpstreamTimeout):
+        return "timeout"
+    if isinstance(exc, Rejected):
+        return "rejected"
+    return "error"
+
+
+class MeteredProvider:
+    """A ``Provider`` that reports each call's operation, outcome and latency."""
+
+    __slots__ = ("_inner", "_moderated", "_observe", "kind", "name")
+
+    def __init__(self, inner: Provider, observe: Observer, moderated: Moderated) -> None:
+        self._inner = inner
+        self._observe = observe
+        self._moderated = moderated
+        self.name = inner.name
+        self.kind = inner.kind
+
+    async def _call(self, operation: str, call: Awaitable[T]) -> T:
+        started = time.perf_counter()
+        try:
+            result = await call
+        except ProviderError as exc:
+            self._observe(self.name, operation, outcome_of(exc), time.perf_counter() - started)
+            if isinstance(exc, ModerationBlocked):
+                self._moderated(self.name, exc.stage.value)
+            raise
+        self._observe(self.name, operation, "ok", time.perf_counter() - started)
+        return result
+
+    async def create(self, request: RenderRequest) -> UpstreamJob:
+        return await self._call("create", self._inner.create(request))
+
+    async def get(self, upstream_id: str) -> UpstreamJob:
+        return await self._call("get", self._inner.get(upstream_id))
+
+    async def remix(self, upstream_id: str, prompt: str) -> UpstreamJob:
+        return await self._call("remix", self._inner.remix(upstream_id, prompt))
+
+    async def delete(self, upstream_id: str) -> None:
+        await self._call("delete", self._inner.delete(upstream_id))
+
+    async def open_content(
+        self, upstream_id: str, variant: str, range_header: str | None = None
+    ) -> ContentStream:
+        return await self._call(
+            "content", self._inner.open_content(upstream_id, variant, range_header)
+        )
+
+    async def probe(self) -> None:
+        await self._call("probe", self._inner.probe())
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
