@@ -42,7 +42,7 @@ from router.errors import (
     Unavailable,
     UpstreamFailed,
 )
-from router.jobs import Attempt, Job, JobState, new_job_id
+from router.jobs import Attempt, AttemptState, Job, JobState, new_job_id
 from router.poller import Poller
 from router.pool import PoolEntry
 from router.retry import AttemptFailure, RetryBudget, RetryDecision, RetryPolicy, RetryState
@@ -123,7 +123,7 @@ class Dispatcher:
             provider=candidate.entry.name, upstream_id=seen.upstream_id, submitted_at=submitted
         )
         job.add_attempt(attempt, candidate.price_per_second or 0.0)
-        job.observe(seen, submitted)
+        self._first_sight(job, seen, submitted)
         self._store.save(job)
         log.info("job %s: attempt %d on %s", job.id, len(job.attempts), candidate.entry.name)
         self._poller.track(job)
@@ -193,7 +193,7 @@ class Dispatcher:
             price_per_second=source.price_per_second,
             attempts=[Attempt(provider=entry.name, upstream_id=seen.upstream_id, submitted_at=now)],
         )
-        job.observe(seen, now)
+        self._first_sight(job, seen, now)
         await self._store.insert(job)
         self._poller.track(job)
         return job
@@ -227,6 +227,14 @@ class Dispatcher:
             raise UpstreamFailed("The provider that rendered this video is no longer configured.")
         return entry
 
+    def _first_sight(self, job: Job, seen: UpstreamJob, now: float) -> None:
+        """Fold in the create's own answer; if it already says rendering, the queue wait was
+        the submit itself (the poller records the wait of attempts it sees leave the queue)."""
+        job.observe(seen, now)
+        attempt = job.current
+        if attempt.state is not AttemptState.QUEUED:
+            self._metrics.queued(attempt.provider, now - attempt.submitted_at)
+
     def _new_job(
         self, owner: str, request: CreateRequest, candidate: Candidate, seen: UpstreamJob
     ) -> Job:
@@ -246,7 +254,7 @@ class Dispatcher:
                 )
             ],
         )
-        job.observe(seen, now)
+        self._first_sight(job, seen, now)
         return job
 
     def _unrenderable(self, request: CreateRequest) -> InvalidRequest:
