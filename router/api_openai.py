@@ -18,7 +18,7 @@ from router import keys
 from router.errors import InvalidRequest, NotFound
 from router.jobs import Job
 from router.jsonio import json_response, loads
-from router.validate import build_create
+from router.validate import build_create, check_prompt
 
 CREATE_FIELDS = frozenset({"prompt", "model", "seconds", "size", "input_reference"})
 REMIX_FIELDS = frozenset({"prompt"})
@@ -129,14 +129,7 @@ async def remix_video(request: web.Request) -> web.Response:
     source = owned_job(request)
     body = await _read_create_body(request)
     reject_unknown(body, REMIX_FIELDS)
-    prompt = body.get("prompt")
-    limit = request.app[keys.CONFIG].server.max_prompt_chars
-    if not isinstance(prompt, str) or not prompt.strip() or len(prompt) > limit:
-        raise InvalidRequest(
-            f"'prompt' must be a non-empty string of at most {limit} characters.",
-            param="prompt",
-            code="invalid_value",
-        )
+    prompt = check_prompt(body.get("prompt"), request.app[keys.CONFIG].server.max_prompt_chars)
     job = await request.app[keys.DISPATCHER].remix(request[keys.CLIENT_KEY].name, source, prompt)
     return json_response(video_object(job))
 

@@ -44,7 +44,6 @@ from router.errors import (
 )
 from router.jobs import Attempt, AttemptState, Job, JobState, new_job_id
 from router.poller import Poller
-from router.pool import PoolEntry
 from router.retry import AttemptFailure, RetryBudget, RetryDecision, RetryPolicy, RetryState
 from router.selection import Candidate, Selector
 from router.store import JobStore
@@ -174,7 +173,7 @@ class Dispatcher:
         """A new job remixing ``source``, on the provider that holds the source render."""
         if source.state is not JobState.COMPLETED:
             raise NotReady("Only a completed video can be remixed.", param="video_id")
-        entry = self._selector_entry(source)
+        entry = self._selector.holder(source)
         try:
             seen = await entry.adapter.remix(source.current.upstream_id, prompt)
         except ProviderError as exc:
@@ -220,12 +219,6 @@ class Dispatcher:
                     exc,
                 )
         await self._store.delete(job.id)
-
-    def _selector_entry(self, source: Job) -> PoolEntry:
-        entry = self._selector.pinned(source.current.provider)
-        if entry is None:
-            raise UpstreamFailed("The provider that rendered this video is no longer configured.")
-        return entry
 
     def _first_sight(self, job: Job, seen: UpstreamJob, now: float) -> None:
         """Fold in the create's own answer; if it already says rendering, the queue wait was

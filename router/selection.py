@@ -17,6 +17,8 @@ from collections.abc import Collection, Mapping
 
 from monitoring.health import ProviderHealth
 from router.config import Config, ModelSpec
+from router.errors import UpstreamFailed
+from router.jobs import Job
 from router.pool import PoolEntry, ProviderPool
 from router.strategies import STRATEGIES, Candidate, Context
 
@@ -75,6 +77,13 @@ class Selector:
             return False
         healthy = sum(1 for e in pool if not self.health.ejected(e.name))
         return healthy == 0 or healthy / len(pool) < self._panic_threshold
+
+    def holder(self, job: Job) -> PoolEntry:
+        """The provider holding ``job``'s render (remix and content must use it), or 502."""
+        entry = self.pinned(job.current.provider)
+        if entry is None:
+            raise UpstreamFailed("The provider that rendered this video is no longer configured.")
+        return entry
 
     def pinned(self, provider: str) -> PoolEntry | None:
         """The provider a follow-up (remix, content) must use: the one holding the render."""

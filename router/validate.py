@@ -23,7 +23,7 @@ def build_create(
     seconds: object,
     input_reference: InputReference | None,
 ) -> CreateRequest:
-    text = _prompt(prompt, config.server.max_prompt_chars)
+    text = check_prompt(prompt, config.server.max_prompt_chars)
     name = config.default_model if model is None else model
     if not isinstance(name, str) or name not in config.models:
         known = ", ".join(config.models)
@@ -59,7 +59,8 @@ def build_create(
     )
 
 
-def _prompt(value: object, limit: int) -> str:
+def check_prompt(value: object, limit: int) -> str:
+    """A non-empty prompt within ``limit`` characters (create and remix alike), or a 400."""
     if not isinstance(value, str) or not value.strip():
         raise InvalidRequest(
             "'prompt' is required and must be a non-empty string.",
