@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from monitoring.outlier import OutlierDetector, OutlierSettings
@@ -55,6 +55,12 @@ class ProviderHealth:
         self._clock = clock
         self._stats = {name: ProviderStats() for name in providers}
         self.outliers = OutlierDetector(providers, settings)
+
+    def track(self, providers: list[str]) -> None:
+        """Start keeping statistics for providers added by a config reload."""
+        for name in providers:
+            self._stats.setdefault(name, ProviderStats())
+        self.outliers.track(providers)
 
     def stats(self, provider: str) -> ProviderStats:
         return self._stats[provider]
@@ -99,20 +105,38 @@ class ProviderHealth:
 
 
 class HealthChecker:
-    """Probes every provider each ``interval`` seconds until cancelled."""
+    """Probes every provider each ``interval`` seconds until cancelled.
 
-    __slots__ = ("_adapters", "_health", "_interval")
+    ``adapters`` is asked for the providers on every round, so a config reload's additions are
+    probed and removed providers are not.
+
+        The first round starts at once (not after one interval) and ``first_round`` is set when
+        every provider has been probed once, whatever the outcome; readiness waits for it. A
+        hanging probe is bounded by its adapter's timeout, so the first round always ends.
+    """
+
+    __slots__ = ("_adapters", "_health", "_interval", "first_round")
 
     def __init__(
-        self, health: ProviderHealth, adapters: Mapping[str, Provider], interval: float
+        self,
+        health: ProviderHealth,
+        adapters: Callable[[], Iterable[tuple[str, Provider]]],
+        interval: float,
     ) -> None:
         self._health = health
         self._adapters = adapters
         self._interval = interval
+        self.first_round = asyncio.Event()
 
     async def run(self) -> None:
         while True:
-            await asyncio.gather(
-                *(self._health.probe(name, a) for name, a in self._adapters.items())
-            )
+            await asyncio.gather(*(self._probe(name, a) for name, a in self._adapters()))
+            self.first_round.set()
             await asyncio.sleep(self._interval)
+
+    async def _probe(self, name: str, adapter: Provider) -> None:
+        # A bug in one probe must neither end the loop nor keep readiness off for good.
+        try:
+            await self._health.probe(name, adapter)
+        except Exception:
+            log.exception("probe of %s raised", name)

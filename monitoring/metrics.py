@@ -5,9 +5,11 @@ tests do. Labels are bounded: route templates, provider, model and client-key na
 config, and fixed outcome words; never job ids, prompts or secrets. ``key_label=False`` drops
 the ``key`` label (and the per-key budget gauge) for deployments with many keys.
 
-Hot-path recorders cache their labelled children: ``.labels()`` costs a dict build and a lock
-on every call. Gauges of live state (health, panic, in-flight, poller lag) are read at scrape
-time by ``monitoring.state.StateCollector``, so they can never drift from the state they show.
+Downstream requests, one sample per client request, are counted by ``monitoring.requests``
+in plain numbers and turned into series at scrape time. Other hot-path recorders cache their
+labelled children: ``.labels()`` costs a dict build and a lock on every call. Gauges of live
+state (health, panic, in-flight, poller lag) are read at scrape time by
+``monitoring.state.StateCollector``, so they can never drift from the state they show.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from collections.abc import Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.registry import Collector
+
+from monitoring.requests import RequestStats
 
 PREFIX = "sora_proxy_"
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -32,14 +36,8 @@ class Metrics:
         self.key_label = key_label
         r = self.registry
         spend_labels = ["provider", "model", "key"] if key_label else ["provider", "model"]
-        self.requests = Counter(
-            PREFIX + "requests_total", "Downstream requests by route and status.",
-            ["route", "status"], registry=r,
-        )  # fmt: skip
-        self.request_seconds = Histogram(
-            PREFIX + "request_duration_seconds", "Downstream request latency.",
-            ["route"], buckets=LATENCY_BUCKETS, registry=r,
-        )  # fmt: skip
+        self.requests = RequestStats(PREFIX, LATENCY_BUCKETS)
+        r.register(self.requests)
         self.upstream_calls = Counter(
             PREFIX + "upstream_calls_total", "Calls to providers by operation and outcome.",
             ["provider", "operation", "outcome"], registry=r,
@@ -64,7 +62,9 @@ class Metrics:
             ["reason", "from_provider", "to_provider"], registry=r,
         )  # fmt: skip
         self.rejections = Counter(
-            PREFIX + "rejections_total", "Requests refused before reaching a provider, by scope.",
+            PREFIX + "rejections_total",
+            "Requests refused before reaching a provider, by scope: key (rate or renders in "
+            "flight), key_budget, providers (every capable provider at its cap or 429).",
             ["scope"], registry=r,
         )  # fmt: skip
         self.attempts = Histogram(
@@ -92,26 +92,23 @@ class Metrics:
             PREFIX + "spend_usd_total", "What completed renders cost, in USD.",
             spend_labels, registry=r,
         )  # fmt: skip
-        if key_label and budgets:
-            budget = Gauge(
-                PREFIX + "key_daily_budget_usd", "A client key's configured daily budget.",
-                ["key"], registry=r,
-            )  # fmt: skip
-            for key, usd in budgets.items():
-                budget.labels(key).set(usd)
-        self._request_children: dict[tuple[str, int], tuple[Histogram, Counter]] = {}
+        self._budget = Gauge(
+            PREFIX + "key_daily_budget_usd", "A client key's configured daily budget.",
+            ["key"], registry=r,
+        ) if key_label else None  # fmt: skip
+        self.set_budgets(budgets or {})
         self._upstream_children: dict[tuple[str, str, str], tuple[Histogram, Counter]] = {}
 
+    def set_budgets(self, budgets: Mapping[str, float]) -> None:
+        """Each key's configured daily budget (again after a reload)."""
+        if self._budget is None:
+            return
+        self._budget.clear()
+        for key, usd in budgets.items():
+            self._budget.labels(key).set(usd)
+
     def observe_request(self, route: str, status: int, seconds: float) -> None:
-        children = self._request_children.get((route, status))
-        if children is None:
-            children = (
-                self.request_seconds.labels(route),
-                self.requests.labels(route, str(status)),
-            )
-            self._request_children[route, status] = children
-        children[0].observe(seconds)
-        children[1].inc()
+        self.requests.observe(route, status, seconds)
 
     def observe_upstream(self, provider: str, operation: str, outcome: str, seconds: float) -> None:
         """One provider call; the signature of ``providers.metered.Observer``."""

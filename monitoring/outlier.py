@@ -51,6 +51,10 @@ class OutlierDetector:
         self.settings = settings
         self._records = {name: ProviderOutliers() for name in providers}
 
+    def track(self, providers: list[str]) -> None:
+        for name in providers:
+            self._records.setdefault(name, ProviderOutliers())
+
     def record(self, provider: str, ok: bool, now: float) -> None:
         """Fold one submit or render outcome in; may eject the provider."""
         rec = self._records[provider]

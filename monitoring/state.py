@@ -23,7 +23,7 @@ class ProviderState:
     ejected: bool
     cooling: bool  # after a 429, until its Retry-After
     ejections: int  # ejections since start
-    in_flight: int  # unfinished jobs whose current attempt is here
+    in_flight: int  # renders in flight here: submitted or accepted, not finished
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +56,7 @@ class StateCollector:
             ),
             ("provider_ejected", "1 while outlier detection keeps a provider out.", "ejected"),
             ("provider_cooling", "1 while a provider cools down after a 429.", "cooling"),
-            ("jobs_in_flight", "Unfinished jobs by the provider rendering them.", "in_flight"),
+            ("jobs_in_flight", "Renders in flight by provider (not finished).", "in_flight"),
         )
         for name, doc, attr in per_provider:
             family = GaugeMetricFamily(PREFIX + name, doc, labels=["provider"])

@@ -10,8 +10,11 @@ where and how to call:
 - the key goes in the ``api-key`` header, never as a Bearer token.
 
 The ``model`` sent is the deployment name: config gives it as the provider model's
-``upstream_model``. Azure ids exist only on the resource that made them; the router keeps every
-attempt on the provider that created it, so nothing more is needed here.
+``upstream_model``, and ``find`` matches listed videos on it too. Whether Azure's list
+shows the deployment name or the base model id is unconfirmed: if the latter, ``find`` misses
+and an unanswered create goes elsewhere after ``reconcile_window``. Azure ids exist only on
+the resource that made them; the router keeps every attempt on the provider that created it,
+so nothing more is needed here.
 """
 
 from __future__ import annotations

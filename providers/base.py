@@ -12,7 +12,8 @@ translate every failure exactly once, at the HTTP boundary, into the most specif
     ├── ProviderUnusable           401/403, model or path missing: go elsewhere
     ├── ModerationBlocked          stage input|prompt|output; terminal; never a health signal
     ├── Rejected                   any other 4xx: the request itself is wrong; terminal
-    └── BadUpstreamReply           2xx we cannot parse: the upstream is broken
+    ├── BadUpstreamReply           2xx we cannot parse: the upstream is broken
+    └── Unsearchable               find only: this upstream cannot tell whether it has a render
 
 This module must not import from ``router`` or ``monitoring``.
 """
@@ -114,6 +115,18 @@ class Provider(Protocol):
         """A free call that proves the upstream answers and our credentials work."""
         ...
 
+    async def find(self, request: RenderRequest, since: float) -> list[UpstreamJob]:
+        """A free call: the upstream jobs that may be ``request`` as sent at ``since``.
+
+        For a create that was sent but never answered. ``since`` is when it was sent (unix
+        seconds, our clock). Returns every job that matches the request and was created around
+        then, best match first; an empty list means the upstream certainly does not have it.
+        Raises ``Unsearchable`` when this upstream cannot tell (no list in its wire format, or
+        a list that does not say enough); any other ``ProviderError`` is a failed read, to be
+        tried again. The caller decides which match to claim.
+        """
+        ...
+
     async def aclose(self) -> None: ...
 
 
@@ -192,3 +205,11 @@ class Rejected(ProviderError):
     """Any other 4xx: the request is wrong for every provider; the client hears it."""
 
     retryable_elsewhere = False
+
+
+class Unsearchable(ProviderError):
+    """``find`` cannot tell whether the upstream has a render: "not found" would be a guess.
+
+    The wire format has no list, or its list does not show what a match needs, or the list is
+    too long to read to the end. Not an outage and never a health signal.
+    """

@@ -4,12 +4,13 @@ Each wire format subclasses ``HttpProvider`` and says only how its URLs, auth he
 bodies look. Failures are translated here, once, into the ``ProviderError`` tree, so adapters
 never inspect aiohttp exceptions or raw statuses. The session is created lazily on first use,
 which is always inside the running loop (aiohttp sessions must not be built outside it).
+OpenAI-style cursor lists are walked here too (``read_list``), for the adapters' ``find``.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import aiohttp
@@ -25,10 +26,16 @@ from providers.base import (
     RateLimited,
     Rejected,
     ServerFailed,
+    Unsearchable,
     UpstreamTimeout,
 )
 
+# Connections per provider: status reads are capped by poll_max_concurrent and renders by
+# max_concurrent (router.limits); this only bounds creates, content streams and probes on top.
+CONNECTIONS = 100
 _PASSED_HEADERS = ("Content-Range", "Accept-Ranges", "ETag", "Last-Modified")
+LIST_PAGE = 100  # entries per list page, the most the OpenAI list takes
+LIST_MAX_PAGES = 20  # a walk longer than this cannot be finished honestly within a poll
 MODERATION_CODES = frozenset({"moderation_blocked", "content_policy_violation", "content_filter"})
 
 
@@ -65,19 +72,18 @@ class HttpProvider:
         base_url: str,
         api_key: str,
         timeout: float,
-        max_connections: int | None,
         api_version: str = "",
     ) -> None:
         self.name = name
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key
         self._api_version = api_version  # only wire formats that version their API send it
+        self.timeout = timeout  # seconds per call; an answer later than this never comes
         self._timeout = aiohttp.ClientTimeout(total=timeout, connect=min(timeout, 10.0))
         # Downloads can outlast any total timeout; only a silent socket is an error there.
         self._content_timeout = aiohttp.ClientTimeout(
             total=None, connect=min(timeout, 10.0), sock_read=timeout
         )
-        self._max_connections = max_connections or 100
         self._session: aiohttp.ClientSession | None = None
         # Built on first call, once per provider: headers and query are the same every time.
         self._headers: dict[str, str] | None = None
@@ -104,7 +110,7 @@ class HttpProvider:
     @property
     def session(self) -> aiohttp.ClientSession:
         if self._session is None:
-            connector = aiohttp.TCPConnector(limit=self._max_connections, ttl_dns_cache=300)
+            connector = aiohttp.TCPConnector(limit=CONNECTIONS, ttl_dns_cache=300)
             self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout)
         return self._session
 
@@ -158,6 +164,46 @@ class HttpProvider:
                 f"{operation}: reply is not JSON", provider=self.name, status=response.status
             ) from exc
 
+    async def read_list(
+        self,
+        url: str,
+        *,
+        operation: str,
+        enough: Callable[[list[dict[str, Any]]], bool],
+        max_pages: int = LIST_MAX_PAGES,
+    ) -> list[dict[str, Any]]:
+        """Entries of an OpenAI-style cursor list, newest first, page by page until ``enough``.
+
+        Sends ``order=desc&limit=100`` and follows ``after=<last_id>`` while ``has_more``;
+        ``enough`` sees each page and stops the walk when it returns True. Raises
+        ``Unsearchable`` when the upstream has no such list (404, 405) or the walk would need
+        more than ``max_pages`` pages, ``BadUpstreamReply`` for a reply that is not a list.
+        """
+        entries: list[dict[str, Any]] = []
+        after: str | None = None
+        for _ in range(max_pages):
+            params = {"order": "desc", "limit": str(LIST_PAGE)}
+            if after is not None:
+                params["after"] = after
+            try:
+                reply = await self.request_json("GET", url, operation=operation, params=params)
+            except Rejected as exc:
+                if exc.status in (404, 405):
+                    raise Unsearchable(
+                        f"{operation}: the upstream has no list here", provider=self.name
+                    ) from exc
+                raise
+            data = reply.get("data") if isinstance(reply, dict) else None
+            if not isinstance(data, list):
+                raise BadUpstreamReply(f"{operation}: reply is not a list", provider=self.name)
+            page = [entry for entry in data if isinstance(entry, dict)]
+            entries.extend(page)
+            last = reply.get("last_id") or (page[-1].get("id") if page else None)
+            if enough(page) or not reply.get("has_more") or not last:
+                return entries
+            after = str(last)
+        raise Unsearchable(f"{operation}: more than {max_pages} pages to read", provider=self.name)
+
     async def open_stream(
         self, url: str, *, headers: Mapping[str, str], params: Mapping[str, str] | None = None
     ) -> HttpContentStream:
@@ -179,8 +225,13 @@ class HttpProvider:
     def translate_status(
         self, status: int, body: bytes, headers: Mapping[str, str], operation: str
     ) -> ProviderError:
-        """Classify an HTTP error answer into the most specific ``ProviderError``."""
-        code, message, param = error_fields(body)
+        """Classify an HTTP error answer into the most specific ``ProviderError``.
+
+        The upstream's words are scrubbed of our key first: an upstream that echoes the
+        credential it got ("Incorrect API key provided: sk-...") must not make us repeat it in
+        a log line or, for a refusal passed through, in a client's answer.
+        """
+        code, message, param = (self._scrub(f) for f in error_fields(body))
         text = message or f"upstream answered HTTP {status}"
         common: dict[str, Any] = {
             "provider": self.name,
@@ -199,6 +250,11 @@ class HttpProvider:
             stage = ModerationStage.INPUT if param == "input_reference" else ModerationStage.PROMPT
             return ModerationBlocked(text, stage=stage, **common)
         return Rejected(text, **common)
+
+    def _scrub(self, text: str | None) -> str | None:
+        if text is None or not self._api_key or self._api_key not in text:
+            return text
+        return text.replace(self._api_key, "[redacted]")
 
 
 def error_fields(body: bytes) -> tuple[str | None, str | None, str | None]:

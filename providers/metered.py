@@ -19,6 +19,7 @@ from providers.base import (
     RateLimited,
     Rejected,
     RenderRequest,
+    Unsearchable,
     UpstreamJob,
     UpstreamTimeout,
 )
@@ -38,6 +39,8 @@ def outcome_of(exc: ProviderError) -> str:
         return "timeout"
     if isinstance(exc, Rejected):
         return "rejected"
+    if isinstance(exc, Unsearchable):
+        return "unsupported"
     return "error"
 
 
@@ -86,6 +89,9 @@ class MeteredProvider:
 
     async def probe(self) -> None:
         await self._call("probe", self._inner.probe())
+
+    async def find(self, request: RenderRequest, since: float) -> list[UpstreamJob]:
+        return await self._call("find", self._inner.find(request, since))
 
     async def aclose(self) -> None:
         await self._inner.aclose()

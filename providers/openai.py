@@ -5,6 +5,10 @@ JSON (the spec allows both; JSON is cheaper) unless an image was uploaded: then 
 the file passes through as an ``input_reference`` part. A URL reference goes as JSON
 ``{"image_url": ...}``, the only form JSON allows.
 Azure reuses everything here and changes only URLs and auth (``providers.azure``).
+
+``find`` looks for a render whose create was sent but never answered in the video list:
+newest first, back to the send time less ``CLOCK_SKEW``, matching prompt, model, size and
+seconds. Which match to claim (ids our other jobs hold are not free) is the caller's choice.
 """
 
 from __future__ import annotations
@@ -17,10 +21,14 @@ from providers.base import (
     BadUpstreamReply,
     ContentStream,
     RenderRequest,
+    Unsearchable,
     UpstreamJob,
 )
 from providers.http import HttpProvider
 from providers.statuses import normalise, reported_progress
+
+# Seconds our clock and an upstream's may disagree by; ``created_at`` is also whole seconds.
+CLOCK_SKEW = 60.0
 
 
 class OpenAIVideosProvider(HttpProvider):
@@ -87,6 +95,47 @@ class OpenAIVideosProvider(HttpProvider):
             "GET", self.url("/videos"), params={"limit": "1"}, operation="probe"
         )
 
+    async def find(self, request: RenderRequest, since: float) -> list[UpstreamJob]:
+        """Videos that may be ``request`` as sent at ``since``, nearest in time first.
+
+        A match has the same prompt, model, size and seconds and was created from
+        ``since - CLOCK_SKEW`` to ``since + timeout + CLOCK_SKEW`` (the create's answer was due
+        by then). ``Unsearchable`` when a video that matches otherwise has no ``prompt`` (older
+        upstreams leave it out) and nothing matches fully, or when the window holds more
+        videos than ``read_list`` reads.
+        """
+        earliest = since - CLOCK_SKEW
+        latest = since + self.timeout + CLOCK_SKEW
+
+        def enough(page: list[dict[str, Any]]) -> bool:
+            times = [t for t in map(_created_at, page) if t is not None]
+            return bool(times) and min(times) < earliest
+
+        videos = await self.read_list(self.url("/videos"), operation="find", enough=enough)
+        matches: list[tuple[float, UpstreamJob]] = []
+        unnamed = False
+        for video in videos:
+            created = _created_at(video)
+            if created is None or not earliest <= created <= latest:
+                continue
+            if (video.get("model"), video.get("size"), str(video.get("seconds"))) != (
+                request.model,
+                request.size,
+                str(request.seconds),
+            ):
+                continue
+            prompt = video.get("prompt")
+            if prompt is None:
+                unnamed = True
+            elif prompt == request.prompt:
+                matches.append((abs(created - since), self.video_to_job(video)))
+        if not matches and unnamed:
+            raise Unsearchable(
+                "find: the video list does not show prompts", provider=self.name, sent=False
+            )
+        matches.sort(key=lambda match: match[0])
+        return [job for _, job in matches]
+
     def video_to_job(self, reply: Any) -> UpstreamJob:
         """Read a Video object; anything without an id and a status is a broken upstream."""
         if not isinstance(reply, dict) or not reply.get("id") or "status" not in reply:
@@ -114,3 +163,7 @@ def _number_or_none(value: object) -> float | None:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
     return None
+
+
+def _created_at(video: dict[str, Any]) -> float | None:
+    return _number_or_none(video.get("created_at"))

@@ -10,7 +10,8 @@ The finished video is a link in ``data.output`` (sometimes ``data.outputs[0]``),
 CDN host with a limited lifetime, so it is looked up afresh for every download and streamed
 through. Our key goes only to the relay's own origin, never to another host.
 
-The dialect has no list, delete or remix; ``delete`` is a no-op and ``remix`` is refused.
+The dialect has no list, delete or remix; ``delete`` is a no-op, ``remix`` is refused, and
+``find`` raises ``Unsearchable``: a create that went unanswered can never be confirmed here.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from providers.base import (
     InputReference,
     Rejected,
     RenderRequest,
+    Unsearchable,
     UpstreamJob,
     UpstreamStatus,
 )
@@ -130,6 +132,12 @@ class RelayProvider(HttpProvider):
         if range_header:
             headers["Range"] = range_header
         return await self.open_stream(str(target), headers=headers)
+
+    async def find(self, request: RenderRequest, since: float) -> list[UpstreamJob]:
+        """Always ``Unsearchable``: tasks are reachable only by the id a create answers with."""
+        raise Unsearchable(
+            "find: the relay dialect has no list of tasks", provider=self.name, sent=False
+        )
 
     async def probe(self) -> None:
         """Read a task that cannot exist: its 404 proves the relay answers and accepts our key.

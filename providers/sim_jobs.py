@@ -5,11 +5,13 @@ of the injected clock (queued, then progress rising linearly, then completed), s
 in the background. Whether a create is refused, and how an accepted job will end (a ``Fault``),
 is decided once at create from ``SimulationSettings``: a seeded random source for the rates,
 the prompt's words for the lists. Refusals are ``ApiError``s; turning jobs into any dialect's
-JSON is the dialects' business, not this module's.
+JSON is the dialects' business, not this module's. The one real-time wait here is
+``hold_reply``: a slow-reply create's answer held back after its job exists.
 """
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import logging
 import math
@@ -142,6 +144,8 @@ class SimulatorStats:
 
     creates_received: int = 0  # create POSTs in any dialect, refused ones included
     creates_accepted: int = 0  # creates that made a job (remixes not included)
+    slow_replies: int = 0  # creates whose answer was held back (slow_reply_words)
+    abandoned: int = 0  # requests whose caller left during latency; never handled
     gets: int = 0  # status reads, all dialects
     lists: int = 0
     content_downloads: int = 0  # /content and /files requests, refused ones included
@@ -208,6 +212,13 @@ class JobTable:
         self.jobs[job.id] = job
         _log.debug("simulated job %s created, fault %s", job.id, fault.value)
         return job
+
+    async def hold_reply(self, job: SimulatedJob) -> None:
+        """Hold the answer to ``job``'s create ``slow_reply_seconds`` (real time) if its prompt
+        names a slow-reply word. The server cancels the wait if the caller leaves."""
+        if _mentions(job.prompt, self.settings.slow_reply_words):
+            self.stats.slow_replies += 1
+            await asyncio.sleep(self.settings.slow_reply_seconds)
 
     def check_downloadable(self, job: SimulatedJob) -> None:
         """Raise ``ApiError`` unless ``job`` completed and its assets have not expired."""

@@ -88,6 +88,7 @@ class VideosApi:
         self._table.stats.creates_received += 1
         params = _parse_create(*await read_fields(request), default_model="sora-2")
         job = self._table.create(params, job_id=_new_video_id())
+        await self._table.hold_reply(job)
         return json_response(self._video_object(job, self._table.now()))
 
     async def create_azure(self, request: web.Request) -> web.Response:
@@ -102,6 +103,7 @@ class VideosApi:
                 error_type="video_generation_user_error",
             )
         job = self._table.create(params, job_id=_new_video_id())
+        await self._table.hold_reply(job)
         return json_response(self._video_object(job, self._table.now()))
 
     async def retrieve(self, request: web.Request) -> web.Response:

@@ -70,6 +70,7 @@ class RelayApi:
         if form:
             raise ApiError(400, "The request body must be JSON.", code="invalid_request")
         job = self._table.create(_parse_relay(fields), job_id=str(uuid.uuid4()))
+        await self._table.hold_reply(job)
         return json_response({"task_id": job.id})
 
     async def retrieve(self, request: web.Request) -> web.Response:

@@ -4,6 +4,12 @@ Kept apart from the simulator server so config parsing can validate a ``simulate
 without importing aiohttp's server side. Rates are probabilities drawn from the simulator's
 seeded random source; word lists make a fault happen for exactly the prompts that contain
 one of the words (case-insensitive), which is how tests and demos trigger a fault on purpose.
+
+Two delays run in real time, to exercise a caller's timeouts, and tell apart the two ways a
+create can go unanswered: ``latency`` holds every request before it is handled, and a caller
+that gives up meanwhile is never served (nothing is created); ``slow_reply_words`` create the
+job at once and hold only the answer back ``slow_reply_seconds`` (the render exists upstream
+but the caller never hears of it).
 """
 
 from __future__ import annotations
@@ -30,7 +36,9 @@ class SimulationSettings:
     creates_per_minute: int | None = None  # the upstream's own quota; beyond it, 429
     stall_rate: float = 0.0  # renders that stop progressing and never finish
     stall_words: tuple[str, ...] = ()
-    latency: float = 0.0  # seconds added before every answer
+    latency: float = 0.0  # seconds before every request is handled; a caller gone by then is not
+    slow_reply_words: tuple[str, ...] = ()  # creates naming one: the job is made, the answer waits
+    slow_reply_seconds: float = 60.0  # ... this long (real time), past a caller's timeout
     video_bytes: int = 65536  # size of the MP4 served for a completed render
     asset_ttl: float = 3600.0  # expires_at = completed_at + this
     seed: int | None = None  # seeds the fault draws; None means a fresh random source

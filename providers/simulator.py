@@ -8,7 +8,9 @@ One aiohttp server speaks three wire formats over one in-memory job table::
     /files/{id}.mp4             the relay's CDN link  no auth
 
 This module owns the server: the route table above, the injected latency, starting and
-stopping. What sits behind it lives beside it: jobs, their clock-driven progress and the
+stopping. A handler whose caller disconnects is cancelled, so a request still waiting out its
+latency when the caller gives up is never handled (as if lost on the way), and a held answer
+stops holding. What sits behind it lives beside it: jobs, their clock-driven progress and the
 fault each create draws in ``providers.sim_jobs``; the OpenAI and Azure handlers in
 ``providers.sim_openai``; the relay's in ``providers.sim_relay``; what the dialects share in
 ``providers.sim_http``; media bytes in ``providers.sim_media``. None of them may import from
@@ -43,7 +45,8 @@ class Simulator:
     """The simulated upstream. Build it, ``await start()``, point a provider at ``base_url``.
 
     Tests may read ``jobs`` (id -> job, in creation order), ``stats``, ``settings`` and
-    ``api_key``; ``app`` is the aiohttp application, for embedding in another runner.
+    ``api_key``, and swap ``settings`` while it runs (each request reads them afresh); ``app``
+    is the aiohttp application, for embedding in another runner.
     """
 
     def __init__(
@@ -64,6 +67,10 @@ class Simulator:
     @property
     def settings(self) -> SimulationSettings:
         return self._table.settings
+
+    @settings.setter
+    def settings(self, settings: SimulationSettings) -> None:
+        self._table.settings = settings
 
     @property
     def stats(self) -> SimulatorStats:
@@ -101,7 +108,7 @@ class Simulator:
         """Listen on ``host:port`` (0 picks a free port); returns the root URL."""
         if self._runner is not None:
             raise RuntimeError("simulator already started")
-        runner = web.AppRunner(self.app, access_log=None)
+        runner = web.AppRunner(self.app, access_log=None, handler_cancellation=True)
         await runner.setup()
         try:
             await web.TCPSite(runner, host, port).start()
@@ -127,7 +134,11 @@ class Simulator:
     async def _latency(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         # Real time, not the injected clock: latency exists to exercise the caller's timeouts.
         if self.settings.latency > 0:
-            await asyncio.sleep(self.settings.latency)
+            try:
+                await asyncio.sleep(self.settings.latency)
+            except asyncio.CancelledError:  # the caller gave up: this request never arrived
+                self._table.stats.abandoned += 1
+                raise
         return await handler(request)
 
     def _key_matches(self, given: str) -> bool:

@@ -1,4 +1,4 @@
-"""The admin view: provider health and a job's attempts, for operators only.
+"""The admin API: provider health, a job's attempts, drain and re-enable, config reload.
 
 Gated by ``server.admin_key``, never by a client key: with no admin key configured the admin
 API does not exist (404); a missing or wrong key is a 401; a valid client key is a 403, so a
@@ -9,24 +9,32 @@ client learns nothing about other clients' jobs or the fleet. The auth middlewar
 from __future__ import annotations
 
 import hmac
+import logging
 from typing import Any
 
 from aiohttp import web
 
 from router import keys
-from router.errors import Forbidden, NotFound, Unauthenticated
+from router.errors import Forbidden, InvalidRequest, NotFound, Unauthenticated
 from router.jsonio import json_response
+from router.pool import PoolEntry
+from router.reload import reload_config
+
+log = logging.getLogger(__name__)
 
 ADMIN_PREFIX = "/admin/"
 
 
 def add_routes(app: web.Application) -> None:
     app.router.add_get(ADMIN_PREFIX + "providers", providers)
+    app.router.add_post(ADMIN_PREFIX + "providers/{name}/drain", drain)
+    app.router.add_post(ADMIN_PREFIX + "providers/{name}/enable", enable)
     app.router.add_get(ADMIN_PREFIX + "jobs/{job_id}", job)
+    app.router.add_post(ADMIN_PREFIX + "reload", reload)
 
 
 def _check_admin(request: web.Request) -> None:
-    admin_key = request.app[keys.CONFIG].server.admin_key
+    admin_key = request.app[keys.CONFIG].current.server.admin_key
     if not admin_key:
         raise NotFound("The admin API is not enabled.")
     header = request.headers.get("Authorization", "")
@@ -43,31 +51,67 @@ async def providers(request: web.Request) -> web.Response:
     """Each provider's state, EWMAs, success rate, ejections and in-flight jobs; and panic."""
     _check_admin(request)
     app = request.app
-    health, selector = app[keys.HEALTH], app[keys.SELECTOR]
     in_flight: dict[str, int] = {}
     for unfinished in app[keys.STORE].unfinished():
         name = unfinished.current.provider
         in_flight[name] = in_flight.get(name, 0) + 1
-    rows: list[dict[str, Any]] = []
-    for entry in app[keys.POOL]:
-        name = entry.name
-        stats, outliers = health.stats(name), health.outliers.view(name)
-        state = "ejected" if health.ejected(name) else "cooling" if health.cooling(name) else "up"
-        rows.append(
-            {
-                "name": name,
-                "kind": entry.config.kind,
-                "state": state,
-                "ejections": outliers.ejections,
-                "ejected_until": outliers.ejected_until,
-                "submit_latency_ewma": stats.submit_latency,
-                "render_time_ewma": stats.render_time,
-                "success_rate": round(stats.success_rate, 4),
-                "failure_rate": round(outliers.failure_rate, 4),
-                "in_flight": in_flight.get(name, 0),
-            }
+    rows = [_row(app, entry, in_flight.get(entry.name, 0)) for entry in app[keys.POOL]]
+    return json_response({"panic": app[keys.SELECTOR].panicking(), "providers": rows})
+
+
+async def drain(request: web.Request) -> web.Response:
+    """No new renders for this provider; its jobs in flight carry on."""
+    return _set_drained(request, True)
+
+
+async def enable(request: web.Request) -> web.Response:
+    """Undo a drain."""
+    return _set_drained(request, False)
+
+
+async def reload(request: web.Request) -> web.Response:
+    """Re-read the config file; a file with problems changes nothing and is a 400 listing them."""
+    _check_admin(request)
+    result = await reload_config(request.app)
+    if not result.applied:
+        raise InvalidRequest(
+            "The config was not reloaded; nothing changed. " + "; ".join(result.problems),
+            code="invalid_config",
         )
-    return json_response({"panic": selector.panicking(), "providers": rows})
+    return json_response({"reloaded": True, "restart_required": list(result.restart_required)})
+
+
+def _set_drained(request: web.Request, drained: bool) -> web.Response:
+    _check_admin(request)
+    app, name = request.app, request.match_info["name"]
+    entry = next((e for e in app[keys.POOL] if e.name == name), None)
+    if entry is None:
+        raise NotFound(f"No configured provider named '{name}'.", param="name")
+    app[keys.SELECTOR].drain(name, drained)
+    log.info("provider %s %s by the admin API", name, "drained" if drained else "re-enabled")
+    in_flight = sum(1 for j in app[keys.STORE].unfinished() if j.current.provider == name)
+    return json_response(_row(app, entry, in_flight))
+
+
+def _row(app: web.Application, entry: PoolEntry, in_flight: int) -> dict[str, Any]:
+    health, name = app[keys.HEALTH], entry.name
+    stats, outliers = health.stats(name), health.outliers.view(name)
+    if app[keys.SELECTOR].drained(name):
+        state = "drained"
+    else:
+        state = "ejected" if health.ejected(name) else "cooling" if health.cooling(name) else "up"
+    return {
+        "name": name,
+        "kind": entry.config.kind,
+        "state": state,
+        "ejections": outliers.ejections,
+        "ejected_until": outliers.ejected_until,
+        "submit_latency_ewma": stats.submit_latency,
+        "render_time_ewma": stats.render_time,
+        "success_rate": round(stats.success_rate, 4),
+        "failure_rate": round(outliers.failure_rate, 4),
+        "in_flight": in_flight,
+    }
 
 
 async def job(request: web.Request) -> web.Response:

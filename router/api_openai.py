@@ -2,13 +2,16 @@
 
 Every answer is the full Video object under the proxy's id; reads come from the store's
 memory and never reach an upstream. Another key's job is indistinguishable from an unknown
-id (404), in lists as well. The owner check and the body readers here are public because
-the relay dialect (``router.api_relay``) uses the same ones.
+id (404), in lists as well. With an ``Idempotency-Key`` header a create or remix happens
+once per key (``router.idempotency``). A form field given twice is a 400, never a silent pick.
+The owner check and the body readers here are public because the relay dialect
+(``router.api_relay``) uses the same ones.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import collections
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -16,6 +19,7 @@ from aiohttp import web
 from providers.base import InputReference
 from router import keys
 from router.errors import InvalidRequest, NotFound
+from router.idempotency import Remix, key_from
 from router.jobs import Job
 from router.jsonio import json_response, loads
 from router.validate import build_create, check_prompt
@@ -72,10 +76,11 @@ def reject_unknown(fields: Mapping[str, object], known: frozenset[str]) -> None:
 
 
 async def create_video(request: web.Request) -> web.Response:
+    idempotency_key = key_from(request.headers)
     fields = await _read_create_body(request)
     reject_unknown(fields, CREATE_FIELDS)
     create = build_create(
-        request.app[keys.CONFIG],
+        request.app[keys.CONFIG].current,
         request[keys.CLIENT_KEY],
         prompt=fields.get("prompt"),
         model=fields.get("model"),
@@ -83,7 +88,14 @@ async def create_video(request: web.Request) -> web.Response:
         seconds=fields.get("seconds"),
         input_reference=_input_reference(fields.get("input_reference")),
     )
-    job = await request.app[keys.DISPATCHER].create(request[keys.CLIENT_KEY].name, create)
+    job = await request.app[keys.IDEMPOTENCY].run(
+        request[keys.CLIENT_KEY].name,
+        idempotency_key,
+        create,
+        lambda claim: request.app[keys.DISPATCHER].create(
+            request[keys.CLIENT_KEY].name, create, claim
+        ),
+    )
     return json_response(video_object(job))
 
 
@@ -127,19 +139,33 @@ async def delete_video(request: web.Request) -> web.Response:
 
 async def remix_video(request: web.Request) -> web.Response:
     source = owned_job(request)
+    idempotency_key = key_from(request.headers)
     body = await _read_create_body(request)
     reject_unknown(body, REMIX_FIELDS)
-    prompt = check_prompt(body.get("prompt"), request.app[keys.CONFIG].server.max_prompt_chars)
-    job = await request.app[keys.DISPATCHER].remix(request[keys.CLIENT_KEY].name, source, prompt)
+    prompt = check_prompt(
+        body.get("prompt"), request.app[keys.CONFIG].current.server.max_prompt_chars
+    )
+    owner = request[keys.CLIENT_KEY].name
+    job = await request.app[keys.IDEMPOTENCY].run(
+        owner,
+        idempotency_key,
+        Remix(source.id, prompt),
+        lambda claim: request.app[keys.DISPATCHER].remix(owner, source, prompt, claim),
+    )
     return json_response(video_object(job))
 
 
 async def _read_create_body(request: web.Request) -> dict[str, Any]:
-    """JSON or multipart into one dict; an uploaded file stays an ``InputReference``."""
+    """JSON or multipart into one dict; an uploaded file stays an ``InputReference``.
+
+    A form field given twice is a 400: keeping one silently would render something the
+    client did not ask for (Sora takes one reference image).
+    """
     if request.content_type == "application/json":
         return await read_json_object(request)
     if request.content_type in ("multipart/form-data", "application/x-www-form-urlencoded"):
         form = await request.post()
+        _reject_repeated(name for name, _ in form.items())
         fields: dict[str, Any] = {}
         for name, value in form.items():
             if isinstance(value, web.FileField):
@@ -154,6 +180,16 @@ async def _read_create_body(request: web.Request) -> dict[str, Any]:
     raise InvalidRequest(
         "Send the body as application/json or multipart/form-data.", code="unsupported_content_type"
     )
+
+
+def _reject_repeated(names: Iterable[str]) -> None:
+    counts = collections.Counter(names)
+    for name, count in counts.items():
+        if count > 1:
+            why = "Sora takes one reference image" if name == "input_reference" else "send it once"
+            raise InvalidRequest(
+                f"'{name}' was given {count} times; {why}.", param=name, code="invalid_value"
+            )
 
 
 async def read_json_object(request: web.Request) -> dict[str, Any]:

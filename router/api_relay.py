@@ -4,10 +4,10 @@ Scripts written for new-api-style resellers create with ``aspect_ratio`` + ``hd`
 ``duration`` (string or int), get ``{"task_id"}``, and poll a task object with upper-case
 statuses, ``"NN%"`` progress and a plain link at ``data.output``. These handlers only translate:
 the relay fields become a catalogue size and seconds, then ``router.validate.build_create`` and
-the dispatcher do exactly what they do for ``POST /v1/videos``. A task is a job: same id, same
-owner, visible in both dialects. Errors keep the OpenAI envelope, with ``param`` naming the
-field the relay client sent. The link at ``data.output`` is signed (``router.links``), so it
-works without a key.
+the dispatcher do exactly what they do for ``POST /v1/videos``, ``Idempotency-Key`` included. A
+task is a job: same id, same owner, visible in both dialects. Errors keep the OpenAI envelope,
+with ``param`` naming the field the relay client sent. The link at ``data.output`` is signed
+(``router.links``), so it works without a key.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from router.api_openai import is_image_url, owned_job, read_json_object, reject_
 from router.config import Config
 from router.content import stream_asset
 from router.errors import InvalidRequest, NotFound
+from router.idempotency import key_from
 from router.jobs import Job, JobState
 from router.jsonio import json_response
 from router.links import CONTENT_PREFIX, LinkSigner
@@ -65,9 +66,10 @@ def task_object(job: Job, links: LinkSigner) -> dict[str, Any]:
 
 
 async def create_task(request: web.Request) -> web.Response:
+    idempotency_key = key_from(request.headers)
     fields = await read_json_object(request)
     reject_unknown(fields, CREATE_FIELDS)
-    config, key = request.app[keys.CONFIG], request[keys.CLIENT_KEY]
+    config, key = request.app[keys.CONFIG].current, request[keys.CLIENT_KEY]
     with _in_relay_terms():
         create = build_create(
             config,
@@ -78,7 +80,12 @@ async def create_task(request: web.Request) -> web.Response:
             seconds=fields.get("duration"),
             input_reference=_image(fields.get("images")),
         )
-        job = await request.app[keys.DISPATCHER].create(key.name, create)
+        job = await request.app[keys.IDEMPOTENCY].run(
+            key.name,
+            idempotency_key,
+            create,
+            lambda claim: request.app[keys.DISPATCHER].create(key.name, create, claim),
+        )
     return json_response({"task_id": job.id})
 
 

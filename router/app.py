@@ -17,6 +17,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Callable
 from functools import partial
+from pathlib import Path
 
 from aiohttp import web
 
@@ -28,8 +29,11 @@ from router.config import Config
 from router.dispatch import Dispatcher
 from router.errors import Handler, failure_response
 from router.heap import frozen_heap
+from router.idempotency import Idempotency
 from router.jsonio import json_headers, json_response
+from router.limits import Limits, completed_today
 from router.links import CONTENT_PREFIX, LinkSigner
+from router.live import LiveConfig
 from router.monitor import health_context, live_state
 from router.poller import Poller
 from router.pool import ProviderPool
@@ -39,18 +43,25 @@ from router.store import SqliteJobStore
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
-def create_app(config: Config, *, clock: Callable[[], float] = time.time) -> web.Application:
+def create_app(
+    config: Config,
+    *,
+    clock: Callable[[], float] = time.time,
+    config_path: Path | None = None,
+) -> web.Application:
+    """The proxy for ``config``; ``config_path`` is the file ``router.reload`` re-reads."""
     app = web.Application(
         middlewares=[front],
         client_max_size=config.server.max_body_bytes,
     )
-    app[keys.CONFIG] = config
+    app[keys.CONFIG] = LiveConfig(config, config_path)
     app[keys.CLOCK] = clock
     app[keys.METRICS] = Metrics(
         key_label=config.metrics.key_label,
         budgets={k.name: k.daily_budget_usd for k in config.keys if k.daily_budget_usd},
     )
     app[keys.KEYRING] = KeyRing(config.keys)
+    app[keys.LIMITS] = Limits(config, clock)
     app[keys.READY] = [False]
     app[keys.POLL_HEADERS] = json_headers(
         {"openai-poll-after-ms": str(config.server.poll_after_ms)}
@@ -71,7 +82,7 @@ async def _providers(app: web.Application) -> AsyncIterator[None]:
     metrics = app[keys.METRICS]
     pool = ProviderPool(metrics.observe_upstream, metrics.moderated)
     try:
-        await pool.start(app[keys.CONFIG].providers)
+        await pool.start(app[keys.CONFIG].current.providers)
         app[keys.POOL] = pool
         yield
     finally:
@@ -79,9 +90,10 @@ async def _providers(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _store(app: web.Application) -> AsyncIterator[None]:
-    store = SqliteJobStore(app[keys.CONFIG].store.path)
+    store = SqliteJobStore(app[keys.CONFIG].current.store.path)
     await store.open()
     app[keys.STORE] = store
+    app[keys.IDEMPOTENCY] = Idempotency(store)
     try:
         yield
     finally:
@@ -91,7 +103,7 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
 async def _jobs(app: web.Application) -> AsyncIterator[None]:
     store, metrics = app[keys.STORE], app[keys.METRICS]
 
-    policy = RetryPolicy.from_config(app[keys.CONFIG].routing)
+    policy = RetryPolicy.from_config(app[keys.CONFIG].current.routing)
     poller = Poller(
         store=store,
         pool=app[keys.POOL],
@@ -99,6 +111,7 @@ async def _jobs(app: web.Application) -> AsyncIterator[None]:
         health=app[keys.HEALTH],
         policy=policy,
         metrics=metrics,
+        limits=app[keys.LIMITS],
     )
     app[keys.POLLER] = poller
     dispatcher = Dispatcher(
@@ -108,11 +121,16 @@ async def _jobs(app: web.Application) -> AsyncIterator[None]:
         clock=app[keys.CLOCK],
         policy=policy,
         metrics=metrics,
+        limits=app[keys.LIMITS],
+        routing=app[keys.CONFIG].current.routing,
     )
     poller.resubmit = dispatcher.resubmit
     app[keys.DISPATCHER] = dispatcher
     metrics.watch(StateCollector(partial(live_state, app)))
-    poller.resume(store.unfinished())
+    unfinished = store.unfinished()
+    today = completed_today(store, app[keys.CONFIG].current, app[keys.CLOCK]())
+    app[keys.LIMITS].restore(unfinished, today)
+    poller.resume(unfinished)
     poller.start()
     app[keys.READY][0] = True
     try:
@@ -155,8 +173,18 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    ready = request.app[keys.READY][0]
-    return json_response({"ready": ready}, status=200 if ready else 503)
+    """200 once start-up has finished and every provider has been probed once (pass or
+    fail); 503 before that and from the start of shutdown, naming what it waits for."""
+    app = request.app
+    waiting = []
+    if not app[keys.READY][0]:
+        waiting.append("startup")  # also from the start of shutdown
+    checker = app.get(keys.HEALTH_CHECKER)
+    if checker is None or not checker.first_round.is_set():
+        waiting.append("first_probe_round")
+    if waiting:
+        return json_response({"ready": False, "waiting_for": waiting}, status=503)
+    return json_response({"ready": True})
 
 
 async def metrics(request: web.Request) -> web.Response:

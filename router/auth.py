@@ -44,12 +44,16 @@ class KeyRing:
 
     def __init__(self, keys: Iterable[ClientKeyConfig]) -> None:
         self._by_digest: dict[bytes, ClientKey] = {}
+        self.replace(keys)
+
+    def replace(self, keys: Iterable[ClientKeyConfig]) -> None:
+        """Swap in a reloaded key list in one assignment: a request sees the old or the new."""
+        by_digest = {}
         for key in keys:
             digest = bytes.fromhex(key.key_sha256)
             models = None if "*" in key.models else frozenset(key.models)
-            self._by_digest[digest] = ClientKey(
-                name=key.name, digest=digest, models=models, config=key
-            )
+            by_digest[digest] = ClientKey(name=key.name, digest=digest, models=models, config=key)
+        self._by_digest = by_digest
 
     def authenticate(self, authorization: str | None) -> ClientKey:
         """The key behind an ``Authorization: Bearer`` header, or 401."""

@@ -1,6 +1,7 @@
-"""``sora-proxy serve | check | simulate``: the command line, the event loop choice, exit codes.
+"""``sora-proxy serve | check | simulate | hash-key``: the command line, loop choice, exit codes.
 
-Exit codes: 0 fine, 1 the config has problems (each printed by dotted path), 2 bad usage.
+Exit codes: 0 fine, 1 the config has problems (each printed by dotted path), 2 bad usage (for
+``hash-key``, also an unusable key).
 uvloop is used when installed; the loop is chosen here and nowhere else.
 """
 
@@ -9,10 +10,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import getpass
+import hashlib
 import logging
 import sys
 from collections.abc import Sequence
 from dataclasses import fields, replace
+from pathlib import Path
 
 from aiohttp import web
 
@@ -27,6 +31,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=args.log_level.upper(), format=LOG_FORMAT)
     if args.command == "simulate":
         return _simulate(args)
+    if args.command == "hash-key":
+        return _hash_key()
     try:
         config = load_config(args.config)
     except ConfigError as exc:
@@ -41,11 +47,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 0
     from router.app import create_app  # the server side only when serving
+    from router.reload import reload_on_sighup
 
     config = with_listen_overrides(config, args.host, args.port)
     _install_uvloop()
+    app = create_app(config, config_path=Path(args.config))
+    app.cleanup_ctx.append(reload_on_sighup)
     web.run_app(
-        create_app(config),
+        app,
         host=config.server.host,
         port=config.server.port,
         shutdown_timeout=config.server.shutdown_timeout,
@@ -87,6 +96,28 @@ def _simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _hash_key() -> int:
+    """Print the ``key_sha256`` of one client key, read from stdin (a prompt on a terminal).
+
+    There is deliberately no ``--key`` option: an argument shows in ``ps`` to every local user
+    and lands in shell history. Scripts pipe the key in, e.g. ``printf %s "$KEY" | sora-proxy
+    hash-key`` (``printf`` is a shell builtin, so the key is never an argument of a process).
+    """
+    if sys.stdin.isatty():
+        key = getpass.getpass("client key (not echoed): ")
+    else:
+        key = sys.stdin.readline().removesuffix("\n").removesuffix("\r")
+    if not key:
+        print("hash-key: the key is empty", file=sys.stderr)
+        return 2
+    if key != key.strip():
+        # The proxy strips the Bearer token, so such a key could never authenticate.
+        print("hash-key: the key starts or ends with whitespace", file=sys.stderr)
+        return 2
+    print(hashlib.sha256(key.encode()).hexdigest())  # as config hashes a plain ``key``
+    return 0
+
+
 def _install_uvloop() -> None:
     try:
         import uvloop
@@ -107,6 +138,10 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="override server.port")
     check = commands.add_parser("check", help="validate a config file and list every problem")
     check.add_argument("--config", default="config.yaml")
+    commands.add_parser(
+        "hash-key",
+        help="print the key_sha256 of a client key read from stdin (prompted on a terminal)",
+    )
     simulate = commands.add_parser("simulate", help="run a simulated upstream on its own")
     simulate.add_argument("--host", default="127.0.0.1")
     simulate.add_argument("--port", type=int, default=9000)

@@ -115,9 +115,11 @@ class ProviderConfig:
     api_key: str = field(default="", repr=False)
     api_version: str = "preview"  # azure only
     models: Mapping[str, ProviderModel]  # client model name -> how this provider serves it
-    rpm: int | None = None
-    max_concurrent: int | None = None
+    rpm: int | None = None  # creates sent in any 60 s
+    max_concurrent: int | None = None  # renders in flight (accepted, not finished)
     poll_interval: float = 5.0  # seconds between upstream status polls of one job
+    poll_rpm: int | None = None  # status reads sent in any 60 s
+    poll_max_concurrent: int = 16  # status reads in flight at once
     timeout: float = 30.0  # per upstream HTTP call
     weight: float = 1.0
     priority: int = 0  # lower goes first under the priority strategy
@@ -131,9 +133,14 @@ class RoutingConfig:
     retry_output_moderation: bool = False
     job_deadline: float = 3600.0
     stall_timeout: float = 600.0  # an attempt without progress this long is failed over
+    # an unanswered create not found in the provider's list this long is sent elsewhere
+    reconcile_window: float = 120.0
     seed: int | None = None  # seeds the strategies' random choices
     # balanced: USD one second of expected render time is worth against expected cost
     latency_weight: float = 0.001
+    # when every capable provider is at its cap, a create waits up to this many seconds ...
+    admission_wait: float = 10.0
+    admission_queue: int = 100  # ... and at most this many wait at once (0: none); more get 429
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

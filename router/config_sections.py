@@ -102,8 +102,11 @@ def parse_routing(s: Section) -> RoutingConfig:
         retry_output_moderation=s.flag("retry_output_moderation", d.retry_output_moderation),
         job_deadline=s.positive("job_deadline", d.job_deadline),
         stall_timeout=s.positive("stall_timeout", d.stall_timeout),
+        reconcile_window=s.positive("reconcile_window", d.reconcile_window),
         seed=s.integer("seed", d.seed),
         latency_weight=s.positive("latency_weight", d.latency_weight),
+        admission_wait=s.positive("admission_wait", d.admission_wait),
+        admission_queue=s.integer("admission_queue", d.admission_queue, low=0),
     )
 
 
@@ -251,6 +254,8 @@ def _parse_provider(s: Section, catalogue: Mapping[str, ModelSpec]) -> ProviderC
         rpm=s.integer("rpm", d.rpm, low=1),
         max_concurrent=s.integer("max_concurrent", d.max_concurrent, low=1),
         poll_interval=s.positive("poll_interval", d.poll_interval),
+        poll_rpm=s.integer("poll_rpm", d.poll_rpm, low=1),
+        poll_max_concurrent=s.integer("poll_max_concurrent", d.poll_max_concurrent, low=1),
         timeout=s.positive("timeout", d.timeout),
         weight=s.positive("weight", d.weight),
         priority=s.integer("priority", d.priority),

@@ -3,14 +3,19 @@
 A create goes to the candidates in order. A failure that proves the upstream did not take the
 render (connect error, 5xx, 429, unusable provider) moves on to the next candidate before the
 client hears anything. Moderation and other refusals are the client's answer, from the first
-provider that gave them. A create that may have been accepted (the connection died after
-sending) is never re-sent blindly: the client gets a 502 that says so.
+provider that gave them. A create that may have been accepted (sent, then a timeout, a broken
+connection or a 2xx we cannot read) is never re-sent blindly: no other candidate gets it, and
+the job is recorded with one ``UNKNOWN`` attempt on that provider, queued to the client, which
+the poller reconciles through the provider's list (``Provider.find``). The limits hold stays
+on that provider meanwhile, and the unanswered create is not a health signal.
 
 The job is durable (``store.insert`` awaited) before the client gets its id.
 
 ``resubmit`` is the poller's post-acceptance failover: when an accepted attempt fails for a
-provider reason or stalls, the retry policy and budget decide, and a new attempt goes to a
-provider not tried yet, under the same job id, with the input reference re-read from the store.
+provider reason or stalls, or an unknown one is not found upstream in time, the retry policy and
+budget decide, and a new attempt goes to a provider not tried yet, under the same job id, with
+the input reference re-read from the store; an unanswered re-submission is an ``UNKNOWN``
+attempt too.
 Every submit outcome is reported to ``ProviderHealth``: a 429 cools the provider, moderation and
 refusals are not health signals, everything else feeds outlier detection.
 """
@@ -34,6 +39,7 @@ from providers.base import (
     UpstreamJob,
     UpstreamTimeout,
 )
+from router.config import RoutingConfig
 from router.errors import (
     InvalidRequest,
     NotReady,
@@ -43,12 +49,32 @@ from router.errors import (
     UpstreamFailed,
 )
 from router.jobs import Attempt, AttemptState, Job, JobState, new_job_id
+from router.limits import Hold, Limits
 from router.poller import Poller
 from router.retry import AttemptFailure, RetryBudget, RetryDecision, RetryPolicy, RetryState
 from router.selection import Candidate, Selector
-from router.store import JobStore
+from router.store import IdempotencyClaim, JobStore
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True, frozen=True)
+class _Placed:
+    """Where a create went: the candidate that got it and its answer, or None when it was sent
+    and never answered (the render may exist there); ``sent_at`` by the injected clock."""
+
+    candidate: Candidate
+    seen: UpstreamJob | None
+    sent_at: float
+
+    def attempt(self, now: float) -> Attempt:
+        """The job's attempt for this create: ``UNKNOWN`` since the send, or known from now."""
+        name = self.candidate.entry.name
+        if self.seen is None:
+            return Attempt(
+                provider=name, upstream_id="", state=AttemptState.UNKNOWN, submitted_at=self.sent_at
+            )
+        return Attempt(provider=name, upstream_id=self.seen.upstream_id, submitted_at=now)
 
 
 @dataclass(slots=True, frozen=True)
@@ -63,7 +89,17 @@ class CreateRequest:
 
 
 class Dispatcher:
-    __slots__ = ("_budget", "_clock", "_metrics", "_policy", "_poller", "_selector", "_store")
+    __slots__ = (
+        "_budget",
+        "_clock",
+        "_limits",
+        "_metrics",
+        "_policy",
+        "_poller",
+        "_routing",
+        "_selector",
+        "_store",
+    )
 
     def __init__(
         self,
@@ -74,8 +110,12 @@ class Dispatcher:
         clock: Callable[[], float],
         policy: RetryPolicy,
         metrics: Metrics,
+        limits: Limits,
+        routing: RoutingConfig,
     ) -> None:
         self._metrics = metrics
+        self._limits = limits
+        self._routing = routing
         self._selector = selector
         self._store = store
         self._poller = poller
@@ -83,18 +123,73 @@ class Dispatcher:
         self._policy = policy
         self._budget = RetryBudget()
 
-    async def create(self, owner: str, request: CreateRequest) -> Job:
-        candidates = self._selector.candidates(request.model, request.size, request.seconds)
-        if not candidates:
-            if not self._selector.capable(request.model, request.size, request.seconds):
-                raise self._unrenderable(request)
-            raise Unavailable("Every capable provider is cooling down or ejected; retry later.")
-        candidate, seen = await self._submit(candidates, request, request.input_reference)
+    def configure(self, routing: RoutingConfig) -> None:
+        """Take reloaded routing settings; renders in flight keep their attempts so far."""
+        self._routing = routing
+        self._policy = RetryPolicy.from_config(routing)
+
+    async def create(
+        self, owner: str, request: CreateRequest, idempotency: IdempotencyClaim | None = None
+    ) -> Job:
+        """Place a new render and store its job (with ``idempotency``'s record, if any)."""
+        try:
+            hold = self._limits.admit(owner)
+        except TooManyRequests:
+            self._metrics.rejected("key")
+            raise
+        try:
+            placed = await self._place(request, hold)
+        except BaseException:
+            self._limits.release(hold)
+            raise
         self._budget.created(self._clock())
-        job = self._new_job(owner, request, candidate, seen)
-        await self._store.insert(job, request.input_reference)
+        job = self._new_job(owner, request, placed)
+        self._limits.bind(hold, job.id)
+        await self._store.insert(job, request.input_reference, idempotency)
         self._poller.track(job)
         return job
+
+    async def _place(self, request: CreateRequest, hold: Hold) -> _Placed:
+        """Submit to the first candidate that takes it; wait in the admission queue while every
+        usable provider is at its cap, up to ``routing.admission_wait``."""
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + self._routing.admission_wait
+        queued = False
+        try:
+            while True:
+                model, size, seconds = request.model, request.size, request.seconds
+                candidates = self._selector.candidates(model, size, seconds)
+                if candidates:
+                    try:
+                        return await self._submit(
+                            candidates, request, request.input_reference, hold
+                        )
+                    except _NoRoom:
+                        pass
+                usable = self._selector.usable(model, size, seconds)
+                if not usable:
+                    if not self._selector.capable(model, size, seconds):
+                        raise self._unrenderable(request)
+                    raise Unavailable(
+                        "Every capable provider is cooling down or ejected; retry later."
+                    )
+                names = [c.entry.name for c in usable]
+                remaining = give_up - loop.time()
+                if remaining <= 0 or (
+                    not queued and self._limits.queued >= self._routing.admission_queue
+                ):
+                    self._metrics.rejected("providers")
+                    raise TooManyRequests(
+                        "Every capable provider is at its configured limit; retry later.",
+                        retry_after=min(self._limits.room_in(names), 60.0),
+                    )
+                if not queued:
+                    queued = True
+                    self._limits.queued += 1
+                await self._limits.wait_for_room(min(remaining, self._limits.room_in(names)))
+        finally:
+            if queued:
+                self._limits.queued -= 1
 
     async def resubmit(self, job: Job, failure: AttemptFailure) -> bool:
         """Start a new attempt of ``job`` elsewhere; False when policy, budget or providers say no.
@@ -107,24 +202,31 @@ class Dispatcher:
             return False
         tried = {a.provider for a in job.attempts}
         candidates = self._selector.candidates(job.model, job.size, job.seconds, tried=tried)
-        if not candidates or not self._budget.try_spend(now):
+        hold = self._limits.hold_of(job.id)
+        if not candidates or hold is None or not self._budget.try_spend(now):
             return False
         reference = await self._store.input_reference(job.id)
         request = CreateRequest(job.model, job.prompt, job.size, job.seconds, reference)
         try:
-            candidate, seen = await self._submit(candidates, request, reference)
-        except RouterError as exc:
-            log.warning("job %s: no provider took the re-submission (%s)", job.id, exc.message)
+            placed = await self._submit(candidates, request, reference, hold)
+        except (RouterError, _NoRoom) as exc:
+            reason = exc.message if isinstance(exc, RouterError) else "every provider is full"
+            log.warning("job %s: no provider took the re-submission (%s)", job.id, reason)
             return False
+        candidate = placed.candidate
         self._metrics.failover(failure.value, job.current.provider, candidate.entry.name)
         submitted = self._clock()
-        attempt = Attempt(
-            provider=candidate.entry.name, upstream_id=seen.upstream_id, submitted_at=submitted
-        )
-        job.add_attempt(attempt, candidate.price_per_second or 0.0)
-        self._first_sight(job, seen, submitted)
+        job.add_attempt(placed.attempt(submitted), candidate.price_per_second or 0.0)
+        if placed.seen is not None:
+            self._first_sight(job, placed.seen, submitted)
         self._store.save(job)
-        log.info("job %s: attempt %d on %s", job.id, len(job.attempts), candidate.entry.name)
+        log.info(
+            "job %s: attempt %d on %s (%s)",
+            job.id,
+            len(job.attempts),
+            candidate.entry.name,
+            job.current.state.value,
+        )
         self._poller.track(job)
         return True
 
@@ -133,13 +235,25 @@ class Dispatcher:
         candidates: list[Candidate],
         request: CreateRequest,
         reference: InputReference | None,
-    ) -> tuple[Candidate, UpstreamJob]:
-        """Create on the first candidate that takes it, failing over on provider errors."""
+        hold: Hold,
+    ) -> _Placed:
+        """Create on the first candidate that takes it, failing over on provider errors.
+
+        A candidate that filled up meanwhile, or whose price the key's budget cannot take, is
+        skipped; when nothing was sent for the first reason ``_NoRoom`` asks the caller to
+        wait, for the second the key is over budget. A create sent and never answered ends the
+        walk there (``_Placed.seen`` is None), holding that provider's slot.
+        """
         health = self._selector.health
         loop = asyncio.get_running_loop()
         failures: list[ProviderError] = []
+        over_budget = False
         for index, candidate in enumerate(candidates):
             name = candidate.entry.name
+            cost = _cost(candidate, request.seconds, self._limits.budgeted(hold.key))
+            if cost is None or not self._limits.assign(hold, name, cost):
+                over_budget = over_budget or self._limits.has_room(name)
+                continue
             upstream = RenderRequest(
                 model=candidate.upstream_model,
                 prompt=request.prompt,
@@ -147,10 +261,15 @@ class Dispatcher:
                 seconds=request.seconds,
                 input_reference=reference,
             )
+            sent_at = self._clock()
             started = loop.time()
             try:
                 seen = await candidate.entry.adapter.create(upstream)
             except ProviderError as exc:
+                if _ambiguous(exc):
+                    # It may be rendering there: another provider must not get it as well.
+                    log.warning("create on %s went unanswered (%r); reconciling it", name, exc)
+                    return _Placed(candidate, None, sent_at)
                 _raise_if_final(exc)
                 if isinstance(exc, RateLimited):
                     health.cool(name, exc.retry_after)
@@ -163,22 +282,55 @@ class Dispatcher:
                     self._metrics.failover(reason, name, candidates[index + 1].entry.name)
                 continue
             health.submitted(name, True, loop.time() - started)
-            return candidate, seen
-        error = _all_failed(failures)
-        if isinstance(error, TooManyRequests):
-            self._metrics.rejected("providers")
-        raise error
+            return _Placed(candidate, seen, sent_at)
+        if failures:
+            error = _all_failed(failures)
+            if isinstance(error, TooManyRequests):
+                self._metrics.rejected("providers")
+            raise error
+        if over_budget:
+            self._metrics.rejected("key_budget")
+            raise self._limits.over_budget(hold.key)
+        raise _NoRoom
 
-    async def remix(self, owner: str, source: Job, prompt: str) -> Job:
-        """A new job remixing ``source``, on the provider that holds the source render."""
+    async def remix(
+        self,
+        owner: str,
+        source: Job,
+        prompt: str,
+        idempotency: IdempotencyClaim | None = None,
+    ) -> Job:
+        """A new job remixing ``source``, on the provider that holds the source render.
+
+        A remix is a render: it counts against the key's limits and the provider's like a create,
+        at the source's price; with no room at that provider it is a 429 (no other can do it).
+        """
         if source.state is not JobState.COMPLETED:
             raise NotReady("Only a completed video can be remixed.", param="video_id")
         entry = self._selector.holder(source)
         try:
+            hold = self._limits.admit(owner)
+        except TooManyRequests:
+            self._metrics.rejected("key")
+            raise
+        try:
+            if not self._limits.assign(hold, entry.name, source.price_per_second * source.seconds):
+                if self._limits.has_room(entry.name):
+                    self._metrics.rejected("key_budget")
+                    raise self._limits.over_budget(owner)
+                self._metrics.rejected("providers")
+                raise TooManyRequests(
+                    "The provider holding this video is at its configured limit; retry later.",
+                    retry_after=min(self._limits.room_in([entry.name]), 60.0),
+                )
             seen = await entry.adapter.remix(source.current.upstream_id, prompt)
         except ProviderError as exc:
+            self._limits.release(hold)
             _raise_if_final(exc)
             raise _all_failed([exc]) from exc
+        except BaseException:
+            self._limits.release(hold)
+            raise
         now = self._clock()
         job = Job(
             id=new_job_id(),
@@ -193,7 +345,8 @@ class Dispatcher:
             attempts=[Attempt(provider=entry.name, upstream_id=seen.upstream_id, submitted_at=now)],
         )
         self._first_sight(job, seen, now)
-        await self._store.insert(job)
+        self._limits.bind(hold, job.id)
+        await self._store.insert(job, None, idempotency)
         self._poller.track(job)
         return job
 
@@ -207,7 +360,7 @@ class Dispatcher:
             )
         for attempt in job.attempts:
             entry = self._selector.pinned(attempt.provider)
-            if entry is None:
+            if entry is None or not attempt.upstream_id:  # never confirmed upstream
                 continue
             try:
                 await entry.adapter.delete(attempt.upstream_id)
@@ -228,9 +381,7 @@ class Dispatcher:
         if attempt.state is not AttemptState.QUEUED:
             self._metrics.queued(attempt.provider, now - attempt.submitted_at)
 
-    def _new_job(
-        self, owner: str, request: CreateRequest, candidate: Candidate, seen: UpstreamJob
-    ) -> Job:
+    def _new_job(self, owner: str, request: CreateRequest, placed: _Placed) -> Job:
         now = self._clock()
         job = Job(
             id=new_job_id(),
@@ -240,14 +391,11 @@ class Dispatcher:
             size=request.size,
             seconds=request.seconds,
             created_at=now,
-            price_per_second=candidate.price_per_second or 0.0,
-            attempts=[
-                Attempt(
-                    provider=candidate.entry.name, upstream_id=seen.upstream_id, submitted_at=now
-                )
-            ],
+            price_per_second=placed.candidate.price_per_second or 0.0,
+            attempts=[placed.attempt(now)],
         )
-        self._first_sight(job, seen, now)
+        if placed.seen is not None:
+            self._first_sight(job, placed.seen, now)
         return job
 
     def _unrenderable(self, request: CreateRequest) -> InvalidRequest:
@@ -273,14 +421,33 @@ class Dispatcher:
         )
 
 
+class _NoRoom(Exception):
+    """Every candidate filled up before anything was sent: wait in the admission queue."""
+
+
+def _cost(candidate: Candidate, seconds: int, budgeted: bool) -> float | None:
+    """USD reserved for a render on ``candidate``; None when a budgeted key meets no price."""
+    price = candidate.price_per_second
+    if price is None:
+        return None if budgeted else 0.0
+    return price * seconds
+
+
+def _ambiguous(exc: ProviderError) -> bool:
+    """Sent and never answered readably: the upstream may have taken it."""
+    return (isinstance(exc, UpstreamTimeout) and exc.sent is not False) or isinstance(
+        exc, BadUpstreamReply
+    )
+
+
 def _raise_if_final(exc: ProviderError) -> None:
-    """Refusals go to the client as they are; an ambiguous create must not be re-sent."""
+    """Refusals go to the client as they are; an ambiguous remix must not be re-sent (creates
+    never get here ambiguous: ``_submit`` keeps them as unknown attempts)."""
     if isinstance(exc, ModerationBlocked):
         raise InvalidRequest(exc.message, param=exc.param, code="moderation_blocked") from exc
     if isinstance(exc, Rejected):
         raise InvalidRequest(exc.message, param=exc.param, code=exc.code) from exc
-    ambiguous = isinstance(exc, UpstreamTimeout) and exc.sent is not False
-    if ambiguous or isinstance(exc, BadUpstreamReply):
+    if _ambiguous(exc):
         raise UpstreamFailed(
             "The provider did not confirm the render in time; it may have started. "
             "Check your video list before retrying.",

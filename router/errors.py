@@ -10,6 +10,7 @@ status below; the ``openai`` SDK maps the status to its exception class and fill
     ├── NotFound              404  unknown job, route, or another key's job
     ├── MethodNotAllowed      405
     ├── NotReady              409  content asked for before the render completed
+    ├── Conflict              409  an Idempotency-Key reused with a different request
     ├── PayloadTooLarge       413
     ├── TooManyRequests       429  with Retry-After
     ├── UpstreamFailed        502  every capable provider failed to take the request
@@ -106,6 +107,13 @@ class NotReady(RouterError):
     type = "invalid_request_error"
     default_code = "video_not_ready"
     retry_helps = False
+
+
+class Conflict(RouterError):
+    status = 409
+    type = "invalid_request_error"
+    default_code = "idempotency_key_reused"
+    retry_helps = False  # the SDK retries a 409 unless told not to
 
 
 class PayloadTooLarge(RouterError):

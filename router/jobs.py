@@ -4,6 +4,9 @@ A job's state only moves forward through ``Job.transition`` (compare-and-set on 
 state), so a job is settled exactly once however many pollers or handlers race for it.
 Progress never goes backwards and stays below 100 until the job is completed. Each change bumps
 ``version``, which the store uses to keep the newest snapshot.
+
+An attempt whose create was sent but never answered is ``UNKNOWN``, with no upstream id, until
+the poller finds it upstream (``Job.confirm``) or gives up on it; its job stays queued.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ _FORWARD: dict[JobState, frozenset[JobState]] = {
 
 
 class AttemptState(enum.Enum):
+    UNKNOWN = "unknown"  # the create was sent, the answer never came; upstream_id is ""
     QUEUED = "queued"  # the upstream accepted it and has not started
     IN_PROGRESS = "in_progress"  # the upstream is rendering
     COMPLETED = "completed"  # the upstream finished with an asset
@@ -147,10 +151,15 @@ class Job:
         """Fold what the current attempt's upstream said into the job; True if anything changed.
 
         Completion and failure settle the attempt and the job once; an unrecognised status word
-        changes nothing, so the job stays in flight.
+        changes nothing, so the job stays in flight, and neither does anything said about an
+        ``UNKNOWN`` attempt before ``confirm``.
         """
         attempt = self.current
-        if attempt.state.finished or seen.status is UpstreamStatus.UNRECOGNISED:
+        if (
+            attempt.state.finished
+            or attempt.state is AttemptState.UNKNOWN
+            or seen.status is UpstreamStatus.UNRECOGNISED
+        ):
             return False
         before = self.version
         if seen.progress is not None and seen.progress > attempt.progress:
@@ -189,6 +198,17 @@ class Job:
         if self.current.state.finished:
             return False
         self._settle_attempt(AttemptState.FAILED, now, code, message)
+        return True
+
+    def confirm(self, upstream_id: str) -> bool:
+        """The current ``UNKNOWN`` attempt was found upstream as ``upstream_id``; it is queued
+        there until ``observe`` says more. False when the attempt is not unknown."""
+        attempt = self.current
+        if attempt.state is not AttemptState.UNKNOWN:
+            return False
+        attempt.upstream_id = upstream_id
+        attempt.state = AttemptState.QUEUED
+        self.version += 1
         return True
 
     def add_attempt(self, attempt: Attempt, price_per_second: float) -> None:

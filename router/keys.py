@@ -6,27 +6,32 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from monitoring.health import ProviderHealth
+from monitoring.health import HealthChecker, ProviderHealth
 from monitoring.metrics import Metrics
 from router.auth import ClientKey, KeyRing
-from router.config import Config
 from router.dispatch import Dispatcher
+from router.idempotency import Idempotency
+from router.limits import Limits
 from router.links import LinkSigner
+from router.live import LiveConfig
 from router.poller import Poller
 from router.pool import ProviderPool
 from router.selection import Selector
 from router.store import JobStore
 
-CONFIG = web.AppKey("config", Config)
+CONFIG = web.AppKey("config", LiveConfig)  # the config in force; reloads replace .current
 CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("clock")
 METRICS = web.AppKey("metrics", Metrics)
 KEYRING = web.AppKey("keyring", KeyRing)
 POOL = web.AppKey("pool", ProviderPool)
 SELECTOR = web.AppKey("selector", Selector)
 HEALTH = web.AppKey("health", ProviderHealth)
+HEALTH_CHECKER = web.AppKey("health_checker", HealthChecker)  # readiness: first_round
 STORE = web.AppKey("store", JobStore)
 POLLER = web.AppKey("poller", Poller)
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
+IDEMPOTENCY = web.AppKey("idempotency", Idempotency)
+LIMITS = web.AppKey("limits", Limits)
 LINKS = web.AppKey("links", LinkSigner)
 READY = web.AppKey("ready", list[bool])  # one mutable cell: flipped by startup and shutdown
 

@@ -3,6 +3,7 @@
 Built after the providers (it probes their adapters) and before the job store and poller
 (which report outcomes to it). The probe loop (``monitoring.health.HealthChecker``) runs as a
 background task for the life of the app and is cancelled, then awaited, on the way out.
+Its first round starts at once; ``/readyz`` waits for it (``keys.HEALTH_CHECKER``).
 ``live_state`` reads what the scrape-time gauges of ``monitoring.state`` export.
 """
 
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import Counter
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -23,7 +23,7 @@ from router.selection import Selector
 
 
 def outlier_settings(app: web.Application) -> OutlierSettings:
-    h = app[keys.CONFIG].health
+    h = app[keys.CONFIG].current.health
     return OutlierSettings(
         consecutive_failures=h.consecutive_failures,
         failure_rate=h.failure_rate,
@@ -35,11 +35,14 @@ def outlier_settings(app: web.Application) -> OutlierSettings:
 
 
 async def health_context(app: web.Application) -> AsyncIterator[None]:
-    config, pool = app[keys.CONFIG], app[keys.POOL]
+    config, pool = app[keys.CONFIG].current, app[keys.POOL]
     health = ProviderHealth([e.name for e in pool], outlier_settings(app), app[keys.CLOCK])
     app[keys.HEALTH] = health
-    app[keys.SELECTOR] = Selector(pool, config, health)
-    checker = HealthChecker(health, {e.name: e.adapter for e in pool}, config.health.probe_interval)
+    app[keys.SELECTOR] = Selector(pool, config, health, app[keys.LIMITS])
+    checker = HealthChecker(
+        health, lambda: [(e.name, e.adapter) for e in pool], config.health.probe_interval
+    )
+    app[keys.HEALTH_CHECKER] = checker
     task = asyncio.get_running_loop().create_task(checker.run(), name="health-checker")
     try:
         yield
@@ -50,9 +53,10 @@ async def health_context(app: web.Application) -> AsyncIterator[None]:
 
 
 def live_state(app: web.Application) -> StateSnapshot:
-    """What the scrape-time gauges show; a scan of unfinished jobs, cheap next to a scrape."""
+    """What the scrape-time gauges show; in-flight counts come from the limits' own counters,
+    so a scrape costs the same with 100 jobs in flight as with 100,000."""
     health, selector, poller = app[keys.HEALTH], app[keys.SELECTOR], app[keys.POLLER]
-    in_flight = Counter(job.current.provider for job in app[keys.STORE].unfinished())
+    limits = app[keys.LIMITS]
     providers = {}
     for entry in app[keys.POOL]:
         name = entry.name
@@ -62,7 +66,7 @@ def live_state(app: web.Application) -> StateSnapshot:
             ejected=ejected,
             cooling=cooling,
             ejections=health.outliers.view(name).ejections,
-            in_flight=in_flight[name],
+            in_flight=limits.rendering(name),
         )
     return StateSnapshot(
         providers=providers,

@@ -6,7 +6,9 @@ one job from its attempts so far (so it survives restarts: the job's attempt lis
 
 Classes of attempt failure (``AttemptFailure``): a provider failure (the render failed for a
 non-moderation reason, or its upstream job vanished), a stall (no progress for
-``stall_timeout``), and output moderation, terminal unless ``retry_output_moderation``. A job
+``stall_timeout``), an unconfirmed create (sent, never answered, and not in the provider's list
+within ``reconcile_window``; decided like a provider failure), and output moderation, terminal
+unless ``retry_output_moderation``. A job
 past ``job_deadline`` (counted from its creation) is never given another attempt, nor is one
 that has used ``max_attempts``.
 """
@@ -26,6 +28,7 @@ class AttemptFailure(enum.Enum):
     PROVIDER = "provider"  # the upstream failed the render (not moderation) or lost it
     STALLED = "stalled"  # no progress for stall_timeout
     MODERATION = "moderation"  # the output was refused by moderation
+    UNCONFIRMED = "unconfirmed"  # an unanswered create not found upstream within the window
 
 
 class RetryDecision(enum.Enum):
@@ -39,6 +42,7 @@ class RetryPolicy:
     job_deadline: float
     stall_timeout: float
     retry_output_moderation: bool
+    reconcile_window: float = 120.0  # how long an unanswered create is looked for upstream
 
     @classmethod
     def from_config(cls, routing: RoutingConfig) -> RetryPolicy:
@@ -47,6 +51,7 @@ class RetryPolicy:
             job_deadline=routing.job_deadline,
             stall_timeout=routing.stall_timeout,
             retry_output_moderation=routing.retry_output_moderation,
+            reconcile_window=routing.reconcile_window,
         )
 
 

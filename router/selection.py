@@ -2,8 +2,14 @@
 
 A provider is a candidate when it serves the requested model at exactly the requested size and
 seconds (its own narrowing and the catalogue's), is not ejected by outlier detection, is not
-cooling down after a 429, and has not been tried for this job yet. The configured strategy
-(``router.strategies``) orders them.
+cooling down after a 429, has not been tried for this job yet, and has room under its limits
+(``router.limits``: renders in flight and creates per minute). The configured strategy
+(``router.strategies``) orders them. ``usable`` is the same list before the room check: when it
+is not empty but ``candidates`` is, the create waits for room (the dispatcher's admission
+queue) instead of failing.
+
+Drained providers (``drain``, from the admin API) take no new renders, not even in panic;
+their jobs in flight carry on. ``configure`` takes a reloaded config.
 
 Panic: when the healthy share of the capable providers falls below ``health.panic_threshold``
 (or none is healthy), ejection is ignored and every capable provider is a candidate, so a
@@ -19,6 +25,7 @@ from monitoring.health import ProviderHealth
 from router.config import Config, ModelSpec
 from router.errors import UpstreamFailed
 from router.jobs import Job
+from router.limits import Limits
 from router.pool import PoolEntry, ProviderPool
 from router.strategies import STRATEGIES, Candidate, Context
 
@@ -28,7 +35,9 @@ __all__ = ["Candidate", "Selector"]
 class Selector:
     __slots__ = (
         "_catalogue",
+        "_drained",
         "_latency_weight",
+        "_limits",
         "_panic_threshold",
         "_pool",
         "_rng",
@@ -36,14 +45,32 @@ class Selector:
         "health",
     )
 
-    def __init__(self, pool: ProviderPool, config: Config, health: ProviderHealth) -> None:
+    def __init__(
+        self, pool: ProviderPool, config: Config, health: ProviderHealth, limits: Limits
+    ) -> None:
         self._pool = pool
+        self._limits = limits
+        self._rng = random.Random(config.routing.seed)
+        self._drained: set[str] = set()
+        self.health = health
+        self.configure(config)
+
+    def configure(self, config: Config) -> None:
         self._catalogue: Mapping[str, ModelSpec] = config.models
         self._strategy = STRATEGIES[config.routing.strategy]
         self._panic_threshold = config.health.panic_threshold
-        self._rng = random.Random(config.routing.seed)
         self._latency_weight = config.routing.latency_weight
-        self.health = health
+        self._drained &= {entry.name for entry in self._pool}
+
+    def drain(self, provider: str, drained: bool) -> None:
+        """Stop (or resume) sending new renders to ``provider``."""
+        if drained:
+            self._drained.add(provider)
+        else:
+            self._drained.discard(provider)
+
+    def drained(self, provider: str) -> bool:
+        return provider in self._drained
 
     def capable(self, model: str, size: str, seconds: int) -> list[Candidate]:
         spec = self._catalogue[model]
@@ -57,8 +84,16 @@ class Selector:
     def candidates(
         self, model: str, size: str, seconds: int, *, tried: Collection[str] = ()
     ) -> list[Candidate]:
+        usable = self.usable(model, size, seconds, tried=tried)
+        return [c for c in usable if self._limits.has_room(c.entry.name)]
+
+    def usable(
+        self, model: str, size: str, seconds: int, *, tried: Collection[str] = ()
+    ) -> list[Candidate]:
+        """Capable, healthy (or panicking), not cooling, not tried; in strategy order."""
         capable = self.capable(model, size, seconds)
         usable = [c for c in capable if c.entry.name not in tried]
+        usable = [c for c in usable if c.entry.name not in self._drained]
         usable = [c for c in usable if not self.health.cooling(c.entry.name)]
         if not self.panicking([c.entry for c in capable]):
             usable = [c for c in usable if not self.health.ejected(c.entry.name)]

@@ -6,8 +6,10 @@ default. It owns:
 * the in-memory view: every job by id and, per owner, the ``(created_at, id)`` keys in order, so
   ``get`` is O(1) and ``list_owned`` is O(log n + page) and never touches disk;
 * one SQLite file (WAL, ``synchronous=NORMAL``, schema version in ``PRAGMA user_version``) with
-  tables ``jobs`` (``body`` is the JSON of ``Job.to_record()``) and ``inputs`` (reference images,
-  kept so a job can be re-submitted elsewhere), used by ONE writer thread.
+  tables ``jobs`` (``body`` is the JSON of ``Job.to_record()``), ``inputs`` (reference images,
+  kept so a job can be re-submitted elsewhere) and ``idempotency`` (a client's
+  ``Idempotency-Key`` -> the job it created), used by ONE writer thread;
+* the idempotency records in memory too, by ``(owner, key)``: ``idempotency_record`` is O(1).
 
 The writer is a dedicated ``threading.Thread`` woken by a ``threading.Event`` and draining a
 ``collections.deque``, rather than a single-thread executor: taking everything queued while the
@@ -22,6 +24,11 @@ loses no acknowledged job (with ``synchronous=NORMAL`` a power loss may still un
 commits); ``save`` snapshots on the calling (loop) thread and returns at once; on disk the
 highest ``version`` wins whatever order snapshots land in. A job's ``owner`` and ``created_at``
 must not change after ``insert``: they key the owner index.
+
+An idempotency record is written in the same transaction as its job's insert (``insert``'s
+``idempotency`` argument), so an acknowledged job and its key are durable together or not at
+all. Records live ``IDEMPOTENCY_TTL`` by the store's clock: lookups ignore older ones and
+``open`` deletes them; ``delete`` drops a job's records with it.
 
 It must not run SQLite on the event loop, hand a live ``Job`` to the writer thread, or decide
 anything about jobs (transitions, who may see them): it keeps what it is given.
@@ -38,6 +45,7 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,21 +55,38 @@ from providers.base import InputReference
 from router import jsonio
 from router.jobs import Job
 
-__all__ = ["SCHEMA_VERSION", "JobStore", "SqliteJobStore"]
+__all__ = [
+    "IDEMPOTENCY_TTL",
+    "SCHEMA_VERSION",
+    "IdempotencyClaim",
+    "IdempotencyRecord",
+    "JobStore",
+    "SqliteJobStore",
+]
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
 _MAX_BATCH = 10_000  # bounds how long a flush or blob read waits behind one transaction
+IDEMPOTENCY_TTL = 24 * 3600.0  # seconds an Idempotency-Key is remembered
 
-_SCHEMA = """
+# _MIGRATIONS[n] takes a file from schema version n to n + 1; a new file runs them all.
+_MIGRATIONS = (
+    """
 CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY, owner TEXT NOT NULL, created_at REAL NOT NULL,
     finished INTEGER NOT NULL, version INTEGER NOT NULL, body BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS jobs_owner_created ON jobs (owner, created_at, id);
 CREATE TABLE IF NOT EXISTS inputs (
     job_id TEXT PRIMARY KEY, filename TEXT, content_type TEXT, url TEXT, data BLOB);
-"""
+""",
+    """
+CREATE TABLE IF NOT EXISTS idempotency (
+    owner TEXT NOT NULL, key TEXT NOT NULL, fingerprint TEXT NOT NULL, job_id TEXT NOT NULL,
+    created_at REAL NOT NULL, PRIMARY KEY (owner, key));
+CREATE INDEX IF NOT EXISTS idempotency_job ON idempotency (job_id);
+""",
+)
+SCHEMA_VERSION = len(_MIGRATIONS)
 _UPSERT_JOB = (
     "INSERT INTO jobs (id, owner, created_at, finished, version, body) VALUES (?, ?, ?, ?, ?, ?)"
     # owner and created_at never change, so their index is left alone
@@ -70,11 +95,39 @@ _UPSERT_JOB = (
     " WHERE excluded.version >= jobs.version"
 )
 _UPSERT_INPUT = "INSERT OR REPLACE INTO inputs VALUES (?, ?, ?, ?, ?)"
+# REPLACE: an expired record of the same key may still be on disk until the next open
+_UPSERT_IDEMPOTENCY = "INSERT OR REPLACE INTO idempotency VALUES (?, ?, ?, ?, ?)"
 
 _T = TypeVar("_T")
 _JobRow = tuple[str, str, float, int, int, bytes]
 _InputRow = tuple[str, str, str, str | None, bytes | None]
 _Reply = tuple[asyncio.Future[Any], Any, BaseException | None]
+
+
+@dataclass(slots=True, frozen=True)
+class IdempotencyClaim:
+    """An ``Idempotency-Key`` to record with the job about to be inserted for ``owner``."""
+
+    owner: str  # the client key's name: keys of different clients never collide
+    key: str
+    fingerprint: str  # a hash of the normalised request the key was first used with
+
+
+@dataclass(slots=True, frozen=True)
+class IdempotencyRecord:
+    """A remembered ``Idempotency-Key``: which job it created, for which request, when."""
+
+    owner: str
+    key: str
+    fingerprint: str
+    job_id: str
+    created_at: float  # by the store's clock
+
+    def row(self) -> tuple[str, str, str, str, float]:
+        return (self.owner, self.key, self.fingerprint, self.job_id, self.created_at)
+
+
+_Loaded = tuple[list[Job], list[IdempotencyRecord]]  # what open() reads from the file
 
 
 class JobStore(Protocol):
@@ -86,7 +139,13 @@ class JobStore(Protocol):
         self, owner: str, *, after: str | None, limit: int, order: str
     ) -> tuple[list[Job], bool]: ...
     def unfinished(self) -> list[Job]: ...
-    async def insert(self, job: Job, input_reference: InputReference | None = None) -> None: ...
+    def idempotency_record(self, owner: str, key: str) -> IdempotencyRecord | None: ...
+    async def insert(
+        self,
+        job: Job,
+        input_reference: InputReference | None = None,
+        idempotency: IdempotencyClaim | None = None,
+    ) -> None: ...
     def save(self, job: Job) -> None: ...
     async def delete(self, job_id: str) -> None: ...
     async def input_reference(self, job_id: str) -> InputReference | None: ...
@@ -100,6 +159,7 @@ class _Upsert:
     job: _JobRow
     input: _InputRow | None
     done: asyncio.Future[None] | None  # None for save(): nobody waits
+    idempotency: IdempotencyRecord | None = None
 
 
 @dataclass(slots=True)
@@ -118,7 +178,10 @@ class SqliteJobStore:
 
     __slots__ = (
         "_by_owner",
+        "_clock",
         "_commits",
+        "_idempotency",
+        "_idempotency_of_job",
         "_jobs",
         "_path",
         "_pending",
@@ -127,10 +190,15 @@ class SqliteJobStore:
         "_wake",
     )
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], *, clock: Callable[[], float] = time.time
+    ) -> None:
         self._path = Path(path)
+        self._clock = clock  # ages idempotency records only
         self._jobs: dict[str, Job] = {}
         self._by_owner: dict[str, list[tuple[float, str]]] = {}  # sorted (created_at, id)
+        self._idempotency: dict[tuple[str, str], IdempotencyRecord] = {}  # by (owner, key)
+        self._idempotency_of_job: dict[str, tuple[str, str]] = {}  # job id -> (owner, key)
         self._pending: collections.deque[_Upsert | _Call[Any] | _Stop] = collections.deque()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -149,21 +217,24 @@ class SqliteJobStore:
         if self._thread is not None or self._stopped:
             raise RuntimeError("SqliteJobStore can be opened once")
         loop = asyncio.get_running_loop()
-        ready: asyncio.Future[list[Job]] = loop.create_future()
+        ready: asyncio.Future[_Loaded] = loop.create_future()
+        expired = self._clock() - IDEMPOTENCY_TTL
         # daemon: a forgotten close() must not hang interpreter exit; acknowledged writes are
         # already on disk and close() is the clean way out
         thread = threading.Thread(
-            target=self._run, args=(loop, ready), name="job-store-writer", daemon=True
+            target=self._run, args=(loop, ready, expired), name="job-store-writer", daemon=True
         )
         thread.start()
         self._thread = thread
         try:
-            jobs = await ready
+            jobs, records = await ready
         except Exception:
             self._thread = None  # the thread has ended; close() has nothing to stop
             raise
         for job in jobs:
             self._index(job)
+        for record in records:
+            self._remember(record)
 
     def get(self, job_id: str) -> Job | None:
         return self._jobs.get(job_id)
@@ -194,21 +265,47 @@ class SqliteJobStore:
         # a scan, not an index: jobs finish by mutation the store does not see; called at startup
         return [job for job in self._jobs.values() if not job.state.finished]
 
-    async def insert(self, job: Job, input_reference: InputReference | None = None) -> None:
+    def idempotency_record(self, owner: str, key: str) -> IdempotencyRecord | None:
+        """The job ``owner`` created with ``key`` within ``IDEMPOTENCY_TTL``, if any."""
+        record = self._idempotency.get((owner, key))
+        if record is None or self._clock() - record.created_at >= IDEMPOTENCY_TTL:
+            return None
+        return record
+
+    async def insert(
+        self,
+        job: Job,
+        input_reference: InputReference | None = None,
+        idempotency: IdempotencyClaim | None = None,
+    ) -> None:
+        """Store ``job`` durably; with a claim, its idempotency record too, in the same
+        transaction."""
         if job.id in self._jobs:
             raise ValueError(f"job {job.id} is already stored")
+        claim = idempotency
+        record: IdempotencyRecord | None = None
+        if claim is not None:
+            if claim.owner != job.owner:
+                raise ValueError(f"job {job.id}: idempotency claim of another owner")
+            record = IdempotencyRecord(
+                claim.owner, claim.key, claim.fingerprint, job.id, self._clock()
+            )
         input_row: _InputRow | None = None
         if (ref := input_reference) is not None:
             input_row = (job.id, ref.filename, ref.content_type, ref.url, ref.data)
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._put(_Upsert(_job_row(job), input_row, done))
+        self._put(_Upsert(_job_row(job), input_row, done, record))
         self._index(job)
+        if record is not None:
+            self._remember(record)
         try:
             await done
         except Exception:
             # never acknowledged, so never served; a cancelled caller keeps it (the write goes on)
             if self._jobs.get(job.id) is job:
                 self._unindex(job)
+            if record is not None:
+                self._forget_keys_of(job.id)
             raise
 
     def save(self, job: Job) -> None:
@@ -222,6 +319,7 @@ class SqliteJobStore:
         job = self._jobs.get(job_id)
         if job is not None:
             self._unindex(job)
+        self._forget_keys_of(job_id)
         await self._call(lambda conn: _delete_rows(conn, job_id))
 
     async def input_reference(self, job_id: str) -> InputReference | None:
@@ -252,6 +350,19 @@ class SqliteJobStore:
         if not keys:
             del self._by_owner[job.owner]
 
+    def _remember(self, record: IdempotencyRecord) -> None:
+        slot = (record.owner, record.key)
+        replaced = self._idempotency.get(slot)
+        if replaced is not None:  # expired: a key lives again once its record is too old
+            self._idempotency_of_job.pop(replaced.job_id, None)
+        self._idempotency[slot] = record
+        self._idempotency_of_job[record.job_id] = slot
+
+    def _forget_keys_of(self, job_id: str) -> None:
+        slot = self._idempotency_of_job.pop(job_id, None)
+        if slot is not None:
+            del self._idempotency[slot]
+
     def _put(self, op: _Upsert | _Call[Any]) -> None:
         if self._thread is None:
             raise RuntimeError("the job store is not open")
@@ -266,13 +377,15 @@ class SqliteJobStore:
 
     # --- everything below runs on the writer thread ---
 
-    def _run(self, loop: asyncio.AbstractEventLoop, ready: asyncio.Future[list[Job]]) -> None:
+    def _run(
+        self, loop: asyncio.AbstractEventLoop, ready: asyncio.Future[_Loaded], expired: float
+    ) -> None:
         try:
-            conn, jobs = _open(self._path)
+            conn, loaded = _open(self._path, expired)
         except Exception as exc:
             _reply(loop, [(ready, None, exc)])
             return
-        _reply(loop, [(ready, jobs, None)])
+        _reply(loop, [(ready, loaded, None)])
         with contextlib.closing(conn):
             while True:
                 self._wake.wait()
@@ -326,8 +439,9 @@ def _job_row(job: Job) -> _JobRow:
     return (job.id, job.owner, job.created_at, int(job.state.finished), job.version, body)
 
 
-def _open(path: Path) -> tuple[sqlite3.Connection, list[Job]]:
-    """Connect, create or check the schema, and load every job (on the writer thread)."""
+def _open(path: Path, expired: float) -> tuple[sqlite3.Connection, _Loaded]:
+    """Connect, create or migrate the schema, delete idempotency records from ``expired`` or
+    before, and load every job and the remaining records (on the writer thread)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(path, isolation_level=None)  # we issue BEGIN/COMMIT per batch
     try:
@@ -339,9 +453,18 @@ def _open(path: Path) -> tuple[sqlite3.Connection, list[Job]]:
         if version > SCHEMA_VERSION:
             raise RuntimeError(f"{path}: schema version {version} is newer than this code")
         if version < SCHEMA_VERSION:
-            conn.executescript(f"BEGIN; {_SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
+            steps = "".join(_MIGRATIONS[version:])
+            conn.executescript(f"BEGIN; {steps} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
+        conn.execute("DELETE FROM idempotency WHERE created_at <= ?", (expired,))
         rows = conn.execute("SELECT body FROM jobs").fetchall()
-        return conn, [Job.from_record(jsonio.loads(body)) for (body,) in rows]
+        jobs = [Job.from_record(jsonio.loads(body)) for (body,) in rows]
+        records = [
+            IdempotencyRecord(*row)
+            for row in conn.execute(
+                "SELECT owner, key, fingerprint, job_id, created_at FROM idempotency"
+            )
+        ]
+        return conn, (jobs, records)
     except BaseException:
         conn.close()
         raise
@@ -377,11 +500,15 @@ def _write_run(conn: sqlite3.Connection, run: list[_Upsert], replies: list[_Repl
 def _write_many(conn: sqlite3.Connection, run: list[_Upsert]) -> None:
     conn.executemany(_UPSERT_JOB, [op.job for op in run])
     conn.executemany(_UPSERT_INPUT, [op.input for op in run if op.input is not None])
+    conn.executemany(
+        _UPSERT_IDEMPOTENCY, [op.idempotency.row() for op in run if op.idempotency is not None]
+    )
 
 
 def _delete_rows(conn: sqlite3.Connection, job_id: str) -> None:
     conn.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
     conn.execute("DELETE FROM inputs WHERE job_id = ?", (job_id,))
+    conn.execute("DELETE FROM idempotency WHERE job_id = ?", (job_id,))
 
 
 def _read_input(conn: sqlite3.Connection, job_id: str) -> InputReference | None:

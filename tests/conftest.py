@@ -121,13 +121,20 @@ def listening_socket() -> socket.socket:
 
 
 async def start_proxy(
-    config: Config, clock: Callable[[], float] = time.time, sock: socket.socket | None = None
+    config: Config,
+    clock: Callable[[], float] = time.time,
+    sock: socket.socket | None = None,
+    *,
+    ready: bool = True,
 ) -> RunningProxy:
+    """Serve ``config``; with ``ready``, return once ``/readyz`` would say so."""
     app = create_app(config, clock=clock)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.SockSite(runner, sock) if sock else web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
+    if ready:
+        await app[keys.HEALTH_CHECKER].first_round.wait()  # what /readyz waits for
     host, port = runner.addresses[0][:2]
     return RunningProxy(app=app, runner=runner, url=f"http://{host}:{port}")
 
@@ -196,12 +203,14 @@ async def proxy_factory(
         providers: list[dict[str, Any]],
         *,
         clock: Callable[[], float] = time.time,
+        ready: bool = True,
         **sections: Any,
     ) -> RunningProxy:
         sock = listening_socket()
         public_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
         sections["server"] = {"public_url": public_url, **sections.get("server", {})}
-        proxy = await start_proxy(build_config(tmp_path, providers, **sections), clock, sock)
+        config = build_config(tmp_path, providers, **sections)
+        proxy = await start_proxy(config, clock, sock, ready=ready)
         started.append(proxy)
         return proxy
 

@@ -24,25 +24,31 @@ def free_port() -> int:
 
 
 class ProxyProcess:
-    def __init__(self, config: Path, port: int) -> None:
+    def __init__(self, config: Path, port: int, log: Path | None = None) -> None:
+        """``log``: a file that receives the proxy's log (warnings and errors); else dropped."""
         self.url = f"http://127.0.0.1:{port}"
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "router",
-                "--log-level",
-                "warning",
-                "serve",
-                "--config",
-                str(config),
-                "--port",
-                str(port),
-            ],
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        sink = log.open("ab") if log is not None else None
+        try:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "router",
+                    "--log-level",
+                    "warning",
+                    "serve",
+                    "--config",
+                    str(config),
+                    "--port",
+                    str(port),
+                ],
+                cwd=ROOT,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL if sink is None else sink,
+            )
+        finally:
+            if sink is not None:
+                sink.close()
 
     async def ready(self, within: float = 20.0) -> None:
         async def answering() -> bool:
@@ -55,6 +61,9 @@ class ProxyProcess:
 
         await wait_for(answering, within=within)
 
+    def signal(self, number: int) -> None:
+        self.process.send_signal(number)
+
     def kill_9(self) -> None:
         self.process.send_signal(signal.SIGKILL)
         self.process.wait(timeout=10)
@@ -66,7 +75,9 @@ class ProxyProcess:
         return await asyncio.to_thread(self.process.wait, 15)
 
 
-async def start_proxy_process(config: Path, port: int | None = None) -> ProxyProcess:
-    proxy = ProxyProcess(config, port or free_port())
+async def start_proxy_process(
+    config: Path, port: int | None = None, log: Path | None = None
+) -> ProxyProcess:
+    proxy = ProxyProcess(config, port or free_port(), log)
     await proxy.ready()
     return proxy

@@ -180,14 +180,18 @@ async def test_max_attempts_is_never_exceeded(proxy_factory: ProxyFactory) -> No
 async def test_an_ambiguous_create_is_never_sent_to_another_provider(
     proxy_factory: ProxyFactory,
 ) -> None:
-    slow = {**sim_provider("slow", price=0.05, latency=1.0), "timeout": 0.3}
+    """Taken upstream but answered too late: queued to the client, found, rendered there."""
+    late = {"slow_reply_words": ["cat"], "slow_reply_seconds": 1.0}
+    slow = {**sim_provider("slow", price=0.05, **late), "timeout": 0.3}
     proxy = await proxy_factory(
         [slow, sim_provider("b", price=0.1)], routing={"strategy": "cheapest"}
     )
-    with pytest.raises(openai.APIStatusError) as caught:
-        await create(proxy)
-    assert (caught.value.status_code, caught.value.code) == (502, "upstream_timeout")
-    assert proxy.stats("b").creates_received == 0
+    video = await proxy.client().videos.create(model="sora-2", prompt="a cat")
+    assert video.status == "queued"
+    done = await finished(proxy, video.id)
+    assert (done.state, [a.provider for a in done.attempts]) == (JobState.COMPLETED, ["slow"])
+    assert done.current.upstream_id in proxy.simulator("slow").jobs
+    assert (proxy.stats("slow").creates_received, proxy.stats("b").creates_received) == (1, 0)
 
 
 async def test_a_429_cools_the_provider_without_counting_against_health(

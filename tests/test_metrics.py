@@ -6,8 +6,11 @@ grow with the number of jobs (issue 6, points 2 and 3).
 from __future__ import annotations
 
 import aiohttp
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from monitoring.metrics import LATENCY_BUCKETS, PREFIX
+from monitoring.requests import RequestStats
 from router import keys
 from tests import metrics_traffic as traffic
 from tests.conftest import ALICE, BOB, ProxyFactory, RunningProxy, sim_provider, wait_for
@@ -121,3 +124,36 @@ async def test_series_count_stays_bounded_while_a_thousand_jobs_run(
     assert await series() == baseline  # 50 times the jobs, not one new series
     await wait_for(settled, within=20)
     assert await series() == baseline
+
+
+def test_request_series_match_what_prometheus_client_would_export() -> None:
+    """``monitoring.requests`` replaces a Counter and a Histogram on the hot path; a scrape
+    must read exactly as theirs would, bucket edges included."""
+    ours = CollectorRegistry()
+    stats = RequestStats(PREFIX, LATENCY_BUCKETS)
+    ours.register(stats)
+    theirs = CollectorRegistry()
+    count = Counter(PREFIX + "requests", "x", ["route", "status"], registry=theirs)
+    latency = Histogram(
+        PREFIX + "request_duration_seconds",
+        "x",
+        ["route"],
+        buckets=LATENCY_BUCKETS,
+        registry=theirs,
+    )
+    samples = [("/a", 200, 0.001), ("/a", 200, 0.0009), ("/a", 404, 0.03), ("/b", 500, 99.0)]
+    for route, status, seconds in samples:
+        stats.observe(route, status, seconds)
+        count.labels(route, str(status)).inc()
+        latency.labels(route).observe(seconds)
+
+    def series(registry: CollectorRegistry) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+        text = generate_latest(registry).decode()
+        return {
+            (s.name, frozenset(s.labels.items())): s.value
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+            if not s.name.endswith("_created")
+        }
+
+    assert series(ours) == series(theirs)

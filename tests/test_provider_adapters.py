@@ -1,4 +1,5 @@
-"""The azure and relay adapters on the wire: auth, api-version, parameter mapping, errors.
+"""The azure and relay adapters on the wire: auth, api-version, parameter mapping, errors, and
+``find`` (a render looked up in the list) for every kind.
 
 Wire details come from a scripted upstream over loopback (it records what it receives);
 mapping round trips run against the simulator, which speaks both dialects.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -24,9 +26,11 @@ from providers.base import (
     Rejected,
     RenderRequest,
     ServerFailed,
+    Unsearchable,
     UpstreamStatus,
 )
-from providers.http import HttpProvider
+from providers.http import LIST_MAX_PAGES, HttpProvider
+from providers.openai import CLOCK_SKEW, OpenAIVideosProvider
 from providers.relay import RelayProvider
 from tests.clock import ManualClock
 from tests.conftest import SimulatorFactory
@@ -44,9 +48,7 @@ async def adapters() -> AsyncIterator[Callable[..., Any]]:
     built: list[HttpProvider] = []
 
     def make(cls: type[HttpProvider], base_url: str, **extra: Any) -> Any:
-        adapter = cls(
-            name="up", base_url=base_url, api_key=KEY, timeout=5, max_connections=None, **extra
-        )
+        adapter = cls(name="up", base_url=base_url, api_key=KEY, timeout=5, **extra)
         built.append(adapter)
         return adapter
 
@@ -125,7 +127,6 @@ async def test_azure_missing_deployment_and_bad_key_make_the_provider_unusable(
         base_url=sim.base_url,
         api_key="nope",
         timeout=5,
-        max_connections=None,
         api_version="preview",
     )
     try:
@@ -381,4 +382,106 @@ async def test_relay_has_only_the_video_variant(
     with pytest.raises(Rejected) as caught:
         await adapters(RelayProvider, upstream.url).open_content("t-1", "thumbnail")
     assert (caught.value.param, caught.value.sent) == ("variant", False)
+    assert upstream.seen == []
+
+
+# -- find: an unanswered create looked up in the list ----------------------------------------
+
+
+async def test_find_pages_back_to_the_send_time_and_matches_every_field_nearest_first(
+    simulators: SimulatorFactory, adapters: Callable[..., Any]
+) -> None:
+    clock = ManualClock(1_800_000_000.0)
+    sim = await simulators(api_key=KEY, clock=clock)
+    upstream = adapters(OpenAIVideosProvider, f"{sim.base_url}/v1")
+    wanted = RenderRequest(model="sora-2", prompt="a kite", size="1280x720", seconds=8)
+    await upstream.create(wanted)  # the same render long before: outside the window
+    clock.advance(1000)
+    since = clock()
+    sent = await upstream.create(wanted)
+    for other in (
+        replace(wanted, prompt="a kite!"),
+        replace(wanted, model="sora-2-pro"),
+        replace(wanted, size="720x1280"),
+        replace(wanted, seconds=4),
+    ):
+        await upstream.create(other)
+    clock.advance(3)
+    again = await upstream.create(wanted)
+    clock.advance(5 + CLOCK_SKEW + 1)  # past the timeout (5) and the skew: not that send's
+    await upstream.create(wanted)
+    for n in range(120):  # the matches are on the second page
+        await upstream.create(replace(wanted, prompt=f"filler {n}"))
+    lists = sim.stats.lists
+
+    found = await upstream.find(wanted, since)
+    assert [job.upstream_id for job in found] == [sent.upstream_id, again.upstream_id]
+    assert found[0].status is UpstreamStatus.COMPLETED  # read from the list entry
+    assert sim.stats.lists - lists == 2  # the second page reached back past the window
+
+
+async def test_azure_find_follows_the_cursor_with_its_key_and_api_version(
+    scripted: ScriptedFactory, adapters: Callable[..., Any]
+) -> None:
+    since = 1_800_000_000.0
+    video = {**VIDEO, "model": "my-sora", "size": "1280x720", "seconds": "8", "prompt": "a kite"}
+    newer = {**video, "id": "video_new", "prompt": "x", "created_at": since + 9}
+    older = {**video, "id": "video_old", "created_at": since - CLOCK_SKEW - 1}  # ends the walk
+    pages: dict[str | None, dict[str, Any]] = {
+        None: {"data": [newer], "has_more": True, "last_id": "video_new"},
+        "video_new": {
+            "data": [{**video, "created_at": since + 1}, older],
+            "has_more": True,
+            "last_id": "video_old",
+        },
+    }
+
+    def page(request: web.Request) -> web.StreamResponse:
+        return web.json_response({"object": "list", **pages[request.query.get("after")]})
+
+    upstream = await scripted()
+    upstream.answer("GET", "/openai/v1/videos", page)
+    azure = adapters(AzureVideosProvider, upstream.url, api_version="preview")
+    assert [job.upstream_id for job in await azure.find(REQUEST, since)] == ["video_up1"]
+    first = {"order": "desc", "limit": "100", "api-version": "preview"}
+    assert [seen.query for seen in upstream.seen] == [first, {**first, "after": "video_new"}]
+    assert all(seen.headers["api-key"] == KEY for seen in upstream.seen)
+
+
+async def test_find_cannot_tell_without_prompts_a_list_or_an_end_of_the_list(
+    scripted: ScriptedFactory, adapters: Callable[..., Any]
+) -> None:
+    since = 1_800_000_000.0
+    unnamed = {**VIDEO, "model": "my-sora", "size": "1280x720", "seconds": "8", "prompt": None}
+    upstream = await scripted()
+    openai_up = adapters(OpenAIVideosProvider, upstream.url)
+    listing = {"object": "list", "has_more": False, "data": [{**unnamed, "created_at": since}]}
+    upstream.reply("GET", "/videos", listing)
+    with pytest.raises(Unsearchable, match="prompts"):
+        await openai_up.find(REQUEST, since)
+
+    upstream.reply("GET", "/videos", {"error": {"message": "no such route"}}, status=404)
+    with pytest.raises(Unsearchable):
+        await openai_up.find(REQUEST, since)
+
+    endless = {**listing, "has_more": True, "last_id": "video_up1"}
+    endless["data"] = [{**unnamed, "prompt": "other", "created_at": since}]
+    upstream.reply("GET", "/videos", endless)
+    upstream.seen.clear()
+    with pytest.raises(Unsearchable, match="pages"):
+        await openai_up.find(REQUEST, since)
+    assert len(upstream.seen) == LIST_MAX_PAGES
+
+    upstream.reply("GET", "/videos", {"error": {"message": "busy"}}, status=503)
+    with pytest.raises(ServerFailed):  # a failed read, to be tried again, not "cannot tell"
+        await openai_up.find(REQUEST, since)
+
+
+async def test_relay_find_cannot_tell_and_calls_nothing(
+    scripted: ScriptedFactory, adapters: Callable[..., Any]
+) -> None:
+    upstream = await scripted()
+    with pytest.raises(Unsearchable) as caught:
+        await adapters(RelayProvider, upstream.url).find(REQUEST, 1_800_000_000.0)
+    assert caught.value.sent is False
     assert upstream.seen == []

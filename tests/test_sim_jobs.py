@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import time
+
+import aiohttp
 import pytest
 
 from providers import sim_jobs
 from providers.sim_jobs import Fault
+from tests.conftest import wait_for
 from tests.sim_rig import T0, StartRig, assert_openai_error, sdk_form, with_image
 from tests.sim_rig import start_rig as start_rig  # a fixture
+
+GIVE_UP = aiohttp.ClientTimeout(total=0.05)  # a caller's timeout, shorter than the delays below
 
 
 async def test_submit_error_is_a_500_and_makes_no_job(start_rig: StartRig) -> None:
@@ -118,6 +124,41 @@ async def test_rates_are_drawn_once_per_create_from_the_seed(start_rig: StartRig
     plans = [[job.fault for job in rig.sim.jobs.values()] for rig in (reader, writer)]
     assert plans[0] == plans[1]
     assert set(plans[0]) == set(Fault)  # 20 draws at these rates hit every outcome
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/videos", {"prompt": "a slow fox"}),
+        ("/v2/videos/generations", {"prompt": "a slow fox", "model": "sora-2"}),
+    ],
+)
+async def test_a_slow_reply_makes_the_job_at_once_and_answers_late(
+    start_rig: StartRig, path: str, body: dict[str, str]
+) -> None:
+    rig = await start_rig(slow_reply_words=("SLOW",), slow_reply_seconds=0.2)
+    with pytest.raises(TimeoutError):
+        await rig.call("POST", path, json=body, timeout=GIVE_UP)
+    # made before the answer was due: it renders
+    assert [job.prompt for job in rig.sim.jobs.values()] == ["a slow fox"]
+    assert rig.sim.stats.creates_accepted == rig.sim.stats.slow_replies == 1
+    started = time.perf_counter()
+    await rig.call("POST", path, json=body)
+    assert time.perf_counter() - started >= 0.2
+    await rig.call("POST", path, json={**body, "prompt": "a quick fox"}, timeout=GIVE_UP)
+    assert rig.sim.stats.slow_replies == 2
+
+
+async def test_a_create_whose_caller_left_during_latency_makes_no_job(start_rig: StartRig) -> None:
+    rig = await start_rig(latency=0.2)
+    with pytest.raises(TimeoutError):
+        await rig.call("POST", "/v1/videos", json={"prompt": "fox"}, timeout=GIVE_UP)
+
+    async def dropped() -> bool:
+        return rig.sim.stats.abandoned == 1
+
+    await wait_for(dropped)
+    assert rig.sim.jobs == {} and rig.sim.stats.creates_received == 0
 
 
 def test_public_surface() -> None:
