@@ -21,7 +21,7 @@ from router import keys
 from router.errors import InvalidRequest, NotFound
 from router.idempotency import Remix, key_from
 from router.jobs import Job
-from router.jsonio import json_response, loads
+from router.jsonio import dumps, json_response, loads
 from router.validate import build_create, check_prompt
 
 CREATE_FIELDS = frozenset({"prompt", "model", "seconds", "size", "input_reference"})
@@ -99,8 +99,19 @@ async def create_video(request: web.Request) -> web.Response:
     return json_response(video_object(job))
 
 
+def video_body(job: Job) -> bytes:
+    """The serialised Video object; built once per job version, since clients poll a job
+    many times between changes."""
+    served = job.served
+    if served is not None and served[0] == job.version:
+        return served[1]
+    body = dumps(video_object(job))
+    job.served = (job.version, body)
+    return body
+
+
 async def get_video(request: web.Request) -> web.Response:
-    return json_response(video_object(owned_job(request)), headers=request.app[keys.POLL_HEADERS])
+    return web.Response(body=video_body(owned_job(request)), headers=request.app[keys.POLL_HEADERS])
 
 
 async def list_videos(request: web.Request) -> web.Response:

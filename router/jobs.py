@@ -117,6 +117,9 @@ class Job:
     price_per_second: float = 0.0  # at the provider of the current attempt
     attempts: list[Attempt] = field(default_factory=list)
     version: int = 0
+    # (version, bytes) of the client-facing body last served for this job; reads of an
+    # unchanged job reuse it (``router.api_openai.video_body``). Not persisted.
+    served: tuple[int, bytes] | None = field(default=None, repr=False, compare=False)
 
     @property
     def current(self) -> Attempt:

@@ -249,6 +249,11 @@ class Limits:
     def read_slots(self, provider: str) -> asyncio.Semaphore:
         return self._providers[provider].read_slots
 
+    def read_concurrency(self, provider: str) -> int:
+        """How many status reads ``provider`` may have in flight (its poll lane's workers)."""
+        usage = self._providers.get(provider)
+        return usage.config.poll_max_concurrent if usage is not None else 1
+
     # -- holds -------------------------------------------------------------------------------
 
     def assign(self, hold: Hold, provider: str, cost: float) -> bool:

@@ -16,51 +16,35 @@ but the retry policy keeps it terminal by default. A job past ``job_deadline`` f
 ``deadline_exceeded``. Render outcomes feed ``ProviderHealth``; moderation never does.
 
 Reconciliation: an ``UNKNOWN`` attempt (its create was sent, the answer never came) is looked
-for instead of read: once per poll interval, ``find`` on its provider. The nearest match that
-no other unfinished job holds is claimed (``Job.confirm``) and polled from then on. Only a
-definite "not there" ``reconcile_window`` after the send (injected clock) closes the attempt
-``submit_unconfirmed`` and hands it to ``resubmit``, which never picks a provider tried before;
-a failed ``find`` is tried again like a failed read. A provider that cannot tell
-(``Unsearchable``, e.g. the relay dialect) gets the window too, then the job fails
-``submit_unconfirmed`` without another attempt: the render may be running there.
+for instead of read, once per poll interval; ``router.reconcile`` gives the verdict (found,
+wait, retry, re-submit elsewhere, or fail without another send) and this module acts on it.
 
-Jobs are scheduled on a heap keyed by the loop's monotonic clock; timestamps written into
-jobs come from the injected wall clock.
+When a job is read next, and by which of its provider's lane workers, is ``router.schedule``'s
+business; timestamps written into jobs come from the injected wall clock. Failovers run as
+tasks of their own (a re-submission may wait for admission), so a worker is back on its lane
+at once.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import heapq
-import itertools
 import logging
 from collections.abc import Awaitable, Callable
 
 from monitoring.health import ProviderHealth
 from monitoring.metrics import Metrics
-from providers.base import (
-    Provider,
-    ProviderError,
-    RateLimited,
-    Rejected,
-    RenderRequest,
-    Unsearchable,
-    UpstreamJob,
-)
-from router.config import ProviderModel
+from providers.base import ProviderError, RateLimited, Rejected
 from router.jobs import AttemptState, Job, JobState
 from router.limits import Limits
-from router.pool import ProviderPool
+from router.pool import PoolEntry, ProviderPool
+from router.reconcile import UNCONFIRMED_CODE, Verdict, reconcile
 from router.retry import AttemptFailure, RetryPolicy, RetryState
+from router.schedule import Schedule
 from router.store import JobStore
 
 log = logging.getLogger(__name__)
 
 ERROR_BACKOFF_CAP = 60.0  # seconds; failed status reads back off up to this
-OVERDUE_GRACE = 1.0  # seconds; a poll not started this long after it was due is overdue
 MODERATION_CODE = "moderation_blocked"
-UNCONFIRMED_CODE = "submit_unconfirmed"
 
 Resubmit = Callable[[Job, AttemptFailure], Awaitable[bool]]
 
@@ -86,24 +70,17 @@ class Poller:
         self._metrics = metrics
         self.resubmit: Resubmit | None = None  # set by the dispatcher's owner once both exist
         self._progress: dict[str, tuple[int, int, float]] = {}  # job -> (attempt, progress, since)
-        self._due: list[tuple[float, int, str]] = []
-        self._sequence = itertools.count()
-        self._wake = asyncio.Event()
         self._errors: dict[str, int] = {}  # job id -> consecutive failed reads
-        self._inflight: set[asyncio.Task[None]] = set()
-        self._waiting: dict[str, float] = {}  # job id -> when its started poll was due
-        self._runner: asyncio.Task[None] | None = None
+        self._schedule = Schedule(self._read, self._lane_of, limits.read_concurrency)
 
     def configure(self, policy: RetryPolicy) -> None:
+        """Take reloaded routing settings (and providers' read concurrency)."""
         self._policy = policy
+        self._schedule.restaff()
 
     def track(self, job: Job, delay: float | None = None) -> None:
         """Poll ``job`` after ``delay`` seconds (default: its provider's poll interval)."""
-        if delay is None:
-            delay = self._interval(job)
-        loop = asyncio.get_running_loop()
-        heapq.heappush(self._due, (loop.time() + delay, next(self._sequence), job.id))
-        self._wake.set()
+        self._schedule.add(job.id, self._interval(job) if delay is None else delay)
 
     def resume(self, jobs: list[Job]) -> None:
         """Pick up jobs that were in flight before a restart, spread over one interval each."""
@@ -111,50 +88,21 @@ class Poller:
             self.track(job, self._interval(job) * index / max(len(jobs), 1))
 
     def start(self) -> None:
-        self._runner = asyncio.get_running_loop().create_task(self._run(), name="poller")
+        self._schedule.start()
 
     async def stop(self) -> None:
-        tasks = [t for t in (self._runner, *self._inflight) if t is not None]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        self._inflight.clear()
-        self._runner = None
+        await self._schedule.stop()
 
     @property
     def scheduled(self) -> int:
-        return len(self._due) + len(self._waiting)
+        return self._schedule.scheduled
 
     def overdue(self) -> int:
-        """Polls not started (or still waiting for a read slot) ``OVERDUE_GRACE`` after due."""
-        late = asyncio.get_running_loop().time() - OVERDUE_GRACE
-        return sum(1 for due, _, _ in self._due if due < late) + sum(
-            1 for due in self._waiting.values() if due < late
-        )
+        return self._schedule.overdue()
 
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            now = loop.time()
-            while self._due and self._due[0][0] <= now:
-                due, _, job_id = heapq.heappop(self._due)
-                self._waiting[job_id] = due
-                task = loop.create_task(self._poll(job_id))
-                self._inflight.add(task)
-                task.add_done_callback(self._inflight.discard)
-            self._wake.clear()
-            timeout = self._due[0][0] - now if self._due else None
-            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
-            # lands as the wake-up fires, and then stop() would wait for this loop forever.
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(timeout):
-                    await self._wake.wait()
-
-    async def _poll(self, job_id: str) -> None:
-        try:
-            await self._read(job_id)
-        finally:
-            self._waiting.pop(job_id, None)
+    def _lane_of(self, job_id: str) -> str | None:
+        job = self._store.get(job_id)
+        return None if job is None or job.state.finished else job.current.provider
 
     async def _read(self, job_id: str) -> None:
         job = self._store.get(job_id)
@@ -170,14 +118,14 @@ class Poller:
             self.track(job, wait)
             return
         if attempt.state is AttemptState.UNKNOWN:
-            await self._reconcile(job, entry.adapter, entry.config.models.get(job.model))
+            await self._reconcile(job, entry)
             return
         try:
             async with self._limits.read_slots(attempt.provider):
-                self._waiting.pop(job_id, None)
+                self._schedule.reading(job_id)
                 seen = await entry.adapter.get(attempt.upstream_id)
         except ProviderError as exc:
-            await self._read_failed(job, exc)
+            self._read_failed(job, exc)
             return
         self._errors.pop(job.id, None)
         now = self._clock()
@@ -186,9 +134,9 @@ class Poller:
             self._store.save(job)
         if was_queued and attempt.state is not AttemptState.QUEUED:
             self._metrics.queued(attempt.provider, now - attempt.submitted_at)
-        await self._observed(job, now)
+        self._observed(job, now)
 
-    async def _observed(self, job: Job, now: float) -> None:
+    def _observed(self, job: Job, now: float) -> None:
         """Act on what the current attempt's upstream last said: settle, fail over, or poll on."""
         attempt = job.current
         if attempt.state is AttemptState.FAILED:
@@ -197,88 +145,62 @@ class Poller:
                 self._metrics.moderated(attempt.provider, "output")
             else:
                 self._health.rendered(attempt.provider, False)
-            await self._failover(
-                job, AttemptFailure.MODERATION if moderated else AttemptFailure.PROVIDER
-            )
+            self._failover(job, AttemptFailure.MODERATION if moderated else AttemptFailure.PROVIDER)
         elif job.state.finished:
             self._health.rendered(attempt.provider, True, now - attempt.submitted_at)
             self._settled(job)
         elif self._stalled(job, now):
             self._health.rendered(attempt.provider, False)
             job.abandon("stalled", f"No progress for {self._policy.stall_timeout:g}s.", now)
-            await self._failover(job, AttemptFailure.STALLED)
+            self._failover(job, AttemptFailure.STALLED)
         elif RetryState(self._policy, len(job.attempts), job.created_at).past_deadline(now):
             self._settle_failed(job, "deadline_exceeded", "The render took too long.")
         else:
             self.track(job)
 
-    async def _reconcile(self, job: Job, adapter: Provider, model: ProviderModel | None) -> None:
-        """Look for the ``UNKNOWN`` attempt's render upstream; claim it, wait, or give it up."""
+    async def _reconcile(self, job: Job, entry: PoolEntry) -> None:
+        """Look for the ``UNKNOWN`` attempt's render upstream (``router.reconcile``) and act."""
         attempt = job.current
         now = self._clock()
         if RetryState(self._policy, len(job.attempts), job.created_at).past_deadline(now):
             self._settle_failed(job, "deadline_exceeded", "The render took too long.")
             return
-        found: list[UpstreamJob] | None = None  # None: the provider cannot tell
-        try:
-            if model is None:  # the provider no longer serves the model: nothing to match on
-                raise Unsearchable("find: model no longer configured", provider=attempt.provider)
-            request = RenderRequest(model.upstream_model, job.prompt, job.size, job.seconds)
-            async with self._limits.read_slots(attempt.provider):
-                self._waiting.pop(job.id, None)
-                found = await adapter.find(request, attempt.submitted_at)
-        except Unsearchable as exc:
-            log.debug(
-                "job %s: %s cannot tell whether it has the render (%r)", job.id, exc.provider, exc
-            )
-        except ProviderError as exc:
-            self._retry_later(job, exc)
+        self._schedule.reading(job.id)
+        finding = await reconcile(
+            job,
+            entry,
+            store=self._store,
+            limits=self._limits,
+            window=self._policy.reconcile_window,
+            clock=self._clock,
+        )
+        verdict = finding.verdict
+        if verdict is Verdict.RETRY:
+            assert finding.error is not None
+            self._retry_later(job, finding.error)
             return
         self._errors.pop(job.id, None)
         now = self._clock()
-        claimed = self._claimed(attempt.provider) if found else set()
-        match = next((seen for seen in found or () if seen.upstream_id not in claimed), None)
-        if match is not None:
-            job.confirm(match.upstream_id)
-            job.observe(match, now)
+        if verdict is Verdict.FOUND:
+            assert finding.match is not None
+            job.confirm(finding.match.upstream_id)
+            job.observe(finding.match, now)
             self._store.save(job)
             log.info(
                 "job %s: unanswered create found on %s as %s",
                 job.id,
                 attempt.provider,
-                match.upstream_id,
+                finding.match.upstream_id,
             )
-            await self._observed(job, now)
-            return
-        if now - attempt.submitted_at < self._policy.reconcile_window:
+            self._observed(job, now)
+        elif verdict is Verdict.WAIT:
             self.track(job)
-            return
-        window = f"{self._policy.reconcile_window:g}s"
-        if found is None:
-            self._settle_failed(
-                job,
-                UNCONFIRMED_CODE,
-                f"The provider did not answer the create and cannot be searched: the render may "
-                f"have started there, but it could not be confirmed within {window}, so it was "
-                "not sent anywhere else.",
-            )
-            return
-        log.warning("job %s: unanswered create not found on %s", job.id, attempt.provider)
-        job.abandon(
-            UNCONFIRMED_CODE,
-            f"The provider did not answer the create and did not list it within {window}.",
-            now,
-        )
-        await self._failover(job, AttemptFailure.UNCONFIRMED)
-
-    def _claimed(self, provider: str) -> set[str]:
-        """Upstream ids on ``provider`` that unfinished jobs already hold (not to be claimed)."""
-        return {
-            a.upstream_id
-            for job in self._store.unfinished()
-            for a in job.attempts
-            if a.provider == provider and a.upstream_id
-        }
+        elif verdict is Verdict.FAIL:
+            self._settle_failed(job, UNCONFIRMED_CODE, finding.message)
+        else:
+            log.warning("job %s: unanswered create not found on %s", job.id, attempt.provider)
+            job.abandon(UNCONFIRMED_CODE, finding.message, now)
+            self._failover(job, AttemptFailure.UNCONFIRMED)
 
     def _stalled(self, job: Job, now: float) -> bool:
         """No progress on the current attempt for ``stall_timeout`` (injected clock)."""
@@ -289,10 +211,14 @@ class Poller:
             return False
         return now - seen[2] >= self._policy.stall_timeout
 
-    async def _failover(self, job: Job, failure: AttemptFailure) -> None:
-        """Hand a closed attempt to ``resubmit``; settle the job failed when it declines."""
+    def _failover(self, job: Job, failure: AttemptFailure) -> None:
+        """Close the attempt and hand it to ``resubmit`` on a task of its own."""
         self._store.save(job)
         self._limits.attempt_ended(job.id)
+        self._schedule.spawn(self._resubmit(job, failure), f"failover {job.id}")
+
+    async def _resubmit(self, job: Job, failure: AttemptFailure) -> None:
+        """Start a new attempt elsewhere; settle the job failed when ``resubmit`` declines."""
         if self.resubmit is not None and await self.resubmit(job, failure):
             return
         attempt = job.current
@@ -302,7 +228,7 @@ class Poller:
             attempt.error_message or "The provider failed to render the video.",
         )
 
-    async def _read_failed(self, job: Job, exc: ProviderError) -> None:
+    def _read_failed(self, job: Job, exc: ProviderError) -> None:
         if isinstance(exc, Rejected) and exc.status == 404:
             log.warning(
                 "job %s: provider %s lost upstream job %s",
@@ -312,7 +238,7 @@ class Poller:
             )
             self._health.rendered(exc.provider, False)
             job.abandon("upstream_job_missing", "The provider lost this render.", self._clock())
-            await self._failover(job, AttemptFailure.PROVIDER)
+            self._failover(job, AttemptFailure.PROVIDER)
             return
         self._retry_later(job, exc)
 
