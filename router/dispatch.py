@@ -132,11 +132,7 @@ class Dispatcher:
         self, owner: str, request: CreateRequest, idempotency: IdempotencyClaim | None = None
     ) -> Job:
         """Place a new render and store its job (with ``idempotency``'s record, if any)."""
-        try:
-            hold = self._limits.admit(owner)
-        except TooManyRequests:
-            self._metrics.rejected("key")
-            raise
+        hold = self._admit(owner)
         try:
             placed = await self._place(request, hold)
         except BaseException:
@@ -308,11 +304,7 @@ class Dispatcher:
         if source.state is not JobState.COMPLETED:
             raise NotReady("Only a completed video can be remixed.", param="video_id")
         entry = self._selector.holder(source)
-        try:
-            hold = self._limits.admit(owner)
-        except TooManyRequests:
-            self._metrics.rejected("key")
-            raise
+        hold = self._admit(owner)
         try:
             if not self._limits.assign(hold, entry.name, source.price_per_second * source.seconds):
                 if self._limits.has_room(entry.name):
@@ -372,6 +364,14 @@ class Dispatcher:
                     exc,
                 )
         await self._store.delete(job.id)
+
+    def _admit(self, owner: str) -> Hold:
+        """The key's slot for one more render, or its 429 (counted as a key rejection)."""
+        try:
+            return self._limits.admit(owner)
+        except TooManyRequests:
+            self._metrics.rejected("key")
+            raise
 
     def _first_sight(self, job: Job, seen: UpstreamJob, now: float) -> None:
         """Fold in the create's own answer; if it already says rendering, the queue wait was

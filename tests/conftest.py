@@ -22,6 +22,7 @@ from providers.simulator import Simulator, SimulatorStats
 from router import keys
 from router.app import create_app
 from router.config import Config, parse_config
+from router.jobs import Job
 from tests.fake_upstream import ScriptedFactory, ScriptedUpstream
 from tests.relay_client import RelayClient
 
@@ -223,6 +224,23 @@ async def proxy_factory(
 async def proxy(proxy_factory: ProxyFactory) -> RunningProxy:
     """Two healthy simulated providers."""
     return await proxy_factory([sim_provider("sim-a", price=0.08), sim_provider("sim-b")])
+
+
+def stored_job(proxy: RunningProxy, job_id: str) -> Job:
+    """The job as the proxy's store holds it (it must exist)."""
+    found = proxy.app[keys.STORE].get(job_id)
+    assert found is not None
+    return found
+
+
+async def finished_job(proxy: RunningProxy, job_id: str) -> Job:
+    """``job_id`` once it has settled, completed or failed."""
+
+    async def done() -> bool:
+        return stored_job(proxy, job_id).state.finished
+
+    await wait_for(done)
+    return stored_job(proxy, job_id)
 
 
 async def wait_for(predicate: Callable[[], Awaitable[bool]], *, within: float = 10.0) -> None:

@@ -1,11 +1,13 @@
 """An outside provider faked over real loopback HTTP: it answers what the test scripts.
 
 For wire details the simulator cannot be made to show (exact headers and query strings, odd
-status words, error bodies, a second host). It records every request it receives.
+status words, error bodies, a second host, an answer held until the test lets go). It records
+every request it receives.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,7 +31,8 @@ class Seen:
         return orjson.loads(self.body)
 
 
-Answer = Callable[[web.Request], web.StreamResponse]
+# An answer may be a coroutine function: the test can hold a request until it lets go.
+Answer = Callable[[web.Request], web.StreamResponse | Awaitable[web.StreamResponse]]
 
 
 @dataclass
@@ -88,7 +91,8 @@ class ScriptedUpstream:
         answer = self.answers.get((request.method, request.path))
         if answer is None:
             return web.json_response({"code": "not_found", "message": "no such path"}, status=404)
-        return answer(request)
+        reply = answer(request)
+        return await reply if inspect.isawaitable(reply) else reply
 
 
 ScriptedFactory = Callable[[], Awaitable[ScriptedUpstream]]  # the ``scripted`` fixture

@@ -14,23 +14,16 @@ import openai
 import pytest
 
 from router import keys
-from router.jobs import Job, JobState
+from router.jobs import JobState
 from tests.clock import ManualClock
-from tests.conftest import ProxyFactory, RunningProxy, sim_provider, wait_for
-
-
-def job(proxy: RunningProxy, job_id: str) -> Job:
-    found = proxy.app[keys.STORE].get(job_id)
-    assert found is not None
-    return found
-
-
-async def finished(proxy: RunningProxy, job_id: str) -> Job:
-    async def done() -> bool:
-        return job(proxy, job_id).state.finished
-
-    await wait_for(done)
-    return job(proxy, job_id)
+from tests.conftest import (
+    ProxyFactory,
+    RunningProxy,
+    finished_job,
+    sim_provider,
+    stored_job,
+    wait_for,
+)
 
 
 async def create(proxy: RunningProxy, prompt: str = "a cat") -> str:
@@ -52,11 +45,11 @@ async def test_three_providers_sixteen_jobs_all_complete_and_the_broken_are_ejec
     )
     health = proxy.app[keys.HEALTH]
     first = [await create(proxy) for _ in range(8)]
-    assert [(await finished(proxy, i)).state for i in first] == [JobState.COMPLETED] * 8
+    assert [(await finished_job(proxy, i)).state for i in first] == [JobState.COMPLETED] * 8
     assert health.ejected("flaky") and health.ejected("broken")
     before = {n: proxy.stats(n).creates_received for n in ("flaky", "broken")}
     second = [await create(proxy) for _ in range(8)]
-    assert [(await finished(proxy, i)).state for i in second] == [JobState.COMPLETED] * 8
+    assert [(await finished_job(proxy, i)).state for i in second] == [JobState.COMPLETED] * 8
     for name in ("flaky", "broken"):
         assert proxy.stats(name).creates_received - before[name] <= 2
 
@@ -86,7 +79,7 @@ async def test_output_moderation_fails_the_job_and_is_not_resubmitted(
         ],
         routing={"strategy": "cheapest"},
     )
-    done = await finished(proxy, await create(proxy, "a racy scene"))
+    done = await finished_job(proxy, await create(proxy, "a racy scene"))
     assert (done.state, done.error_code, len(done.attempts)) == (
         JobState.FAILED,
         "moderation_blocked",
@@ -106,7 +99,7 @@ async def test_output_moderation_is_resubmitted_when_the_policy_says_so(
         ],
         routing={"strategy": "cheapest", "retry_output_moderation": True},
     )
-    done = await finished(proxy, await create(proxy, "a racy scene"))
+    done = await finished_job(proxy, await create(proxy, "a racy scene"))
     assert done.state is JobState.COMPLETED
     assert [a.provider for a in done.attempts] == ["a", "b"]
 
@@ -128,7 +121,7 @@ async def test_a_stalled_render_moves_after_stall_timeout_and_progress_never_dro
 
     await wait_for(stalled_at_40)
     await asyncio.sleep(0.2)  # a few polls on the unmoved clock: no failover yet
-    assert len(job(proxy, job_id).attempts) == 1
+    assert len(stored_job(proxy, job_id).attempts) == 1
     clock.advance(61)
     seen: list[int] = []
 
@@ -140,7 +133,7 @@ async def test_a_stalled_render_moves_after_stall_timeout_and_progress_never_dro
 
     await wait_for(completed)
     assert seen == sorted(seen) and seen[0] >= 40
-    assert [(a.provider, a.error_code) for a in job(proxy, job_id).attempts] == [
+    assert [(a.provider, a.error_code) for a in stored_job(proxy, job_id).attempts] == [
         ("a", "stalled"),
         ("b", None),
     ]
@@ -157,7 +150,7 @@ async def test_a_job_past_its_deadline_fails_without_another_attempt(
     )
     job_id = await create(proxy, "stuck frame")
     clock.advance(101)
-    done = await finished(proxy, job_id)
+    done = await finished_job(proxy, job_id)
     assert (done.state, done.error_code, len(done.attempts)) == (
         JobState.FAILED,
         "deadline_exceeded",
@@ -172,7 +165,7 @@ async def test_max_attempts_is_never_exceeded(proxy_factory: ProxyFactory) -> No
         [sim_provider(n, price=p, **doomed) for n, p in (("a", 0.05), ("b", 0.1), ("c", 0.2))],
         routing={"strategy": "cheapest", "max_attempts": 2},
     )
-    done = await finished(proxy, await create(proxy, "doom"))
+    done = await finished_job(proxy, await create(proxy, "doom"))
     assert (done.state, len(done.attempts)) == (JobState.FAILED, 2)
     assert proxy.stats("c").creates_received == 0
 
@@ -188,7 +181,7 @@ async def test_an_ambiguous_create_is_never_sent_to_another_provider(
     )
     video = await proxy.client().videos.create(model="sora-2", prompt="a cat")
     assert video.status == "queued"
-    done = await finished(proxy, video.id)
+    done = await finished_job(proxy, video.id)
     assert (done.state, [a.provider for a in done.attempts]) == (JobState.COMPLETED, ["slow"])
     assert done.current.upstream_id in proxy.simulator("slow").jobs
     assert (proxy.stats("slow").creates_received, proxy.stats("b").creates_received) == (1, 0)

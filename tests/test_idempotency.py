@@ -41,6 +41,7 @@ from tests.conftest import (
     upstream_provider,
     wait_for,
 )
+from tests.fake_upstream import ScriptedFactory, ScriptedUpstream
 
 PNG_1x1 = bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
@@ -220,35 +221,22 @@ async def test_a_restarted_proxy_still_answers_the_first_job(
 
 
 class GatedUpstream:
-    """An OpenAI-dialect upstream whose creates wait for ``release``; prompts with "refuse"
-    are then answered 400 moderation_blocked."""
+    """An OpenAI-dialect upstream (a scripted one) whose creates wait for ``release``; prompts
+    with "refuse" are then answered 400 moderation_blocked."""
 
-    def __init__(self) -> None:
+    def __init__(self, upstream: ScriptedUpstream) -> None:
         self.creates = 0
         self.arrived = asyncio.Event()
         self.release = asyncio.Event()
-        self.url = ""
-        self._runner: web.AppRunner | None = None
-
-    async def start(self) -> None:
-        app = web.Application()
-        app.router.add_post("/v1/videos", self._create)
-        app.router.add_get("/v1/videos", self._list)
-        app.router.add_get("/v1/videos/{id}", self._get)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
+        self._upstream = upstream
+        upstream.answer("POST", "/v1/videos", self._create)
+        upstream.reply("GET", "/v1/videos", {"object": "list", "data": []})
 
     def provider(self) -> dict[str, Any]:
         return {
             "name": "gated",
             "kind": "openai",
-            "base_url": f"{self.url}/v1",
+            "base_url": f"{self._upstream.url}/v1",
             "api_key": "sk-upstream",
             "models": {"sora-2": {"price_per_second": 0.1}},
             "poll_interval": 0.05,
@@ -263,21 +251,16 @@ class GatedUpstream:
         if "refuse" in prompt:
             error = {"message": "blocked", "type": "invalid_request_error", "param": "prompt"}
             return web.json_response({"error": {**error, "code": "moderation_blocked"}}, status=400)
-        return web.json_response({"id": f"up_{self.creates}", "status": "queued", "progress": 0})
-
-    async def _get(self, request: web.Request) -> web.Response:
-        return web.json_response({"id": request.match_info["id"], "status": "queued"})
-
-    async def _list(self, request: web.Request) -> web.Response:
-        return web.json_response({"object": "list", "data": []})
+        job = {"id": f"up_{self.creates}", "status": "queued", "progress": 0}
+        self._upstream.reply("GET", f"/v1/videos/{job['id']}", job)
+        return web.json_response(job)
 
 
 @pytest.fixture
-async def gated() -> AsyncIterator[GatedUpstream]:
-    upstream = GatedUpstream()
-    await upstream.start()
+async def gated(scripted: ScriptedFactory) -> AsyncIterator[GatedUpstream]:
+    upstream = GatedUpstream(await scripted())
     yield upstream
-    await upstream.stop()
+    upstream.release.set()  # a held handler would keep the server's shutdown waiting
 
 
 async def overlapping(

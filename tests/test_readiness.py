@@ -19,17 +19,18 @@ from monitoring.health import HealthChecker, ProviderHealth
 from monitoring.outlier import OutlierSettings
 from providers.base import ContentStream, RenderRequest, UpstreamJob
 from tests.conftest import ProxyFactory, RunningProxy, wait_for
-from tests.fake_upstream import ScriptedFactory
+from tests.fake_upstream import ScriptedFactory, ScriptedUpstream
 
 
 class GatedUpstream:
-    """An OpenAI-format upstream whose every ``GET /v1/videos`` waits until ``release()``."""
+    """An OpenAI-format upstream (a scripted one) whose every ``GET /v1/videos`` waits until
+    ``release()``."""
 
-    def __init__(self) -> None:
+    def __init__(self, upstream: ScriptedUpstream) -> None:
+        self.url = upstream.url
         self.arrived = asyncio.Event()  # a probe reached us
         self._gate = asyncio.Event()
-        self._runner: web.AppRunner | None = None
-        self.url = ""
+        upstream.answer("GET", "/v1/videos", self._list)
 
     def release(self) -> None:
         self._gate.set()
@@ -39,26 +40,12 @@ class GatedUpstream:
         await self._gate.wait()
         return web.json_response({"object": "list", "data": [], "has_more": False})
 
-    async def start(self) -> None:
-        app = web.Application()
-        app.router.add_get("/v1/videos", self._list)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
-
-    async def stop(self) -> None:
-        self.release()  # a held handler would keep the server's shutdown waiting
-        if self._runner is not None:
-            await self._runner.cleanup()
-
 
 @pytest.fixture
-async def gated() -> AsyncIterator[GatedUpstream]:
-    upstream = GatedUpstream()
-    await upstream.start()
+async def gated(scripted: ScriptedFactory) -> AsyncIterator[GatedUpstream]:
+    upstream = GatedUpstream(await scripted())
     yield upstream
-    await upstream.stop()
+    upstream.release()  # a held handler would keep the server's shutdown waiting
 
 
 def openai_provider(name: str, url: str, **extra: Any) -> dict[str, Any]:

@@ -17,13 +17,15 @@ from typing import Any
 import aiohttp
 
 from router import keys
-from router.jobs import AttemptState, Job, JobState
+from router.jobs import AttemptState, JobState
 from tests.clock import ManualClock
 from tests.conftest import (
     ProxyFactory,
     RunningProxy,
     SimulatorFactory,
+    finished_job,
     sim_provider,
+    stored_job,
     upstream_provider,
     wait_for,
 )
@@ -37,20 +39,6 @@ ADMIN = "admin-secret"
 def slow_sim(name: str, *, price: float = 0.05, **simulate: Any) -> dict[str, Any]:
     """An embedded simulator that takes creates naming "slow" but answers them too late."""
     return {**sim_provider(name, price=price, **SLOW_REPLY, **simulate), "timeout": TIMEOUT}
-
-
-def job(proxy: RunningProxy, job_id: str) -> Job:
-    found = proxy.app[keys.STORE].get(job_id)
-    assert found is not None
-    return found
-
-
-async def finished(proxy: RunningProxy, job_id: str) -> Job:
-    async def done() -> bool:
-        return job(proxy, job_id).state.finished
-
-    await wait_for(done)
-    return job(proxy, job_id)
 
 
 def upstream_calls(proxy: RunningProxy, provider: str, operation: str, outcome: str) -> float:
@@ -74,7 +62,7 @@ async def test_an_unanswered_create_is_found_in_the_list_and_completes_where_it_
 
     video = await client.videos.poll(created.id, poll_interval_ms=50)
     assert (video.id, video.status) == (created.id, "completed")
-    attempts = job(proxy, created.id).attempts
+    attempts = stored_job(proxy, created.id).attempts
     assert [(a.provider, a.state) for a in attempts] == [("a", AttemptState.COMPLETED)]
     assert list(proxy.simulator("a").jobs) == [attempts[0].upstream_id]
     assert (proxy.stats("a").creates_received, proxy.stats("b").creates_received) == (1, 0)
@@ -104,7 +92,7 @@ async def test_a_create_that_never_arrived_goes_to_another_provider_after_the_wi
         return upstream_calls(proxy, "a", "find", "ok") >= 2
 
     await wait_for(listed_twice)  # not found, but the window (injected clock) is still open
-    pending = job(proxy, created.id)
+    pending = stored_job(proxy, created.id)
     assert pending.state is JobState.QUEUED
     assert [(x.provider, x.state, x.upstream_id) for x in pending.attempts] == [
         ("a", AttemptState.UNKNOWN, "")
@@ -117,7 +105,7 @@ async def test_a_create_that_never_arrived_goes_to_another_provider_after_the_wi
     assert proxy.stats("b").creates_received == 0
 
     clock.advance(31)
-    done = await finished(proxy, created.id)
+    done = await finished_job(proxy, created.id)
     assert done.state is JobState.COMPLETED
     assert [(x.provider, x.error_code) for x in done.attempts] == [
         ("a", "submit_unconfirmed"),
@@ -148,14 +136,14 @@ async def test_two_identical_unanswered_creates_claim_two_different_renders(
     )
 
     async def both_found() -> bool:
-        return all(job(proxy, v.id).current.upstream_id for v in (first, second))
+        return all(stored_job(proxy, v.id).current.upstream_id for v in (first, second))
 
     await wait_for(both_found)
-    claimed = {job(proxy, v.id).current.upstream_id for v in (first, second)}
+    claimed = {stored_job(proxy, v.id).current.upstream_id for v in (first, second)}
     assert claimed == set(sim.jobs) and len(claimed) == 2
     sim_clock.advance(31)
     for video in (first, second):
-        assert (await finished(proxy, video.id)).state is JobState.COMPLETED
+        assert (await finished_job(proxy, video.id)).state is JobState.COMPLETED
     assert (sim.stats.creates_received, proxy.stats("b").creates_received) == (2, 0)
 
 
@@ -180,9 +168,9 @@ async def test_a_relay_that_cannot_be_searched_fails_the_job_unconfirmed_and_sen
         return upstream_calls(proxy, "relay", "find", "unsupported") >= 1
 
     await wait_for(asked)
-    assert job(proxy, created.id).state is JobState.QUEUED  # the window is still open
+    assert stored_job(proxy, created.id).state is JobState.QUEUED  # the window is still open
     clock.advance(31)
-    done = await finished(proxy, created.id)
+    done = await finished_job(proxy, created.id)
     assert (done.state, done.error_code, len(done.attempts)) == (
         JobState.FAILED,
         "submit_unconfirmed",
@@ -205,11 +193,11 @@ async def test_an_unknown_attempt_is_reconciled_after_a_restart(
         [upstream_provider("up", "openai", sim, timeout=TIMEOUT, poll_interval=60)]
     )
     created = await first.client().videos.create(model="sora-2", prompt=SLOW)
-    assert job(first, created.id).current.state is AttemptState.UNKNOWN
+    assert stored_job(first, created.id).current.state is AttemptState.UNKNOWN
     await first.stop()
 
     second = await proxy_factory([upstream_provider("up", "openai", sim, timeout=TIMEOUT)])
-    done = await finished(second, created.id)  # same tmp_path: the same jobs.db
+    done = await finished_job(second, created.id)  # same tmp_path: the same jobs.db
     assert done.state is JobState.COMPLETED
     assert [a.upstream_id for a in done.attempts] == list(sim.jobs)
     assert sim.stats.creates_received == 1

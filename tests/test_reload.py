@@ -140,7 +140,12 @@ async def served(tmp_path: Path) -> AsyncIterator[list[web.AppRunner]]:
         await runner.cleanup()
 
 
-async def start(path: Path, runners: list[web.AppRunner]) -> tuple[str, web.Application]:
+async def start(
+    tmp_path: Path, doc: dict[str, Any], runners: list[web.AppRunner]
+) -> tuple[Path, str, web.Application]:
+    """Write ``doc`` as the config file and serve the proxy from it, as ``serve`` would."""
+    path = tmp_path / "config.yaml"
+    write(path, doc)
     app = create_app(load_config(path), config_path=path)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
@@ -148,17 +153,15 @@ async def start(path: Path, runners: list[web.AppRunner]) -> tuple[str, web.Appl
     await site.start()
     runners.append(runner)
     host, port = runner.addresses[0][:2]
-    return f"http://{host}:{port}", app
+    return path, f"http://{host}:{port}", app
 
 
 async def test_admin_reload_refuses_a_broken_file_with_every_reason_and_changes_nothing(
     tmp_path: Path, simulators: SimulatorFactory, served: list[web.AppRunner]
 ) -> None:
     sim = await simulators()
-    path = tmp_path / "config.yaml"
     doc = document(tmp_path, [provider("a", sim.base_url, sim.api_key, 0.1)])
-    write(path, doc)
-    url, app = await start(path, served)
+    path, url, app = await start(tmp_path, doc, served)
     before = app[keys.CONFIG].current
     broken = {**doc, "keys": [{"name": "bob"}], "routing": {"strategy": "fastest-ish"}}
     write(path, broken)
@@ -182,10 +185,8 @@ async def test_admin_reload_names_what_needs_a_restart(
     tmp_path: Path, simulators: SimulatorFactory, served: list[web.AppRunner]
 ) -> None:
     sim = await simulators()
-    path = tmp_path / "config.yaml"
     doc = document(tmp_path, [provider("a", sim.base_url, sim.api_key, 0.1)])
-    write(path, doc)
-    url, app = await start(path, served)
+    path, url, app = await start(tmp_path, doc, served)
     doc["server"]["poll_after_ms"] = 500
     doc["health"] = {"probe_interval": 5}
     write(path, doc)
@@ -204,10 +205,8 @@ async def test_a_removed_provider_keeps_polling_its_jobs_until_they_finish(
     clock = ManualClock(time.time())
     old = await simulators(clock=clock, **SLOW)
     new = await simulators(clock=clock, **SLOW)
-    path = tmp_path / "config.yaml"
     doc = document(tmp_path, [provider("old", old.base_url, old.api_key, 0.1)])
-    write(path, doc)
-    url, app = await start(path, served)
+    path, url, app = await start(tmp_path, doc, served)
     job_id = await create(url)
     write(path, document(tmp_path, [provider("new", new.base_url, new.api_key, 0.1)]))
     assert (await call(url, "POST", "/admin/reload", ADMIN))[0] == 200
@@ -235,15 +234,11 @@ async def test_drain_stops_new_renders_and_enable_brings_them_back(
     tmp_path: Path, simulators: SimulatorFactory, served: list[web.AppRunner]
 ) -> None:
     a, b = await simulators(), await simulators()
-    path = tmp_path / "config.yaml"
-    write(
-        path,
-        document(
-            tmp_path,
-            [provider("a", a.base_url, a.api_key, 0.1), provider("b", b.base_url, b.api_key, 0.2)],
-        ),
-    )
-    url, _ = await start(path, served)
+    providers = [
+        provider("a", a.base_url, a.api_key, 0.1),
+        provider("b", b.base_url, b.api_key, 0.2),
+    ]
+    _, url, _ = await start(tmp_path, document(tmp_path, providers), served)
     for key, status in ((None, 401), (ALICE, 403)):
         assert (await call(url, "POST", "/admin/providers/a/drain", key))[0] == status
         assert (await call(url, "POST", "/admin/reload", key))[0] == status
