@@ -5,10 +5,9 @@ tests do. Labels are bounded: route templates, provider, model and client-key na
 config, and fixed outcome words; never job ids, prompts or secrets. ``key_label=False`` drops
 the ``key`` label (and the per-key budget gauge) for deployments with many keys.
 
-Downstream requests, one sample per client request, are counted by ``monitoring.requests``
-in plain numbers and turned into series at scrape time. Other hot-path recorders cache their
-labelled children: ``.labels()`` costs a dict build and a lock on every call. Gauges of live
-state (health, panic, in-flight, poller lag) are read at scrape time by
+Downstream requests and upstream calls, one sample per call, are counted by
+``monitoring.callstats`` in plain numbers and turned into series at scrape time. Gauges of
+live state (health, panic, in-flight, poller lag) are read at scrape time by
 ``monitoring.state.StateCollector``, so they can never drift from the state they show.
 """
 
@@ -19,7 +18,7 @@ from collections.abc import Mapping
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.registry import Collector
 
-from monitoring.requests import RequestStats
+from monitoring.callstats import CountedLatency
 
 PREFIX = "sora_proxy_"
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -36,16 +35,18 @@ class Metrics:
         self.key_label = key_label
         r = self.registry
         spend_labels = ["provider", "model", "key"] if key_label else ["provider", "model"]
-        self.requests = RequestStats(PREFIX, LATENCY_BUCKETS)
+        self.requests = CountedLatency(
+            (PREFIX + "requests", "Downstream requests by route and status."),
+            (PREFIX + "request_duration_seconds", "Downstream request latency."),
+            ["route"], "status", LATENCY_BUCKETS,
+        )  # fmt: skip
+        self.upstream = CountedLatency(
+            (PREFIX + "upstream_calls", "Calls to providers by operation and outcome."),
+            (PREFIX + "upstream_call_duration_seconds", "Latency of calls to providers."),
+            ["provider", "operation"], "outcome", LATENCY_BUCKETS,
+        )  # fmt: skip
         r.register(self.requests)
-        self.upstream_calls = Counter(
-            PREFIX + "upstream_calls_total", "Calls to providers by operation and outcome.",
-            ["provider", "operation", "outcome"], registry=r,
-        )  # fmt: skip
-        self.upstream_seconds = Histogram(
-            PREFIX + "upstream_call_duration_seconds", "Latency of calls to providers.",
-            ["provider", "operation"], buckets=LATENCY_BUCKETS, registry=r,
-        )  # fmt: skip
+        r.register(self.upstream)
         self.renders = Counter(
             PREFIX + "renders_total",
             "Finished jobs by the provider of their last attempt, model and outcome "
@@ -97,7 +98,6 @@ class Metrics:
             ["key"], registry=r,
         ) if key_label else None  # fmt: skip
         self.set_budgets(budgets or {})
-        self._upstream_children: dict[tuple[str, str, str], tuple[Histogram, Counter]] = {}
 
     def set_budgets(self, budgets: Mapping[str, float]) -> None:
         """Each key's configured daily budget (again after a reload)."""
@@ -108,19 +108,11 @@ class Metrics:
             self._budget.labels(key).set(usd)
 
     def observe_request(self, route: str, status: int, seconds: float) -> None:
-        self.requests.observe(route, status, seconds)
+        self.requests.observe((route,), status, seconds)
 
     def observe_upstream(self, provider: str, operation: str, outcome: str, seconds: float) -> None:
         """One provider call; the signature of ``providers.metered.Observer``."""
-        children = self._upstream_children.get((provider, operation, outcome))
-        if children is None:
-            children = (
-                self.upstream_seconds.labels(provider, operation),
-                self.upstream_calls.labels(provider, operation, outcome),
-            )
-            self._upstream_children[provider, operation, outcome] = children
-        children[0].observe(seconds)
-        children[1].inc()
+        self.upstream.observe((provider, operation), outcome, seconds)
 
     def moderated(self, provider: str, stage: str) -> None:
         self.moderations.labels(provider, stage).inc()

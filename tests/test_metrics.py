@@ -9,8 +9,8 @@ import aiohttp
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from monitoring.callstats import CountedLatency
 from monitoring.metrics import LATENCY_BUCKETS, PREFIX
-from monitoring.requests import RequestStats
 from router import keys
 from tests import metrics_traffic as traffic
 from tests.conftest import ALICE, BOB, ProxyFactory, RunningProxy, sim_provider, wait_for
@@ -126,26 +126,28 @@ async def test_series_count_stays_bounded_while_a_thousand_jobs_run(
     assert await series() == baseline
 
 
-def test_request_series_match_what_prometheus_client_would_export() -> None:
-    """``monitoring.requests`` replaces a Counter and a Histogram on the hot path; a scrape
-    must read exactly as theirs would, bucket edges included."""
+def test_counted_latency_matches_what_prometheus_client_would_export() -> None:
+    """``monitoring.callstats`` replaces a Counter and a Histogram on the hot path (requests
+    and upstream calls); a scrape must read exactly as theirs would, bucket edges included."""
     ours = CollectorRegistry()
-    stats = RequestStats(PREFIX, LATENCY_BUCKETS)
-    ours.register(stats)
+    names = ((PREFIX + "calls", "x"), (PREFIX + "call_seconds", "x"))
+    collector = CountedLatency(*names, ["a", "b"], "c", LATENCY_BUCKETS)
+    ours.register(collector)
     theirs = CollectorRegistry()
-    count = Counter(PREFIX + "requests", "x", ["route", "status"], registry=theirs)
+    count = Counter(PREFIX + "calls", "x", ["a", "b", "c"], registry=theirs)
     latency = Histogram(
-        PREFIX + "request_duration_seconds",
-        "x",
-        ["route"],
-        buckets=LATENCY_BUCKETS,
-        registry=theirs,
+        PREFIX + "call_seconds", "x", ["a", "b"], buckets=LATENCY_BUCKETS, registry=theirs
     )
-    samples = [("/a", 200, 0.001), ("/a", 200, 0.0009), ("/a", 404, 0.03), ("/b", 500, 99.0)]
-    for route, status, seconds in samples:
-        stats.observe(route, status, seconds)
-        count.labels(route, str(status)).inc()
-        latency.labels(route).observe(seconds)
+    samples = [
+        (("p", "get"), "ok", 0.001),  # on a bucket edge: counted in that bucket
+        (("p", "get"), "ok", 0.0009),
+        (("p", "get"), 500, 0.03),
+        (("q", "create"), "timeout", 99.0),  # above every bucket: only +Inf
+    ]
+    for key, extra, seconds in samples:
+        collector.observe(key, extra, seconds)
+        count.labels(*key, str(extra)).inc()
+        latency.labels(*key).observe(seconds)
 
     def series(registry: CollectorRegistry) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
         text = generate_latest(registry).decode()
