@@ -1,4 +1,4 @@
-"""Jobs in flight at scale: memory, client-poll latency, upstream status reads, SQLite writes.
+"""Jobs in flight at scale: memory, client-poll latency, upstream calls, SQLite writes.
 
 A fresh proxy, one provider, one simulator process on core 1. The simulator renders so slowly
 (50 poll intervals) that no job finishes during the run, yet every status read sees progress
@@ -8,12 +8,15 @@ worst case for the store, and the load a real fleet of renders gives a proxy.
 Each step tops the jobs in flight up to its size (creates through the proxy, many at once),
 then watches two windows of one poll interval each:
 
-* quiet: no client traffic; the upstream reads in it must be about N / poll_interval (each job
-  is due once per interval, and every job was created before the window opened);
-* loaded: 32 wrk connections polling random in-flight jobs; the upstream reads must not rise,
+* quiet: no client traffic; the upstream calls in it (status reads plus list pages) must stay
+  within N / poll_interval (each job is due once per interval, and every job was created
+  before the window opened); with list sweeps (``router.sweep``) a page refreshes up to 100
+  jobs, so the calls are about N / 100 / poll_interval;
+* loaded: 32 wrk connections polling random in-flight jobs; the upstream calls must not rise,
   since client polls are answered from memory. Its p99 is the client-poll latency under load.
 
-Upstream reads are counted by the simulator; SQLite writes by ``StoreProbe``.
+Upstream calls are counted by the simulator (``gets`` and ``lists``); SQLite writes by
+``StoreProbe``.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ __all__ = ["ScaleSettings", "run_scale"]
 MIB = 2**20
 _RSS_LIMIT_MIB = 500.0  # issue 7, at 100k jobs in flight
 _P99_LIMIT_MS = 20.0
-_BOUND_SLACK = 1.1  # reads may exceed N / interval by this factor at the windows' edges
+_BOUND_SLACK = 1.1  # calls may exceed N / interval by this factor at the windows' edges
 _POLLED_JOBS = 10_000  # wrk picks among at most this many ids (its Lua table stays small)
 _T = TypeVar("_T")
 
@@ -60,22 +63,29 @@ class _Window:
     """What happened while one piece of work ran."""
 
     seconds: float
-    reads: int  # upstream status reads the simulator answered
+    gets: int  # upstream status reads the simulator answered
+    lists: int  # upstream list pages the simulator answered (sweeps; probes too)
     store: StoreCounters
     cpu: float  # proxy CPU seconds
+
+    @property
+    def calls(self) -> int:
+        return self.gets + self.lists
 
     def to_json(self) -> dict[str, Any]:
         s = self.seconds
         found = {
             "seconds": round(s, 2),
-            "upstream_reads_per_s": round(self.reads / s, 1),
+            "upstream_calls_per_s": round(self.calls / s, 1),
+            "upstream_gets_per_s": round(self.gets / s, 1),
+            "upstream_lists_per_s": round(self.lists / s, 1),
             "proxy_cpu_util": round(self.cpu / s, 3),
             "sqlite_commits_per_s": round(self.store.commits / s, 1),
             "sqlite_kib_written_per_s": round(self.store.bytes_written / s / 1024, 1),
             "sqlite_file_growth_kib": round(self.store.file_bytes / 1024, 1),
         }
-        if self.reads:
-            found["proxy_cpu_us_per_read"] = round(self.cpu / self.reads * 1e6, 1)
+        if self.calls:
+            found["proxy_cpu_us_per_call"] = round(self.cpu / self.calls * 1e6, 1)
         return found
 
 
@@ -92,14 +102,14 @@ class _Step:
 
     @property
     def bound(self) -> float:
-        """Upstream reads per second the configuration allows: each job once per interval."""
+        """Upstream calls per second the configuration allows: each job once per interval."""
         return self.jobs / self.interval
 
     def to_json(self) -> dict[str, Any]:
         return {
             "jobs": self.jobs,
             "rss_mib": round(self.rss_peak / MIB, 1),
-            "bound_reads_per_s": round(self.bound, 1),
+            "bound_calls_per_s": round(self.bound, 1),
             "filling": {
                 **self.filling.to_json(),
                 "creates_per_s": round(self.added / self.filling.seconds, 1),
@@ -126,19 +136,21 @@ class _Step:
             ),
             row(metric="client poll req/s", proxy=self.polled.wrk.rps),
             row(
-                metric="upstream reads/s, no clients",
-                proxy=quiet.reads / quiet.seconds,
+                metric="upstream calls/s, no clients",
+                proxy=quiet.calls / quiet.seconds,
                 reference=self.bound,
                 target="<= jobs / poll_interval",
                 check=within,
             ),
+            row(metric="upstream list pages/s, no clients", proxy=quiet.lists / quiet.seconds),
             row(
-                metric="upstream reads/s, 32 clients",
-                proxy=loaded.reads / loaded.seconds,
+                metric="upstream calls/s, 32 clients",
+                proxy=loaded.calls / loaded.seconds,
                 reference=self.bound,
                 target="<= jobs / poll_interval",
                 check=within,
             ),
+            row(metric="upstream list pages/s, 32 clients", proxy=loaded.lists / loaded.seconds),
             row(metric="proxy core busy %, no clients", proxy=100 * quiet.cpu / quiet.seconds),
             row(metric="SQLite commits/s, no clients", proxy=quiet.store.commits / quiet.seconds),
             row(
@@ -159,12 +171,14 @@ class _Scene:
 
     async def watch(self, work: Awaitable[_T]) -> tuple[_Window, _T]:
         """Run ``work``; what it cost the proxy, the upstream and the store meanwhile."""
-        reads, store = (await self.upstream.stats())["gets"], self.probe.read()
+        before, store = await self.upstream.stats(), self.probe.read()
         cpu, started = self.proxy.process.cpu_seconds(), time.monotonic()
         result = await work
+        after = await self.upstream.stats()
         window = _Window(
             seconds=time.monotonic() - started,
-            reads=(await self.upstream.stats())["gets"] - reads,
+            gets=after["gets"] - before["gets"],
+            lists=after["lists"] - before["lists"],
             store=self.probe.read() - store,
             cpu=self.proxy.process.cpu_seconds() - cpu,
         )

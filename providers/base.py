@@ -13,7 +13,7 @@ translate every failure exactly once, at the HTTP boundary, into the most specif
     ├── ModerationBlocked          stage input|prompt|output; terminal; never a health signal
     ├── Rejected                   any other 4xx: the request itself is wrong; terminal
     ├── BadUpstreamReply           2xx we cannot parse: the upstream is broken
-    └── Unsearchable               find only: this upstream cannot tell whether it has a render
+    └── Unsearchable               find and list_page only: this upstream has no usable list
 
 This module must not import from ``router`` or ``monitoring``.
 """
@@ -24,6 +24,9 @@ import enum
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol
+
+# Seconds our clock and an upstream's may disagree by; ``created_at`` is also whole seconds.
+CLOCK_SKEW = 60.0
 
 
 class UpstreamStatus(enum.Enum):
@@ -80,6 +83,15 @@ class UpstreamJob:
     raw_status: str = ""  # the word the upstream used, for logs
 
 
+@dataclass(slots=True, frozen=True)
+class ListPage:
+    """One page of an upstream's list of renders, newest first."""
+
+    jobs: list[UpstreamJob]
+    oldest: float | None  # the oldest entry's creation time (unix seconds), None if not shown
+    next_after: str | None  # the cursor of the next (older) page; None: the list ends here
+
+
 class ContentStream(Protocol):
     """A download in flight; the caller iterates it once and must close it."""
 
@@ -98,6 +110,7 @@ class Provider(Protocol):
 
     name: str
     kind: str
+    lists: bool  # whether ``list_page`` can work: the wire format has a list of renders
 
     async def create(self, request: RenderRequest) -> UpstreamJob: ...
 
@@ -124,6 +137,16 @@ class Provider(Protocol):
         Raises ``Unsearchable`` when this upstream cannot tell (no list in its wire format, or
         a list that does not say enough); any other ``ProviderError`` is a failed read, to be
         tried again. The caller decides which match to claim.
+        """
+        ...
+
+    async def list_page(self, after: str | None) -> ListPage:
+        """A free call: one page (up to 100) of the upstream's renders, newest first.
+
+        ``after`` is the previous page's ``next_after`` (None: start at the newest). The jobs
+        are read exactly like ``get``'s; entries the upstream lists but we cannot read are left
+        out. Raises ``Unsearchable`` when the upstream has no list (``lists`` is False, or the
+        list route is missing); any other ``ProviderError`` is a failed read.
         """
         ...
 
@@ -211,5 +234,6 @@ class Unsearchable(ProviderError):
     """``find`` cannot tell whether the upstream has a render: "not found" would be a guess.
 
     The wire format has no list, or its list does not show what a match needs, or the list is
-    too long to read to the end. Not an outage and never a health signal.
+    too long to read to the end. ``list_page`` raises it when there is no list at all. Not an
+    outage and never a health signal.
     """

@@ -4,7 +4,8 @@ Each wire format subclasses ``HttpProvider`` and says only how its URLs, auth he
 bodies look. Failures are translated here, once, into the ``ProviderError`` tree, so adapters
 never inspect aiohttp exceptions or raw statuses. The session is created lazily on first use,
 which is always inside the running loop (aiohttp sessions must not be built outside it).
-OpenAI-style cursor lists are walked here too (``read_list``), for the adapters' ``find``.
+OpenAI-style cursor lists are read here too, a page at a time (``read_page``, for the adapters'
+``list_page``) or walked back as far as a search needs (``read_list``, for their ``find``).
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ class HttpProvider:
     """Base for adapters that talk HTTP to one upstream account."""
 
     kind = ""
+    lists = False  # wire formats with a list of renders say so (``Provider.list_page``)
 
     def __init__(
         self,
@@ -164,6 +166,34 @@ class HttpProvider:
                 f"{operation}: reply is not JSON", provider=self.name, status=response.status
             ) from exc
 
+    async def read_page(
+        self, url: str, *, operation: str, after: str | None = None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """One page of an OpenAI-style cursor list, newest first: its entries and the cursor
+        of the next page (None when the list ends here).
+
+        Sends ``order=desc&limit=100`` and ``after`` when given. Raises ``Unsearchable`` when
+        the upstream has no such list (404, 405), ``BadUpstreamReply`` for a reply that is not
+        a list.
+        """
+        params = {"order": "desc", "limit": str(LIST_PAGE)}
+        if after is not None:
+            params["after"] = after
+        try:
+            reply = await self.request_json("GET", url, operation=operation, params=params)
+        except Rejected as exc:
+            if exc.status in (404, 405):
+                raise Unsearchable(
+                    f"{operation}: the upstream has no list here", provider=self.name
+                ) from exc
+            raise
+        data = reply.get("data") if isinstance(reply, dict) else None
+        if not isinstance(data, list):
+            raise BadUpstreamReply(f"{operation}: reply is not a list", provider=self.name)
+        page = [entry for entry in data if isinstance(entry, dict)]
+        last = reply.get("last_id") or (page[-1].get("id") if page else None)
+        return page, str(last) if reply.get("has_more") and last else None
+
     async def read_list(
         self,
         url: str,
@@ -174,34 +204,17 @@ class HttpProvider:
     ) -> list[dict[str, Any]]:
         """Entries of an OpenAI-style cursor list, newest first, page by page until ``enough``.
 
-        Sends ``order=desc&limit=100`` and follows ``after=<last_id>`` while ``has_more``;
-        ``enough`` sees each page and stops the walk when it returns True. Raises
-        ``Unsearchable`` when the upstream has no such list (404, 405) or the walk would need
-        more than ``max_pages`` pages, ``BadUpstreamReply`` for a reply that is not a list.
+        Follows the cursor (``read_page``) while there are more pages; ``enough`` sees each
+        page and stops the walk when it returns True. Raises what ``read_page`` raises, and
+        ``Unsearchable`` when the walk would need more than ``max_pages`` pages.
         """
         entries: list[dict[str, Any]] = []
         after: str | None = None
         for _ in range(max_pages):
-            params = {"order": "desc", "limit": str(LIST_PAGE)}
-            if after is not None:
-                params["after"] = after
-            try:
-                reply = await self.request_json("GET", url, operation=operation, params=params)
-            except Rejected as exc:
-                if exc.status in (404, 405):
-                    raise Unsearchable(
-                        f"{operation}: the upstream has no list here", provider=self.name
-                    ) from exc
-                raise
-            data = reply.get("data") if isinstance(reply, dict) else None
-            if not isinstance(data, list):
-                raise BadUpstreamReply(f"{operation}: reply is not a list", provider=self.name)
-            page = [entry for entry in data if isinstance(entry, dict)]
+            page, after = await self.read_page(url, operation=operation, after=after)
             entries.extend(page)
-            last = reply.get("last_id") or (page[-1].get("id") if page else None)
-            if enough(page) or not reply.get("has_more") or not last:
+            if enough(page) or after is None:
                 return entries
-            after = str(last)
         raise Unsearchable(f"{operation}: more than {max_pages} pages to read", provider=self.name)
 
     async def open_stream(

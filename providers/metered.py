@@ -1,8 +1,8 @@
 """``MeteredProvider``: times and classifies every call to a provider, at the boundary.
 
-The pool wraps each adapter in one, so every caller (dispatcher, poller, content proxy, health
-probes) is measured without knowing it. The observer is a plain callable, so this module needs
-nothing from ``router`` or ``monitoring``.
+The pool wraps each adapter in one, so every caller (dispatcher, poller, list sweeps, content
+proxy, health probes) is measured without knowing it; each list page is one ``list`` call. The
+observer is a plain callable, so this module needs nothing from ``router`` or ``monitoring``.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import TypeVar
 
 from providers.base import (
     ContentStream,
+    ListPage,
     ModerationBlocked,
     Provider,
     ProviderError,
@@ -47,7 +48,7 @@ def outcome_of(exc: ProviderError) -> str:
 class MeteredProvider:
     """A ``Provider`` that reports each call's operation, outcome and latency."""
 
-    __slots__ = ("_inner", "_moderated", "_observe", "kind", "name")
+    __slots__ = ("_inner", "_moderated", "_observe", "kind", "lists", "name")
 
     def __init__(self, inner: Provider, observe: Observer, moderated: Moderated) -> None:
         self._inner = inner
@@ -55,6 +56,7 @@ class MeteredProvider:
         self._moderated = moderated
         self.name = inner.name
         self.kind = inner.kind
+        self.lists = inner.lists
 
     async def _call(self, operation: str, call: Awaitable[T]) -> T:
         started = time.perf_counter()
@@ -92,6 +94,9 @@ class MeteredProvider:
 
     async def find(self, request: RenderRequest, since: float) -> list[UpstreamJob]:
         return await self._call("find", self._inner.find(request, since))
+
+    async def list_page(self, after: str | None) -> ListPage:
+        return await self._call("list", self._inner.list_page(after))
 
     async def aclose(self) -> None:
         await self._inner.aclose()

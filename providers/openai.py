@@ -9,6 +9,8 @@ Azure reuses everything here and changes only URLs and auth (``providers.azure``
 ``find`` looks for a render whose create was sent but never answered in the video list:
 newest first, back to the send time less ``CLOCK_SKEW``, matching prompt, model, size and
 seconds. Which match to claim (ids our other jobs hold are not free) is the caller's choice.
+``list_page`` reads one page of that list as status reads, for the poller's list sweeps
+(``router.sweep``); how far to walk is the caller's business.
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ from typing import Any
 import aiohttp
 
 from providers.base import (
+    CLOCK_SKEW,
     BadUpstreamReply,
     ContentStream,
+    ListPage,
     RenderRequest,
     Unsearchable,
     UpstreamJob,
@@ -27,12 +31,12 @@ from providers.base import (
 from providers.http import HttpProvider
 from providers.statuses import normalise, reported_progress
 
-# Seconds our clock and an upstream's may disagree by; ``created_at`` is also whole seconds.
-CLOCK_SKEW = 60.0
+__all__ = ["CLOCK_SKEW", "OpenAIVideosProvider"]
 
 
 class OpenAIVideosProvider(HttpProvider):
     kind = "openai"
+    lists = True
 
     async def create(self, request: RenderRequest) -> UpstreamJob:
         ref = request.input_reference
@@ -135,6 +139,21 @@ class OpenAIVideosProvider(HttpProvider):
             )
         matches.sort(key=lambda match: match[0])
         return [job for _, job in matches]
+
+    async def list_page(self, after: str | None) -> ListPage:
+        """One page of the video list, newest first; entries that are not Video objects are
+        left out (a job of ours among them is simply not seen on this page)."""
+        entries, next_after = await self.read_page(
+            self.url("/videos"), operation="list", after=after
+        )
+        jobs: list[UpstreamJob] = []
+        for entry in entries:
+            try:
+                jobs.append(self.video_to_job(entry))
+            except BadUpstreamReply:
+                continue
+        times = [t for t in map(_created_at, entries) if t is not None]
+        return ListPage(jobs=jobs, oldest=min(times, default=None), next_after=next_after)
 
     def video_to_job(self, reply: Any) -> UpstreamJob:
         """Read a Video object; anything without an id and a status is a broken upstream."""

@@ -11,7 +11,8 @@ CDN host with a limited lifetime, so it is looked up afresh for every download a
 through. Our key goes only to the relay's own origin, never to another host.
 
 The dialect has no list, delete or remix; ``delete`` is a no-op, ``remix`` is refused, and
-``find`` raises ``Unsearchable``: a create that went unanswered can never be confirmed here.
+``find`` and ``list_page`` raise ``Unsearchable``: a create that went unanswered can never be
+confirmed here, and every task in flight is polled by itself (``lists`` is False).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from providers.base import (
     BadUpstreamReply,
     ContentStream,
     InputReference,
+    ListPage,
     Rejected,
     RenderRequest,
     Unsearchable,
@@ -137,6 +139,12 @@ class RelayProvider(HttpProvider):
         """Always ``Unsearchable``: tasks are reachable only by the id a create answers with."""
         raise Unsearchable(
             "find: the relay dialect has no list of tasks", provider=self.name, sent=False
+        )
+
+    async def list_page(self, after: str | None) -> ListPage:
+        """Always ``Unsearchable``: the relay dialect has no list of tasks."""
+        raise Unsearchable(
+            "list: the relay dialect has no list of tasks", provider=self.name, sent=False
         )
 
     async def probe(self) -> None:

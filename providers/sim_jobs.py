@@ -7,6 +7,11 @@ is decided once at create from ``SimulationSettings``: a seeded random source fo
 the prompt's words for the lists. Refusals are ``ApiError``s; turning jobs into any dialect's
 JSON is the dialects' business, not this module's. The one real-time wait here is
 ``hold_reply``: a slow-reply create's answer held back after its job exists.
+
+The table keeps creation order as a list of ids with each id's position, so a list page after
+a cursor costs O(page), not O(jobs): a sweep over 100k jobs in flight reads 1,000 pages. A job
+removed from ``jobs`` (a delete, or a test reaching in) is skipped where its id still stands;
+the list is compacted once such gaps outnumber the jobs.
 """
 
 from __future__ import annotations
@@ -176,6 +181,8 @@ class JobTable:
         self.settings = settings
         self.stats = SimulatorStats()
         self.jobs: dict[str, SimulatedJob] = {}  # insertion order is creation order
+        self._order: list[str] = []  # ids in creation order, gaps (ids gone from jobs) included
+        self._position: dict[str, int] = {}  # id -> its index in _order
         self._clock = clock
         self._random = random.Random(settings.seed)
         self._recent_creates: deque[float] = deque()
@@ -210,8 +217,42 @@ class JobTable:
             input_reference=params.input_reference,
         )
         self.jobs[job.id] = job
+        self._position[job.id] = len(self._order)
+        self._order.append(job.id)
         _log.debug("simulated job %s created, fault %s", job.id, fault.value)
         return job
+
+    def page(
+        self, *, after: str | None, limit: int, descending: bool
+    ) -> tuple[list[SimulatedJob], bool]:
+        """Up to ``limit`` jobs that follow the one named ``after`` (None: from the start) in
+        creation order, newest first when ``descending``, and whether more follow.
+
+        Raises ``KeyError`` when ``after`` names no job in the table.
+        """
+        if after is not None and after not in self.jobs:
+            raise KeyError(after)
+        if len(self._order) > 2 * len(self.jobs) + 64:
+            self._compact()
+        order, jobs = self._order, self.jobs
+        step = -1 if descending else 1
+        if after is not None:
+            index = self._position[after] + step
+        else:
+            index = len(order) - 1 if descending else 0
+        found: list[SimulatedJob] = []
+        while 0 <= index < len(order):
+            job = jobs.get(order[index])
+            if job is not None:
+                if len(found) == limit:
+                    return found, True
+                found.append(job)
+            index += step
+        return found, False
+
+    def _compact(self) -> None:
+        self._order = list(self.jobs)
+        self._position = {job_id: index for index, job_id in enumerate(self._order)}
 
     async def hold_reply(self, job: SimulatedJob) -> None:
         """Hold the answer to ``job``'s create ``slow_reply_seconds`` (real time) if its prompt

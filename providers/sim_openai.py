@@ -114,23 +114,19 @@ class VideosApi:
         self._table.stats.lists += 1
         order = read_choice(request.query, "order", ("asc", "desc"), "desc")
         limit = _limit(request.query.get("limit", "20"))
-        jobs = list(self._table.jobs.values())
-        if order == "desc":
-            jobs.reverse()
-        after = request.query.get("after")
-        if after:
-            ids = [job.id for job in jobs]
-            if after not in ids:
-                raise ApiError(400, f"Invalid 'after': no video '{after}'.", param="after")
-            jobs = jobs[ids.index(after) + 1 :]
-        page, now = jobs[:limit], self._table.now()
+        after = request.query.get("after") or None
+        try:
+            page, more = self._table.page(after=after, limit=limit, descending=order == "desc")
+        except KeyError:
+            raise ApiError(400, f"Invalid 'after': no video '{after}'.", param="after") from None
+        now = self._table.now()
         return json_response(
             {
                 "object": "list",
                 "data": [self._video_object(job, now) for job in page],
                 "first_id": page[0].id if page else None,
                 "last_id": page[-1].id if page else None,
-                "has_more": len(jobs) > limit,
+                "has_more": more,
             }
         )
 

@@ -4,9 +4,11 @@ Client polls never reach an upstream; they read the store, which this task keeps
 Each job is due once per ``poll_interval`` of its provider, however often its client polls,
 and status reads per provider stay under its ``poll_max_concurrent`` and ``poll_rpm``
 (``router.limits``): a read that would exceed the rate is rescheduled for when it fits. A
-failed status read is not a failed job: the job is polled again later (after ``Retry-After``
-on a 429). A job whose upstream id is gone (404) has lost its render
-(``upstream_job_missing``).
+failed status read is not a failed job: the job is polled again later, backing off (after
+``Retry-After`` on a 429). A job whose upstream id is gone (404) has lost its render
+(``upstream_job_missing``). A due job of a provider that can list, with many jobs in flight,
+is read by a list sweep instead (``router.sweep``), which hands each status it lists to
+``_fold``, exactly as a status read does; a job the sweep did not see is read by itself.
 
 Post-acceptance failover: an attempt that failed for a provider reason, lost its render, or
 made no progress for ``stall_timeout`` (measured on the injected clock) is closed and handed to
@@ -19,10 +21,10 @@ Reconciliation: an ``UNKNOWN`` attempt (its create was sent, the answer never ca
 for instead of read, once per poll interval; ``router.reconcile`` gives the verdict (found,
 wait, retry, re-submit elsewhere, or fail without another send) and this module acts on it.
 
-When a job is read next, and by which of its provider's lane workers, is ``router.schedule``'s
-business; timestamps written into jobs come from the injected wall clock. Failovers run as
-tasks of their own (a re-submission may wait for admission), so a worker is back on its lane
-at once.
+When a job is read next (after how much backoff), and by which of its provider's lane
+workers, is ``router.schedule``'s business; timestamps written into jobs come from the injected
+wall clock. Failovers run as tasks of their own (a re-submission may wait for admission), so a
+worker is back on its lane at once.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from collections.abc import Awaitable, Callable
 
 from monitoring.health import ProviderHealth
 from monitoring.metrics import Metrics
-from providers.base import ProviderError, RateLimited, Rejected
+from providers.base import ProviderError, RateLimited, Rejected, UpstreamJob
 from router.jobs import AttemptState, Job, JobState
 from router.limits import Limits
 from router.pool import PoolEntry, ProviderPool
@@ -40,10 +42,10 @@ from router.reconcile import UNCONFIRMED_CODE, Verdict, reconcile
 from router.retry import AttemptFailure, RetryPolicy, RetryState
 from router.schedule import Schedule
 from router.store import JobStore
+from router.sweep import Sweeps
 
 log = logging.getLogger(__name__)
 
-ERROR_BACKOFF_CAP = 60.0  # seconds; failed status reads back off up to this
 MODERATION_CODE = "moderation_blocked"
 
 Resubmit = Callable[[Job, AttemptFailure], Awaitable[bool]]
@@ -70,13 +72,14 @@ class Poller:
         self._metrics = metrics
         self.resubmit: Resubmit | None = None  # set by the dispatcher's owner once both exist
         self._progress: dict[str, tuple[int, int, float]] = {}  # job -> (attempt, progress, since)
-        self._errors: dict[str, int] = {}  # job id -> consecutive failed reads
         self._schedule = Schedule(self._read, self._lane_of, limits.read_concurrency)
+        self._sweeps = Sweeps(store, pool, limits, self._schedule, self._fold)
 
     def configure(self, policy: RetryPolicy) -> None:
         """Take reloaded routing settings (and providers' read concurrency)."""
         self._policy = policy
         self._schedule.restaff()
+        self._sweeps.reset()
 
     def track(self, job: Job, delay: float | None = None) -> None:
         """Poll ``job`` after ``delay`` seconds (default: its provider's poll interval)."""
@@ -95,14 +98,17 @@ class Poller:
 
     @property
     def scheduled(self) -> int:
-        return self._schedule.scheduled
+        return self._schedule.scheduled + self._sweeps.waiting
 
     def overdue(self) -> int:
         return self._schedule.overdue()
 
     def _lane_of(self, job_id: str) -> str | None:
+        """The lane of a due job; None when finished or taken for a list sweep."""
         job = self._store.get(job_id)
-        return None if job is None or job.state.finished else job.current.provider
+        if job is None or job.state.finished or self._sweeps.take(job):
+            return None
+        return job.current.provider
 
     async def _read(self, job_id: str) -> None:
         job = self._store.get(job_id)
@@ -127,17 +133,24 @@ class Poller:
         except ProviderError as exc:
             self._read_failed(job, exc)
             return
-        self._errors.pop(job.id, None)
+        if self._fold(job, seen):
+            self.track(job)
+
+    def _fold(self, job: Job, seen: UpstreamJob) -> bool:
+        """Fold a status (read, or listed by a sweep) into ``job`` and act; True: poll on."""
+        self._schedule.succeeded(job.id)
+        attempt = job.current
         now = self._clock()
         was_queued = attempt.state is AttemptState.QUEUED
         if job.observe(seen, now):
             self._store.save(job)
         if was_queued and attempt.state is not AttemptState.QUEUED:
             self._metrics.queued(attempt.provider, now - attempt.submitted_at)
-        self._observed(job, now)
+        return self._observed(job, now)
 
-    def _observed(self, job: Job, now: float) -> None:
-        """Act on what the current attempt's upstream last said: settle, fail over, or poll on."""
+    def _observed(self, job: Job, now: float) -> bool:
+        """Act on what the current attempt's upstream last said: settle or fail over (False),
+        or poll on (True: the caller schedules the next read)."""
         attempt = job.current
         if attempt.state is AttemptState.FAILED:
             moderated = attempt.error_code == MODERATION_CODE
@@ -156,7 +169,8 @@ class Poller:
         elif RetryState(self._policy, len(job.attempts), job.created_at).past_deadline(now):
             self._settle_failed(job, "deadline_exceeded", "The render took too long.")
         else:
-            self.track(job)
+            return True
+        return False
 
     async def _reconcile(self, job: Job, entry: PoolEntry) -> None:
         """Look for the ``UNKNOWN`` attempt's render upstream (``router.reconcile``) and act."""
@@ -179,7 +193,7 @@ class Poller:
             assert finding.error is not None
             self._retry_later(job, finding.error)
             return
-        self._errors.pop(job.id, None)
+        self._schedule.succeeded(job.id)
         now = self._clock()
         if verdict is Verdict.FOUND:
             assert finding.match is not None
@@ -192,7 +206,8 @@ class Poller:
                 attempt.provider,
                 finding.match.upstream_id,
             )
-            self._observed(job, now)
+            if self._observed(job, now):
+                self.track(job)
         elif verdict is Verdict.WAIT:
             self.track(job)
         elif verdict is Verdict.FAIL:
@@ -229,27 +244,20 @@ class Poller:
         )
 
     def _read_failed(self, job: Job, exc: ProviderError) -> None:
-        if isinstance(exc, Rejected) and exc.status == 404:
-            log.warning(
-                "job %s: provider %s lost upstream job %s",
-                job.id,
-                exc.provider,
-                job.current.upstream_id,
-            )
-            self._health.rendered(exc.provider, False)
-            job.abandon("upstream_job_missing", "The provider lost this render.", self._clock())
-            self._failover(job, AttemptFailure.PROVIDER)
+        if not (isinstance(exc, Rejected) and exc.status == 404):
+            self._retry_later(job, exc)
             return
-        self._retry_later(job, exc)
+        upstream_id = job.current.upstream_id
+        log.warning("job %s: provider %s lost upstream job %s", job.id, exc.provider, upstream_id)
+        self._health.rendered(exc.provider, False)
+        job.abandon("upstream_job_missing", "The provider lost this render.", self._clock())
+        self._failover(job, AttemptFailure.PROVIDER)
 
     def _retry_later(self, job: Job, exc: ProviderError) -> None:
         """A failed read (status or ``find``): try again, backing off, after any Retry-After."""
-        failures = self._errors[job.id] = self._errors.get(job.id, 0) + 1
-        delay = min(self._interval(job) * 2 ** min(failures - 1, 6), ERROR_BACKOFF_CAP)
-        if isinstance(exc, RateLimited) and exc.retry_after is not None:
-            delay = max(delay, exc.retry_after)
+        retry_after = exc.retry_after if isinstance(exc, RateLimited) else None
+        delay = self._schedule.retry(job.id, self._interval(job), retry_after)
         log.info("job %s: upstream read failed (%r); next try in %.1fs", job.id, exc, delay)
-        self.track(job, delay)
 
     def _settle_failed(self, job: Job, code: str, message: str) -> None:
         if job.fail(code, message, self._clock()):
@@ -258,7 +266,7 @@ class Poller:
 
     def _settled(self, job: Job) -> None:
         self._limits.finish(job)
-        self._errors.pop(job.id, None)
+        self._schedule.succeeded(job.id)
         self._progress.pop(job.id, None)
         attempt = job.current
         completed = job.state is JobState.COMPLETED

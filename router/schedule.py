@@ -7,7 +7,9 @@ the reads in flight per provider (its workers: the provider's ``poll_max_concurr
 interleaves them with client traffic. Due times are on the loop's monotonic clock.
 
 The schedule knows job ids, their lanes and nothing about what a read does: ``read`` (the
-poller's) is called with each due job id by one of its lane's workers.
+poller's) is called with each due job id by one of its lane's workers. ``lane_of`` may also
+take a due job off the schedule's hands (a list sweep reads it, ``router.sweep``) by naming no
+lane; whoever took it hands it back with ``add``, ``retry`` or ``read_now``.
 """
 
 from __future__ import annotations
@@ -23,11 +25,13 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 OVERDUE_GRACE = 1.0  # seconds; a read not started this long after it fell due is overdue
+ERROR_BACKOFF_CAP = 60.0  # seconds; failed reads back off up to this
 
 
 class Schedule:
     __slots__ = (
         "_due",
+        "_failures",
         "_lane_of",
         "_lanes",
         "_read",
@@ -46,8 +50,8 @@ class Schedule:
         lane_of: Callable[[str], str | None],
         workers_for: Callable[[str], int],
     ) -> None:
-        """``lane_of`` names a job's provider (None: nothing to read); ``workers_for`` says how
-        many reads a provider may have in flight."""
+        """``lane_of`` names a due job's provider (None: nothing to read here, or it was taken
+        for a sweep); ``workers_for`` says how many reads a provider may have in flight."""
         self._read = read
         self._lane_of = lane_of
         self._workers_for = workers_for
@@ -57,6 +61,7 @@ class Schedule:
         self._lanes: dict[str, asyncio.Queue[str]] = {}
         self._workers: dict[str, int] = {}
         self._waiting: dict[str, float] = {}  # job id -> when it fell due; popped when read
+        self._failures: dict[str, int] = {}  # job id -> failed reads in a row
         self._tasks: set[asyncio.Task[None]] = set()
         self._runner: asyncio.Task[None] | None = None
 
@@ -64,6 +69,29 @@ class Schedule:
         loop = asyncio.get_running_loop()
         heapq.heappush(self._due, (loop.time() + delay, next(self._sequence), job_id))
         self._wake.set()
+
+    def retry(self, job_id: str, interval: float, retry_after: float | None) -> float:
+        """Read ``job_id`` again after a failed read: ``interval`` doubled for each failure in
+        a row (up to ``ERROR_BACKOFF_CAP``) and never before ``retry_after``; the delay."""
+        failures = self._failures[job_id] = self._failures.get(job_id, 0) + 1
+        delay = min(interval * 2.0 ** min(failures - 1, 6), ERROR_BACKOFF_CAP)
+        if retry_after is not None:
+            delay = max(delay, retry_after)
+        self.add(job_id, delay)
+        return delay
+
+    def succeeded(self, job_id: str) -> None:
+        """A read of ``job_id`` worked, or it settled: the next failure backs off afresh."""
+        self._failures.pop(job_id, None)
+
+    def failing(self, job_id: str) -> bool:
+        """Whether the last read of ``job_id`` failed."""
+        return job_id in self._failures
+
+    def read_now(self, job_id: str, provider: str) -> None:
+        """Put ``job_id`` in ``provider``'s lane at once (it is due), past ``lane_of``."""
+        self._waiting[job_id] = asyncio.get_running_loop().time()
+        self._lane(provider).put_nowait(job_id)
 
     def reading(self, job_id: str) -> None:
         """The read of ``job_id`` has started (it no longer waits for a slot)."""
@@ -75,11 +103,12 @@ class Schedule:
         for provider, lane in self._lanes.items():
             self._staff(provider, lane)
 
-    def spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
+    def spawn(self, work: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
         """Run ``work`` as a task that ``stop`` cancels."""
         task = asyncio.get_running_loop().create_task(work, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     def start(self) -> None:
         self._runner = asyncio.get_running_loop().create_task(self._run(), name="schedule")

@@ -485,3 +485,49 @@ async def test_relay_find_cannot_tell_and_calls_nothing(
         await adapters(RelayProvider, upstream.url).find(REQUEST, 1_800_000_000.0)
     assert caught.value.sent is False
     assert upstream.seen == []
+
+
+# -- list_page: one page of the list, for the poller's sweeps ------------------------------------
+
+
+async def test_list_page_reads_videos_newest_first_with_the_cursor_and_the_oldest_time(
+    scripted: ScriptedFactory, adapters: Callable[..., Any]
+) -> None:
+    upstream = await scripted()
+    listed = [
+        {**VIDEO, "id": "video_b", "status": "in_progress", "progress": 40, "created_at": 20},
+        {"id": "video_broken"},  # not a Video object: left out
+        {**VIDEO, "id": "video_a", "status": "completed", "created_at": 10},
+    ]
+    upstream.reply("GET", "/videos", {"data": listed, "has_more": True, "last_id": "video_a"})
+    openai_up = adapters(OpenAIVideosProvider, upstream.url)
+    page = await openai_up.list_page(None)
+    assert [(job.upstream_id, job.status, job.progress) for job in page.jobs] == [
+        ("video_b", UpstreamStatus.IN_PROGRESS, 40),
+        ("video_a", UpstreamStatus.COMPLETED, 100),
+    ]
+    assert (page.oldest, page.next_after) == (10.0, "video_a")
+    upstream.reply("GET", "/videos", {"data": listed[:1], "has_more": False, "last_id": "video_b"})
+    last = await openai_up.list_page("video_a")
+    assert (last.oldest, last.next_after) == (20.0, None)  # the list ends here
+    first = {"order": "desc", "limit": "100"}
+    assert [seen.query for seen in upstream.seen] == [first, {**first, "after": "video_a"}]
+
+
+async def test_list_page_without_a_list_is_unsearchable_and_a_failure_is_a_failed_read(
+    scripted: ScriptedFactory, adapters: Callable[..., Any]
+) -> None:
+    upstream = await scripted()
+    azure = adapters(AzureVideosProvider, upstream.url, api_version="preview")
+    assert azure.lists and not adapters(RelayProvider, upstream.url).lists
+    with pytest.raises(Unsearchable):  # nothing answers /openai/v1/videos: a 404
+        await azure.list_page(None)
+    upstream.reply("GET", "/openai/v1/videos", {"error": {"message": "busy"}}, status=503)
+    with pytest.raises(ServerFailed):
+        await azure.list_page(None)
+    assert all(seen.query["api-version"] == "preview" for seen in upstream.seen)
+    assert all(seen.headers["api-key"] == KEY for seen in upstream.seen)
+    seen = len(upstream.seen)
+    with pytest.raises(Unsearchable):
+        await adapters(RelayProvider, upstream.url).list_page(None)
+    assert len(upstream.seen) == seen  # the relay never calls out for it

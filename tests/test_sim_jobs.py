@@ -9,6 +9,8 @@ import pytest
 
 from providers import sim_jobs
 from providers.sim_jobs import Fault
+from providers.simulation import SimulationSettings
+from tests.clock import ManualClock
 from tests.conftest import wait_for
 from tests.sim_rig import T0, StartRig, assert_openai_error, sdk_form, with_image
 from tests.sim_rig import start_rig as start_rig  # a fixture
@@ -172,3 +174,30 @@ def test_public_surface() -> None:
         "SimulatorStats",
         "VideoStatus",
     }
+
+
+def test_list_pages_follow_creation_order_by_cursor_and_skip_deleted_jobs() -> None:
+    table = sim_jobs.JobTable(SimulationSettings(), ManualClock(T0))
+    params = sim_jobs.CreateParams("a fox", "sora-2", "720x1280", "4")
+    ids = [table.create(params, job_id=f"video_{n:03d}").id for n in range(250)]
+
+    def walk(descending: bool) -> list[list[str]]:
+        pages, after = [], None
+        while True:
+            page, more = table.page(after=after, limit=100, descending=descending)
+            pages.append([job.id for job in page])
+            if not more:
+                return pages
+            after = page[-1].id
+
+    assert walk(True) == [ids[:149:-1], ids[149:49:-1], ids[49::-1]]
+    assert walk(False) == [ids[:100], ids[100:200], ids[200:]]
+    del table.jobs["video_249"], table.jobs["video_100"]  # a delete, or a test reaching in
+    kept = [job_id for job_id in reversed(ids) if job_id not in ("video_249", "video_100")]
+    assert walk(True) == [kept[:100], kept[100:200], kept[200:]]
+    with pytest.raises(KeyError):
+        table.page(after="video_100", limit=100, descending=True)
+    for job_id in ids[:200]:  # mostly gaps now: the order is compacted, the answers unchanged
+        table.jobs.pop(job_id, None)
+    assert walk(True) == [ids[:199:-1][1:]]
+    assert table.page(after="video_210", limit=5, descending=False)[0][0].id == "video_211"
