@@ -21,7 +21,7 @@ from router import keys
 from router.errors import InvalidRequest, NotFound
 from router.idempotency import Remix, key_from
 from router.jobs import Job
-from router.jsonio import dumps, json_response, loads
+from router.jsonio import JSON_HEADERS, dumps, json_response, loads
 from router.validate import build_create, check_prompt
 
 CREATE_FIELDS = frozenset({"prompt", "model", "seconds", "size", "input_reference"})
@@ -96,7 +96,7 @@ async def create_video(request: web.Request) -> web.Response:
             request[keys.CLIENT_KEY].name, create, claim
         ),
     )
-    return json_response(video_object(job))
+    return web.Response(body=video_body(job), headers=JSON_HEADERS)
 
 
 def video_body(job: Job) -> bytes:
@@ -163,7 +163,7 @@ async def remix_video(request: web.Request) -> web.Response:
         Remix(source.id, prompt),
         lambda claim: request.app[keys.DISPATCHER].remix(owner, source, prompt, claim),
     )
-    return json_response(video_object(job))
+    return web.Response(body=video_body(job), headers=JSON_HEADERS)
 
 
 async def _read_create_body(request: web.Request) -> dict[str, Any]:

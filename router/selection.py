@@ -34,6 +34,7 @@ __all__ = ["Candidate", "Selector"]
 
 class Selector:
     __slots__ = (
+        "_capable",
         "_catalogue",
         "_drained",
         "_latency_weight",
@@ -57,6 +58,7 @@ class Selector:
 
     def configure(self, config: Config) -> None:
         self._catalogue: Mapping[str, ModelSpec] = config.models
+        self._capable: dict[tuple[str, str, int], tuple[Candidate, ...]] = {}
         self._strategy = STRATEGIES[config.routing.strategy]
         self._panic_threshold = config.health.panic_threshold
         self._latency_weight = config.routing.latency_weight
@@ -72,13 +74,20 @@ class Selector:
     def drained(self, provider: str) -> bool:
         return provider in self._drained
 
-    def capable(self, model: str, size: str, seconds: int) -> list[Candidate]:
-        spec = self._catalogue[model]
-        found = []
-        for entry in self._pool:
-            offer = entry.config.models.get(model)
-            if offer is not None and offer.supports(size, seconds, spec):
-                found.append(Candidate(entry, offer.upstream_model, offer.price_for(size)))
+    def capable(self, model: str, size: str, seconds: int) -> tuple[Candidate, ...]:
+        """Providers that render exactly this; worked out once per request shape and config
+        (``configure`` runs after every reload, so the cache never outlives a pool change)."""
+        shape = (model, size, seconds)
+        found = self._capable.get(shape)
+        if found is None:
+            spec = self._catalogue[model]
+            found = tuple(
+                Candidate(entry, offer.upstream_model, offer.price_for(size))
+                for entry in self._pool
+                if (offer := entry.config.models.get(model)) is not None
+                and offer.supports(size, seconds, spec)
+            )
+            self._capable[shape] = found
         return found
 
     def candidates(
@@ -92,11 +101,16 @@ class Selector:
     ) -> list[Candidate]:
         """Capable, healthy (or panicking), not cooling, not tried; in strategy order."""
         capable = self.capable(model, size, seconds)
-        usable = [c for c in capable if c.entry.name not in tried]
-        usable = [c for c in usable if c.entry.name not in self._drained]
-        usable = [c for c in usable if not self.health.cooling(c.entry.name)]
-        if not self.panicking([c.entry for c in capable]):
-            usable = [c for c in usable if not self.health.ejected(c.entry.name)]
+        health, drained = self.health, self._drained
+        panic = self.panicking([c.entry for c in capable])
+        usable = [
+            c
+            for c in capable
+            if (name := c.entry.name) not in tried
+            and name not in drained
+            and not health.cooling(name)
+            and (panic or not health.ejected(name))
+        ]
         ctx = Context(
             health=self.health,
             rng=self._rng,

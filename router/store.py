@@ -341,7 +341,11 @@ class SqliteJobStore:
 
     def _index(self, job: Job) -> None:
         self._jobs[job.id] = job
-        bisect.insort(self._by_owner.setdefault(job.owner, []), (job.created_at, job.id))
+        keys, key = self._by_owner.setdefault(job.owner, []), (job.created_at, job.id)
+        if not keys or keys[-1] < key:
+            keys.append(key)  # the usual case: the newest job of its owner
+        else:
+            bisect.insort(keys, key)
 
     def _unindex(self, job: Job) -> None:
         del self._jobs[job.id]
@@ -499,10 +503,12 @@ def _write_run(conn: sqlite3.Connection, run: list[_Upsert], replies: list[_Repl
 
 def _write_many(conn: sqlite3.Connection, run: list[_Upsert]) -> None:
     conn.executemany(_UPSERT_JOB, [op.job for op in run])
-    conn.executemany(_UPSERT_INPUT, [op.input for op in run if op.input is not None])
-    conn.executemany(
-        _UPSERT_IDEMPOTENCY, [op.idempotency.row() for op in run if op.idempotency is not None]
-    )
+    inputs = [op.input for op in run if op.input is not None]
+    if inputs:
+        conn.executemany(_UPSERT_INPUT, inputs)
+    claims = [op.idempotency.row() for op in run if op.idempotency is not None]
+    if claims:
+        conn.executemany(_UPSERT_IDEMPOTENCY, claims)
 
 
 def _delete_rows(conn: sqlite3.Connection, job_id: str) -> None:
