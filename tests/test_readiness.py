@@ -8,16 +8,13 @@ state the test controls rather than a race it hopes to win.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp import web
 
-from monitoring.health import HealthChecker, ProviderHealth
-from monitoring.outlier import OutlierSettings
-from providers.base import ContentStream, RenderRequest, UpstreamJob
 from tests.conftest import ProxyFactory, RunningProxy, wait_for
 from tests.fake_upstream import ScriptedFactory, ScriptedUpstream
 
@@ -103,47 +100,3 @@ async def test_a_hanging_probe_is_bounded_by_the_adapter_timeout(
     proxy = await proxy_factory([openai_provider("hanging", gated.url, timeout=0.3)], ready=False)
     await wait_for(lambda: is_ready(proxy), within=5)
     assert gated.arrived.is_set()
-
-
-class _Raising:
-    """A provider whose probe fails with something that is not a ``ProviderError`` (a bug)."""
-
-    name = "raising"
-    kind = "fake"
-
-    async def probe(self) -> None:
-        raise RuntimeError("bug in a probe")
-
-    async def create(self, request: RenderRequest) -> UpstreamJob:
-        raise NotImplementedError
-
-    async def get(self, upstream_id: str) -> UpstreamJob:
-        raise NotImplementedError
-
-    async def remix(self, upstream_id: str, prompt: str) -> UpstreamJob:
-        raise NotImplementedError
-
-    async def delete(self, upstream_id: str) -> None:
-        raise NotImplementedError
-
-    async def open_content(
-        self, upstream_id: str, variant: str, range_header: str | None = None
-    ) -> ContentStream:
-        raise NotImplementedError
-
-    async def aclose(self) -> None:
-        return None
-
-
-async def test_a_probe_that_raises_unexpectedly_still_ends_the_first_round() -> None:
-    adapters: Mapping[str, _Raising] = {"raising": _Raising()}
-    health = ProviderHealth(list(adapters), OutlierSettings(), clock=lambda: 0.0)
-    checker = HealthChecker(health, lambda: adapters.items(), interval=3600)
-    task = asyncio.get_running_loop().create_task(checker.run())
-    try:
-        await asyncio.wait_for(checker.first_round.wait(), timeout=5)
-        assert not task.done()  # the loop goes on
-    finally:
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
