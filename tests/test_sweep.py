@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -29,7 +30,7 @@ from tests.conftest import (
     upstream_provider,
     wait_for,
 )
-from tests.fake_upstream import ScriptedFactory
+from tests.fake_upstream import ScriptedFactory, ScriptedUpstream
 
 JOBS = SWEEP_MIN_JOBS + 5
 RENDER = {"render_seconds": 100.0}  # clock seconds: jobs finish only when the test says so
@@ -178,6 +179,25 @@ def scripted_provider(url: str) -> dict[str, Any]:
     }
 
 
+def failing_list(
+    status: int, headers: dict[str, str] | None = None
+) -> Callable[[web.Request], web.StreamResponse]:
+    """A list endpoint that answers the health probe (``limit=1``) and fails every page."""
+
+    def listing(request: web.Request) -> web.StreamResponse:
+        if request.query.get("limit") == "1":
+            return web.json_response({"object": "list", "data": [], "has_more": False})
+        error = {"error": {"message": "the list is broken"}}
+        return web.json_response(error, status=status, headers=headers)
+
+    return listing
+
+
+def list_pages(upstream: ScriptedUpstream) -> int:
+    """Sweep pages the upstream was asked for (the probe's ``limit=1`` read is not one)."""
+    return sum(1 for s in upstream.seen if s.path == "/v1/videos" and "order" in s.query)
+
+
 @pytest.mark.parametrize("status", [500, 429, 404])
 async def test_a_failing_list_falls_back_to_reading_each_job_and_every_job_completes(
     proxy_factory: ProxyFactory, scripted: ScriptedFactory, status: int
@@ -195,18 +215,13 @@ async def test_a_failing_list_falls_back_to_reading_each_job_and_every_job_compl
         upstream.answer("GET", f"/v1/videos/{video_id}", read)
         return web.json_response({**scripted_video(video_id, False), "status": "queued"})
 
-    def listing(request: web.Request) -> web.StreamResponse:
-        if request.query.get("limit") == "1":  # the health probe: the upstream is up
-            return web.json_response({"object": "list", "data": [], "has_more": False})
-        return web.json_response({"error": {"message": "list is broken"}}, status=status)
-
     upstream.answer("POST", "/v1/videos", create)
-    upstream.answer("GET", "/v1/videos", listing)
+    upstream.answer("GET", "/v1/videos", failing_list(status))
     proxy = await proxy_factory([scripted_provider(upstream.url)])
     ids = await create_many(proxy)
 
     def pages() -> int:
-        return sum(1 for s in upstream.seen if s.path == "/v1/videos" and "order" in s.query)
+        return list_pages(upstream)
 
     def reads() -> int:
         paths = {f"/v1/videos/{video_id}" for video_id in made}
@@ -236,23 +251,21 @@ async def test_a_rate_limited_list_page_backs_every_job_off_for_its_retry_after(
         made.append(video_id)
         return web.json_response({**scripted_video(video_id, False), "status": "queued"})
 
-    def listing(request: web.Request) -> web.StreamResponse:
-        if request.query.get("limit") == "1":  # the health probe
-            return web.json_response({"object": "list", "data": [], "has_more": False})
-        error = {"error": {"message": "slow down"}}
-        return web.json_response(error, status=429, headers={"Retry-After": "3600"})
-
     upstream.answer("POST", "/v1/videos", create)
-    upstream.answer("GET", "/v1/videos", listing)
+    upstream.answer("GET", "/v1/videos", failing_list(429, {"Retry-After": "3600"}))
     proxy = await proxy_factory([scripted_provider(upstream.url)])
     ids = await create_many(proxy)
 
     def pages() -> int:
-        return sum(1 for s in upstream.seen if s.path == "/v1/videos" and "order" in s.query)
+        return list_pages(upstream)
 
     def reads() -> int:
         return sum(1 for s in upstream.seen if s.method == "GET" and s.path != "/v1/videos")
 
+    async def refused_once() -> bool:
+        return pages() >= 1
+
+    await wait_for(refused_once)
     await asyncio.sleep(0.5)  # ten intervals: every job has met a rate-limited page by now
     before = (pages(), reads())
     await asyncio.sleep(0.5)
