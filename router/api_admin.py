@@ -51,11 +51,7 @@ async def providers(request: web.Request) -> web.Response:
     """Each provider's state, EWMAs, success rate, ejections and in-flight jobs; and panic."""
     _check_admin(request)
     app = request.app
-    in_flight: dict[str, int] = {}
-    for unfinished in app[keys.STORE].unfinished():
-        name = unfinished.current.provider
-        in_flight[name] = in_flight.get(name, 0) + 1
-    rows = [_row(app, entry, in_flight.get(entry.name, 0)) for entry in app[keys.POOL]]
+    rows = [_row(app, entry) for entry in app[keys.POOL]]
     return json_response({"panic": app[keys.SELECTOR].panicking(), "providers": rows})
 
 
@@ -89,11 +85,12 @@ def _set_drained(request: web.Request, drained: bool) -> web.Response:
         raise NotFound(f"No configured provider named '{name}'.", param="name")
     app[keys.SELECTOR].drain(name, drained)
     log.info("provider %s %s by the admin API", name, "drained" if drained else "re-enabled")
-    in_flight = sum(1 for j in app[keys.STORE].unfinished() if j.current.provider == name)
-    return json_response(_row(app, entry, in_flight))
+    return json_response(_row(app, entry))
 
 
-def _row(app: web.Application, entry: PoolEntry, in_flight: int) -> dict[str, Any]:
+def _row(app: web.Application, entry: PoolEntry) -> dict[str, Any]:
+    """One provider as the admin sees it; ``in_flight`` is the count the limits keep (the
+    ``jobs_in_flight`` gauge shows the same), not a scan of every unfinished job."""
     health, name = app[keys.HEALTH], entry.name
     stats, outliers = health.stats(name), health.outliers.view(name)
     if app[keys.SELECTOR].drained(name):
@@ -110,7 +107,7 @@ def _row(app: web.Application, entry: PoolEntry, in_flight: int) -> dict[str, An
         "render_time_ewma": stats.render_time,
         "success_rate": round(stats.success_rate, 4),
         "failure_rate": round(outliers.failure_rate, 4),
-        "in_flight": in_flight,
+        "in_flight": app[keys.LIMITS].rendering(name),
     }
 
 

@@ -69,16 +69,21 @@ async def test_a_prompt_moderated_request_reaches_exactly_one_provider(
     assert not proxy.app[keys.HEALTH].stats("a").renders
 
 
-async def test_output_moderation_fails_the_job_and_is_not_resubmitted(
-    proxy_factory: ProxyFactory,
-) -> None:
-    proxy = await proxy_factory(
+async def output_moderating_pair(proxy_factory: ProxyFactory, **routing: Any) -> RunningProxy:
+    """The cheaper provider refuses renders of "racy" prompts at the output stage."""
+    return await proxy_factory(
         [
             sim_provider("a", price=0.05, moderation_output_words=["racy"]),
             sim_provider("b", price=0.1),
         ],
-        routing={"strategy": "cheapest"},
+        routing={"strategy": "cheapest", **routing},
     )
+
+
+async def test_output_moderation_fails_the_job_and_is_not_resubmitted(
+    proxy_factory: ProxyFactory,
+) -> None:
+    proxy = await output_moderating_pair(proxy_factory)
     done = await finished_job(proxy, await create(proxy, "a racy scene"))
     assert (done.state, done.error_code, len(done.attempts)) == (
         JobState.FAILED,
@@ -92,13 +97,7 @@ async def test_output_moderation_fails_the_job_and_is_not_resubmitted(
 async def test_output_moderation_is_resubmitted_when_the_policy_says_so(
     proxy_factory: ProxyFactory,
 ) -> None:
-    proxy = await proxy_factory(
-        [
-            sim_provider("a", price=0.05, moderation_output_words=["racy"]),
-            sim_provider("b", price=0.1),
-        ],
-        routing={"strategy": "cheapest", "retry_output_moderation": True},
-    )
+    proxy = await output_moderating_pair(proxy_factory, retry_output_moderation=True)
     done = await finished_job(proxy, await create(proxy, "a racy scene"))
     assert done.state is JobState.COMPLETED
     assert [a.provider for a in done.attempts] == ["a", "b"]
