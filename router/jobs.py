@@ -12,7 +12,8 @@ the poller finds it upstream (``Job.confirm``) or gives up on it; its job stays 
 from __future__ import annotations
 
 import enum
-import secrets
+import os
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,8 +54,10 @@ class AttemptState(enum.Enum):
 
 
 def new_job_id() -> str:
-    """``video_`` and 48 hex digits, the shape OpenAI's ids have."""
-    return "video_" + secrets.token_hex(24)
+    """``video_`` and 48 hex digits, the shape OpenAI's ids have: 12 of milliseconds since the
+    epoch, then 36 random ones. Ids in time order land side by side in the store's primary-key
+    index, so a batch of inserts dirties one leaf page instead of one per job."""
+    return f"video_{time.time_ns() // 1_000_000:012x}{os.urandom(18).hex()}"
 
 
 @dataclass(slots=True, kw_only=True)

@@ -66,9 +66,10 @@ class Schedule:
         self._runner: asyncio.Task[None] | None = None
 
     def add(self, job_id: str, delay: float) -> None:
-        loop = asyncio.get_running_loop()
-        heapq.heappush(self._due, (loop.time() + delay, next(self._sequence), job_id))
-        self._wake.set()
+        entry = (asyncio.get_running_loop().time() + delay, next(self._sequence), job_id)
+        heapq.heappush(self._due, entry)
+        if self._due[0] is entry:  # a later one is covered by the runner's timer already
+            self._wake.set()
 
     def retry(self, job_id: str, interval: float, retry_after: float | None) -> float:
         """Read ``job_id`` again after a failed read: ``interval`` doubled for each failure in

@@ -36,6 +36,7 @@ class Selector:
     __slots__ = (
         "_capable",
         "_catalogue",
+        "_contexts",
         "_drained",
         "_latency_weight",
         "_limits",
@@ -59,6 +60,7 @@ class Selector:
     def configure(self, config: Config) -> None:
         self._catalogue: Mapping[str, ModelSpec] = config.models
         self._capable: dict[tuple[str, str, int], tuple[Candidate, ...]] = {}
+        self._contexts: dict[int, Context] = {}  # by seconds; what strategies see is fixed
         self._strategy = STRATEGIES[config.routing.strategy]
         self._panic_threshold = config.health.panic_threshold
         self._latency_weight = config.routing.latency_weight
@@ -102,21 +104,23 @@ class Selector:
         """Capable, healthy (or panicking), not cooling, not tried; in strategy order."""
         capable = self.capable(model, size, seconds)
         health, drained = self.health, self._drained
-        panic = self.panicking([c.entry for c in capable])
-        usable = [
-            c
-            for c in capable
-            if (name := c.entry.name) not in tried
-            and name not in drained
-            and not health.cooling(name)
-            and (panic or not health.ejected(name))
-        ]
-        ctx = Context(
-            health=self.health,
-            rng=self._rng,
-            seconds=seconds,
-            latency_weight=self._latency_weight,
-        )
+        panic: bool | None = None  # worked out only when some candidate is ejected
+        usable: list[Candidate] = []
+        for c in capable:
+            name = c.entry.name
+            if name in tried or name in drained or health.cooling(name):
+                continue
+            if health.ejected(name):
+                if panic is None:
+                    panic = self.panicking([c.entry for c in capable])
+                if not panic:
+                    continue
+            usable.append(c)
+        ctx = self._contexts.get(seconds)
+        if ctx is None:
+            ctx = self._contexts[seconds] = Context(
+                health=health, rng=self._rng, seconds=seconds, latency_weight=self._latency_weight
+            )
         return self._strategy(usable, ctx)
 
     def panicking(self, entries: Collection[PoolEntry] | None = None) -> bool:

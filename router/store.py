@@ -12,10 +12,12 @@ default. It owns:
 * the idempotency records in memory too, by ``(owner, key)``: ``idempotency_record`` is O(1).
 
 The writer is a dedicated ``threading.Thread`` woken by a ``threading.Event`` and draining a
-``collections.deque``, rather than a single-thread executor: taking everything queued while the
-previous commit ran gives group commit for free (one transaction, one ``executemany`` per run of
-upserts), where an executor runs one task per call; and a deque append is atomic, so a write
-costs the loop no lock (``queue.Queue`` takes one and notifies on every put). Reads (the load at
+``collections.deque``, rather than a single-thread executor: it takes everything queued as one
+batch (one transaction, a few multi-row statements), where an executor runs one task per call;
+and a deque append is atomic, so a write costs the loop no lock (``queue.Queue`` takes one and
+notifies on every put). Under load it waits ``COMMIT_GAP`` after a commit before the next, so
+writes pile up into batches: on one busy core every commit costs thread switches (the sqlite3
+module lets go of the GIL around each statement) that the loop pays for too. Reads (the load at
 ``open``, input blobs) go through the same thread: one connection, and a read queued after a
 write sees it.
 
@@ -46,7 +48,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
@@ -56,6 +58,7 @@ from router import jsonio
 from router.jobs import Job
 
 __all__ = [
+    "COMMIT_GAP",
     "IDEMPOTENCY_TTL",
     "SCHEMA_VERSION",
     "IdempotencyClaim",
@@ -87,17 +90,40 @@ CREATE INDEX IF NOT EXISTS idempotency_job ON idempotency (job_id);
 """,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
-_UPSERT_JOB = (
-    "INSERT INTO jobs (id, owner, created_at, finished, version, body) VALUES (?, ?, ?, ?, ?, ?)"
+
+
+class _Statement:
+    """A multi-row insert, ``head VALUES (?, ...), ... tail``; each size's text built once."""
+
+    __slots__ = ("_head", "_row", "_tail", "_texts")
+
+    def __init__(self, head: str, columns: int, tail: str = "") -> None:
+        self._head, self._tail = head, tail
+        self._row = "(" + ", ".join("?" * columns) + ")"
+        self._texts: dict[int, str] = {}
+
+    def text(self, rows: int) -> str:
+        text = self._texts.get(rows)
+        if text is None:
+            text = self._texts[rows] = (
+                f"{self._head} VALUES {', '.join([self._row] * rows)}{self._tail}"
+            )
+        return text
+
+
+_CHUNK = 128  # rows per statement at most: 768 parameters, under every SQLite's limit
+_CACHED_STATEMENTS = 3 * _CHUNK + 32  # every size of the three inserts, and the rest
+_UPSERT_JOB = _Statement(
+    "INSERT INTO jobs (id, owner, created_at, finished, version, body)",
+    6,
     # owner and created_at never change, so their index is left alone
     " ON CONFLICT(id) DO UPDATE SET finished = excluded.finished, version = excluded.version,"
-    " body = excluded.body"
-    " WHERE excluded.version >= jobs.version"
+    " body = excluded.body WHERE excluded.version >= jobs.version",
 )
-_UPSERT_INPUT = "INSERT OR REPLACE INTO inputs VALUES (?, ?, ?, ?, ?)"
+_UPSERT_INPUT = _Statement("INSERT OR REPLACE INTO inputs", 5)
 # REPLACE: an expired record of the same key may still be on disk until the next open
-_UPSERT_IDEMPOTENCY = "INSERT OR REPLACE INTO idempotency VALUES (?, ?, ?, ?, ?)"
-
+_UPSERT_IDEMPOTENCY = _Statement("INSERT OR REPLACE INTO idempotency", 5)
+COMMIT_GAP = 0.002  # seconds from one commit to the next, at least
 _T = TypeVar("_T")
 _JobRow = tuple[str, str, float, int, int, bytes]
 _InputRow = tuple[str, str, str, str | None, bytes | None]
@@ -403,29 +429,25 @@ class SqliteJobStore:
                     _reply(loop, replies + [(done, None, None) for done in stops])
                     if stops:
                         return
+                    # Group commit: under load writes come every few hundred microseconds,
+                    # and a commit each would cost thread switches and a WAL append each;
+                    # pausing lets them pile up into the next batch. A write after a quiet
+                    # spell still goes at once.
+                    time.sleep(COMMIT_GAP)
 
     def _commit(self, conn: sqlite3.Connection, ops: list[_Upsert | _Call[Any]]) -> list[_Reply]:
-        """One transaction for the batch, applied in queue order (a delete after a save wins)."""
-        replies: list[_Reply] = []
+        """One transaction for the batch, applied in queue order (a delete after a save wins).
+
+        The usual batch goes in a few statements (``_write_rows``); if one of them fails, the
+        batch is rolled back and redone op by op, so only the ops that fail on their own do.
+        """
         try:
-            conn.execute("BEGIN")
-            run: list[_Upsert] = []
-            for op in ops:
-                if isinstance(op, _Upsert):
-                    run.append(op)
-                    continue
-                if run:
-                    _write_run(conn, run, replies)
-                    run = []
-                try:
-                    result = _savepoint(conn, functools.partial(op.fn, conn))
-                except Exception as exc:
-                    replies.append((op.done, None, exc))
-                else:
-                    replies.append((op.done, result, None))
-            if run:
-                _write_run(conn, run, replies)
-            conn.execute("COMMIT")
+            try:
+                replies = _apply(conn, ops, isolated=False)
+            except sqlite3.Error:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                replies = _apply(conn, ops, isolated=True)
         except Exception as exc:  # the commit itself failed (disk full, I/O): the whole batch did
             # inserts in it fail; its saves reach disk with each job's next save
             log.exception("job store: a batch of %d writes failed", len(ops))
@@ -447,7 +469,8 @@ def _open(path: Path, expired: float) -> tuple[sqlite3.Connection, _Loaded]:
     """Connect, create or migrate the schema, delete idempotency records from ``expired`` or
     before, and load every job and the remaining records (on the writer thread)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(path, isolation_level=None)  # we issue BEGIN/COMMIT per batch
+    # we issue BEGIN/COMMIT per batch
+    conn = sqlite3.connect(path, isolation_level=None, cached_statements=_CACHED_STATEMENTS)
     try:
         conn.execute("PRAGMA journal_mode=WAL")
         # in WAL mode NORMAL syncs at checkpoints, not per commit: a crashed process loses
@@ -474,6 +497,44 @@ def _open(path: Path, expired: float) -> tuple[sqlite3.Connection, _Loaded]:
         raise
 
 
+def _apply(
+    conn: sqlite3.Connection, ops: list[_Upsert | _Call[Any]], *, isolated: bool
+) -> list[_Reply]:
+    """Run ``ops`` in one transaction and commit it; their replies.
+
+    Runs of upserts between calls are written together. ``isolated`` gives every upsert and
+    call its own savepoint, so a failing one fails alone; otherwise a failing upsert raises
+    ``sqlite3.Error`` and the caller rolls back (a failing call fails alone either way).
+    """
+    upserts = [op for op in ops if isinstance(op, _Upsert)]
+    if not isolated and len(upserts) == len(ops) <= _CHUNK and all(map(_plain, upserts)):
+        _write_rows(conn, upserts)  # one statement: its own transaction
+        return [(op.done, None, None) for op in upserts if op.done is not None]
+    replies: list[_Reply] = []
+    conn.execute("BEGIN")
+    run: list[_Upsert] = []
+    for op in ops:
+        if isinstance(op, _Upsert):
+            run.append(op)
+            continue
+        _write_run(conn, run, replies, isolated)
+        run = []
+        try:
+            result = _savepoint(conn, functools.partial(op.fn, conn))
+        except Exception as exc:
+            replies.append((op.done, None, exc))
+        else:
+            replies.append((op.done, result, None))
+    _write_run(conn, run, replies, isolated)
+    conn.execute("COMMIT")
+    return replies
+
+
+def _plain(op: _Upsert) -> bool:
+    """A job row and nothing else: a batch of these is one statement."""
+    return op.input is None and op.idempotency is None
+
+
 def _savepoint(conn: sqlite3.Connection, fn: Callable[[], _T]) -> _T:
     """Run ``fn`` so that, if it raises, none of its statements stay in the transaction."""
     conn.execute("SAVEPOINT op")
@@ -486,29 +547,52 @@ def _savepoint(conn: sqlite3.Connection, fn: Callable[[], _T]) -> _T:
         conn.execute("RELEASE op")
 
 
-def _write_run(conn: sqlite3.Connection, run: list[_Upsert], replies: list[_Reply]) -> None:
+def _write_run(
+    conn: sqlite3.Connection, run: list[_Upsert], replies: list[_Reply], isolated: bool
+) -> None:
+    if not run:
+        return
     failed: dict[int, sqlite3.Error] = {}  # id(op) -> why its row could not be written
-    try:
-        _savepoint(conn, lambda: _write_many(conn, run))
-    except sqlite3.Error:
-        # one bad row fails the whole executemany: redo row by row so only that job fails
+    if not isolated:
+        _write_rows(conn, run)
+    else:
         for op in run:
             try:
-                _savepoint(conn, functools.partial(_write_many, conn, [op]))
+                _savepoint(conn, functools.partial(_write_rows, conn, [op]))
             except sqlite3.Error as exc:
                 log.error("job store: writing job %s failed: %r", op.job[0], exc)
                 failed[id(op)] = exc
     replies.extend((op.done, None, failed.get(id(op))) for op in run if op.done is not None)
 
 
-def _write_many(conn: sqlite3.Connection, run: list[_Upsert]) -> None:
-    conn.executemany(_UPSERT_JOB, [op.job for op in run])
-    inputs = [op.input for op in run if op.input is not None]
-    if inputs:
-        conn.executemany(_UPSERT_INPUT, inputs)
-    claims = [op.idempotency.row() for op in run if op.idempotency is not None]
-    if claims:
-        conn.executemany(_UPSERT_IDEMPOTENCY, claims)
+def _write_rows(conn: sqlite3.Connection, run: list[_Upsert]) -> None:
+    """Upsert the rows of ``run`` with as few statements as possible.
+
+    The sqlite3 module lets go of the GIL around every statement step, and with the loop
+    thread busy each let-go is a thread switch: ``executemany`` would pay one per row, a
+    multi-row ``VALUES`` pays one per statement (each size's text stays in the connection's
+    statement cache).
+    """
+    jobs: dict[str, _JobRow] = {}
+    for op in run:  # several snapshots of one job in a batch: the newest is enough
+        known = jobs.get(op.job[0])
+        if known is None or known[4] <= op.job[4]:
+            jobs[op.job[0]] = op.job
+    _insert_rows(conn, _UPSERT_JOB, list(jobs.values()))
+    _insert_rows(conn, _UPSERT_INPUT, [op.input for op in run if op.input is not None])
+    _insert_rows(
+        conn,
+        _UPSERT_IDEMPOTENCY,
+        [op.idempotency.row() for op in run if op.idempotency is not None],
+    )
+
+
+def _insert_rows(
+    conn: sqlite3.Connection, statement: _Statement, rows: Sequence[tuple[Any, ...]]
+) -> None:
+    for start in range(0, len(rows), _CHUNK):
+        chunk = rows[start : start + _CHUNK]
+        conn.execute(statement.text(len(chunk)), [value for row in chunk for value in row])
 
 
 def _delete_rows(conn: sqlite3.Connection, job_id: str) -> None:
