@@ -8,8 +8,8 @@ observer is a plain callable, so this module needs nothing from ``router`` or ``
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
 
 from providers.base import (
     ContentStream,
@@ -70,33 +70,33 @@ class MeteredProvider:
         self._observe(self.name, operation, "ok", time.perf_counter() - started)
         return result
 
-    async def create(self, request: RenderRequest) -> UpstreamJob:
-        return await self._call("create", self._inner.create(request))
+    # Plain methods handing back ``_call``'s coroutine: one coroutine per call, not two.
 
-    async def get(self, upstream_id: str) -> UpstreamJob:
-        return await self._call("get", self._inner.get(upstream_id))
+    def create(self, request: RenderRequest) -> Coroutine[Any, Any, UpstreamJob]:
+        return self._call("create", self._inner.create(request))
 
-    async def remix(self, upstream_id: str, prompt: str) -> UpstreamJob:
-        return await self._call("remix", self._inner.remix(upstream_id, prompt))
+    def get(self, upstream_id: str) -> Coroutine[Any, Any, UpstreamJob]:
+        return self._call("get", self._inner.get(upstream_id))
 
-    async def delete(self, upstream_id: str) -> None:
-        await self._call("delete", self._inner.delete(upstream_id))
+    def remix(self, upstream_id: str, prompt: str) -> Coroutine[Any, Any, UpstreamJob]:
+        return self._call("remix", self._inner.remix(upstream_id, prompt))
 
-    async def open_content(
+    def delete(self, upstream_id: str) -> Coroutine[Any, Any, None]:
+        return self._call("delete", self._inner.delete(upstream_id))
+
+    def open_content(
         self, upstream_id: str, variant: str, range_header: str | None = None
-    ) -> ContentStream:
-        return await self._call(
-            "content", self._inner.open_content(upstream_id, variant, range_header)
-        )
+    ) -> Coroutine[Any, Any, ContentStream]:
+        return self._call("content", self._inner.open_content(upstream_id, variant, range_header))
 
-    async def probe(self) -> None:
-        await self._call("probe", self._inner.probe())
+    def probe(self) -> Coroutine[Any, Any, None]:
+        return self._call("probe", self._inner.probe())
 
-    async def find(self, request: RenderRequest, since: float) -> list[UpstreamJob]:
-        return await self._call("find", self._inner.find(request, since))
+    def find(self, request: RenderRequest, since: float) -> Coroutine[Any, Any, list[UpstreamJob]]:
+        return self._call("find", self._inner.find(request, since))
 
-    async def list_page(self, after: str | None) -> ListPage:
-        return await self._call("list", self._inner.list_page(after))
+    def list_page(self, after: str | None) -> Coroutine[Any, Any, ListPage]:
+        return self._call("list", self._inner.list_page(after))
 
     async def aclose(self) -> None:
         await self._inner.aclose()

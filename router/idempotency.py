@@ -111,19 +111,25 @@ class Idempotency:
         """Requests now waiting for the outcome of a create with their key."""
         return sum(flight.waiters for flight in self._flights.values())
 
-    async def run(
+    def run(
         self,
         owner: str,
         key: str | None,
         request: CreateRequest | Remix,
         submit: Submit,
-    ) -> Job:
+    ) -> Awaitable[Job]:
         """``submit``'s job; with a key, the job an earlier request with it made, if any.
 
         ``submit`` gets the claim to hand to the store's insert with the job (None: no key).
+        Without a key this is ``submit``'s own awaitable: no coroutine of ours in between.
         """
         if key is None:
-            return await submit(None)
+            return submit(None)
+        return self._keyed(owner, key, request, submit)
+
+    async def _keyed(
+        self, owner: str, key: str, request: CreateRequest | Remix, submit: Submit
+    ) -> Job:
         slot = (owner, key)
         mark = await fingerprint(request)
         # no await from here to registering a flight: whoever finds no flight leads

@@ -53,11 +53,40 @@ class AttemptState(enum.Enum):
         return self is AttemptState.COMPLETED or self is AttemptState.FAILED
 
 
+class _RandomHex:
+    """Hex digits from the OS's CSPRNG, read 4 KiB at a time: one system call per ~200 ids
+    instead of one each."""
+
+    __slots__ = ("_buffer", "_offset")
+
+    _READ = 4096
+
+    def __init__(self) -> None:
+        self.forget()
+
+    def forget(self) -> None:
+        """Drop what was read (a forked child must not hand out its parent's digits)."""
+        self._buffer: bytes = b""
+        self._offset = 0
+
+    def take(self, count: int) -> str:
+        end = self._offset + count
+        if end > len(self._buffer):
+            self._buffer, self._offset, end = os.urandom(self._READ), 0, count
+        digits = self._buffer[self._offset : end].hex()
+        self._offset = end
+        return digits
+
+
+_random_hex = _RandomHex()
+os.register_at_fork(after_in_child=_random_hex.forget)
+
+
 def new_job_id() -> str:
     """``video_`` and 48 hex digits, the shape OpenAI's ids have: 12 of milliseconds since the
     epoch, then 36 random ones. Ids in time order land side by side in the store's primary-key
     index, so a batch of inserts dirties one leaf page instead of one per job."""
-    return f"video_{time.time_ns() // 1_000_000:012x}{os.urandom(18).hex()}"
+    return f"video_{time.time_ns() // 1_000_000:012x}{_random_hex.take(18)}"
 
 
 @dataclass(slots=True, kw_only=True)

@@ -123,7 +123,7 @@ _UPSERT_JOB = _Statement(
 _UPSERT_INPUT = _Statement("INSERT OR REPLACE INTO inputs", 5)
 # REPLACE: an expired record of the same key may still be on disk until the next open
 _UPSERT_IDEMPOTENCY = _Statement("INSERT OR REPLACE INTO idempotency", 5)
-COMMIT_GAP = 0.002  # seconds from one commit to the next, at least
+COMMIT_GAP = 0.005  # seconds from one commit to the next, at least
 _T = TypeVar("_T")
 _JobRow = tuple[str, str, float, int, int, bytes]
 _InputRow = tuple[str, str, str, str | None, bytes | None]
