@@ -4,7 +4,7 @@ An ``UNKNOWN`` attempt's create was sent and its answer never came, so the rende
 not exist upstream. Sending it again could render (and bill) twice, so the poller asks here
 instead, once per poll interval: ``find`` on the attempt's provider lists the renders it made
 around the send time that match prompt, upstream model, size and seconds; the nearest one that
-no other unfinished job holds is the attempt's render (``FOUND``). Until
+no stored job holds (``JobStore.holder``) is the attempt's render (``FOUND``). Until
 ``routing.reconcile_window`` has passed since the send (injected clock), absence means
 ``WAIT``. After it, a definite "not there" means the create never arrived (``RESUBMIT``:
 another provider may take it), while a provider that cannot be searched (``Unsearchable``:
@@ -73,8 +73,9 @@ async def reconcile(
         )
     except ProviderError as exc:
         return Finding(Verdict.RETRY, error=exc)
-    claimed = _claimed(store, attempt.provider) if found else set()
-    match = next((seen for seen in found or () if seen.upstream_id not in claimed), None)
+    match = next(
+        (s for s in found or () if store.holder(attempt.provider, s.upstream_id) is None), None
+    )
     if match is not None:
         return Finding(Verdict.FOUND, match=match)
     if clock() - attempt.submitted_at < window:
@@ -90,13 +91,3 @@ async def reconcile(
         Verdict.RESUBMIT,
         message=f"The provider did not answer the create and did not list it within {window:g}s.",
     )
-
-
-def _claimed(store: JobStore, provider: str) -> set[str]:
-    """Upstream ids on ``provider`` that unfinished jobs already hold (not to be claimed)."""
-    return {
-        a.upstream_id
-        for job in store.unfinished()
-        for a in job.attempts
-        if a.provider == provider and a.upstream_id
-    }

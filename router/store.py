@@ -4,7 +4,8 @@
 default. It owns:
 
 * the in-memory view: every job by id and, per owner, the ``(created_at, id)`` keys in order, so
-  ``get`` is O(1) and ``list_owned`` is O(log n + page) and never touches disk;
+  ``get`` is O(1) and ``list_owned`` is O(log n + page) and never touches disk; and which job
+  holds each upstream render (``holder``, O(1)), learnt at ``insert`` and ``save``;
 * one SQLite file (WAL, ``synchronous=NORMAL``, schema version in ``PRAGMA user_version``) with
   tables ``jobs`` (``body`` is the JSON of ``Job.to_record()``), ``inputs`` (reference images,
   kept so a job can be re-submitted elsewhere) and ``idempotency`` (a client's
@@ -168,6 +169,7 @@ class JobStore(Protocol):
     ) -> tuple[list[Job], bool]: ...
     def unfinished(self) -> list[Job]: ...
     def idempotency_record(self, owner: str, key: str) -> IdempotencyRecord | None: ...
+    def holder(self, provider: str, upstream_id: str) -> str | None: ...
     async def insert(
         self,
         job: Job,
@@ -208,6 +210,7 @@ class SqliteJobStore:
         "_by_owner",
         "_clock",
         "_commits",
+        "_holders",
         "_idempotency",
         "_idempotency_of_job",
         "_jobs",
@@ -225,6 +228,7 @@ class SqliteJobStore:
         self._clock = clock  # ages idempotency records only
         self._jobs: dict[str, Job] = {}
         self._by_owner: dict[str, list[tuple[float, str]]] = {}  # sorted (created_at, id)
+        self._holders: dict[str, dict[str, str]] = {}  # provider -> upstream id -> job id
         self._idempotency: dict[tuple[str, str], IdempotencyRecord] = {}  # by (owner, key)
         self._idempotency_of_job: dict[str, tuple[str, str]] = {}  # job id -> (owner, key)
         self._pending: collections.deque[_Upsert | _Call[Any] | _Stop] = collections.deque()
@@ -293,6 +297,11 @@ class SqliteJobStore:
         # a scan, not an index: jobs finish by mutation the store does not see; called at startup
         return [job for job in self._jobs.values() if not job.state.finished]
 
+    def holder(self, provider: str, upstream_id: str) -> str | None:
+        """The stored job one of whose attempts is ``upstream_id`` on ``provider``, if any."""
+        held = self._holders.get(provider)
+        return None if held is None else held.get(upstream_id)
+
     def idempotency_record(self, owner: str, key: str) -> IdempotencyRecord | None:
         """The job ``owner`` created with ``key`` within ``IDEMPOTENCY_TTL``, if any."""
         record = self._idempotency.get((owner, key))
@@ -341,6 +350,7 @@ class SqliteJobStore:
             # deleted meanwhile: writing it would bring the row back at the next start
             log.debug("job store: not saving job %s, it is not stored", job.id)
             return
+        self._hold(job)  # an attempt may have gained an upstream id (confirm, re-submission)
         self._put(_Upsert(_job_row(job), None, None))
 
     async def delete(self, job_id: str) -> None:
@@ -369,6 +379,7 @@ class SqliteJobStore:
 
     def _index(self, job: Job) -> None:
         self._jobs[job.id] = job
+        self._hold(job)
         keys, key = self._by_owner.setdefault(job.owner, []), (job.created_at, job.id)
         if not keys or keys[-1] < key:
             keys.append(key)  # the usual case: the newest job of its owner
@@ -377,10 +388,21 @@ class SqliteJobStore:
 
     def _unindex(self, job: Job) -> None:
         del self._jobs[job.id]
+        for attempt in job.attempts:
+            held = self._holders.get(attempt.provider)
+            if held is not None and held.get(attempt.upstream_id) == job.id:
+                del held[attempt.upstream_id]
         keys = self._by_owner[job.owner]
         del keys[bisect.bisect_left(keys, (job.created_at, job.id))]
         if not keys:
             del self._by_owner[job.owner]
+
+    def _hold(self, job: Job) -> None:
+        for attempt in job.attempts:
+            if attempt.upstream_id:  # an ``UNKNOWN`` attempt has none yet
+                self._holders.setdefault(attempt.provider, {}).setdefault(
+                    attempt.upstream_id, job.id
+                )
 
     def _remember(self, record: IdempotencyRecord) -> None:
         slot = (record.owner, record.key)

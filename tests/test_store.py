@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from providers.base import InputReference
-from router.jobs import Job, JobState, new_job_id
+from router.jobs import Attempt, AttemptState, Job, JobState, new_job_id
 from router.store import SCHEMA_VERSION, JobStore, SqliteJobStore
 
 REPO = Path(__file__).resolve().parents[1]
@@ -209,6 +209,34 @@ async def test_delete_removes_the_job_and_its_input_durably(
         assert conn.execute("SELECT id FROM jobs").fetchall() == [(kept.id,)]
         assert conn.execute("SELECT count(*) FROM inputs").fetchone() == (0,)
     conn.close()
+
+
+async def test_holder_names_the_job_of_each_upstream_render(
+    store: SqliteJobStore, db: Path
+) -> None:
+    placed, unanswered, gone = make_job(), make_job(), make_job()
+    placed.attempts.append(Attempt(provider="a", upstream_id="up-1", submitted_at=1.0))
+    unanswered.attempts.append(
+        Attempt(provider="a", upstream_id="", state=AttemptState.UNKNOWN, submitted_at=1.0)
+    )
+    gone.attempts.append(Attempt(provider="b", upstream_id="up-1", submitted_at=1.0))
+    for job in (placed, unanswered, gone):
+        await store.insert(job)
+    assert store.holder("a", "up-1") == placed.id
+    assert store.holder("b", "up-1") == gone.id  # ids are per provider
+    assert store.holder("a", "up-2") is None and store.holder("c", "up-1") is None
+
+    assert unanswered.confirm("up-2")  # found upstream by reconciliation
+    store.save(unanswered)
+    await store.delete(gone.id)
+    assert store.holder("a", "up-2") == unanswered.id
+    assert store.holder("b", "up-1") is None
+
+    await store.close()
+    again = await opened(db)
+    assert (again.holder("a", "up-1"), again.holder("a", "up-2")) == (placed.id, unanswered.id)
+    assert again.holder("b", "up-1") is None
+    await again.close()
 
 
 async def test_concurrent_inserts_share_a_few_transactions(store: SqliteJobStore, db: Path) -> None:
