@@ -29,10 +29,15 @@ class Measured:
     wrk: WrkResult
     server_cpu: float  # CPU seconds the server used during the run
     rss_peak: int  # bytes
+    switches: int  # context switches of the server's threads during the run
 
     @property
     def cpu_us_per_request(self) -> float:
         return self.server_cpu / max(self.wrk.requests, 1) * 1e6
+
+    @property
+    def switches_per_request(self) -> float:
+        return self.switches / max(self.wrk.requests, 1)
 
     @property
     def server_util(self) -> float:
@@ -53,6 +58,7 @@ class Measured:
             "errors": w.errors,
             "server_cpu_s": round(self.server_cpu, 3),
             "cpu_us_per_request": round(self.cpu_us_per_request, 1),
+            "context_switches_per_request": round(self.switches_per_request, 3),
             "server_util": round(self.server_util, 3),
             "generator_util": round(w.generator_util, 3),
             "rss_peak_mb": round(self.rss_peak / 2**20, 1),
@@ -61,12 +67,13 @@ class Measured:
 
 async def measure(server: Server, load: Load, seconds: float) -> Measured:
     """Drive ``server`` with ``load`` for ``seconds``; fails if any request failed."""
-    before = server.process.cpu_seconds()
+    before, switched = server.process.cpu_seconds(), server.process.context_switches()
     result, peak = await with_rss_peak(server, run_wrk(load, seconds))
     used = server.process.cpu_seconds() - before
+    switches = server.process.context_switches() - switched
     if result.errors:
         raise RuntimeError(f"{server.process.name}: {result.errors} failed requests under {load}")
-    return Measured(wrk=result, server_cpu=used, rss_peak=peak)
+    return Measured(wrk=result, server_cpu=used, rss_peak=peak, switches=switches)
 
 
 async def with_rss_peak(server: Server, work: Awaitable[_T]) -> tuple[_T, int]:

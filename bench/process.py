@@ -60,6 +60,17 @@ class PinnedProcess:
                 return int(line.split()[1]) * 1024
         raise RuntimeError(f"{self.name}: no VmRSS in /proc/{self.pid}/status")
 
+    def context_switches(self) -> int:
+        """Times any of its threads gave up the CPU so far, by choice or not: on one core,
+        a thread handing work to another (the job store's writer) pays in these."""
+        total = 0
+        for task in Path(f"/proc/{self.pid}/task").iterdir():
+            with contextlib.suppress(FileNotFoundError):  # a thread that just ended
+                for line in (task / "status").read_text().splitlines():
+                    if "ctxt_switches:" in line:  # voluntary and nonvoluntary
+                        total += int(line.split()[1])
+        return total
+
     def side_thread_write_bytes(self) -> int:
         """Bytes passed to write calls by every thread but the main one.
 

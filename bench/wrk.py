@@ -53,6 +53,7 @@ class Load:
     body: bytes | None = None
     paths: Path | None = None  # a file of paths, one a line
     connections: int = 32
+    timeout: float = 5.0  # seconds a request may take before wrk counts it failed
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -77,7 +78,7 @@ class WrkResult:
         return self.generator_cpu / self.seconds
 
 
-async def run_wrk(load: Load, seconds: float, *, request_timeout: float = 5.0) -> WrkResult:
+async def run_wrk(load: Load, seconds: float) -> WrkResult:
     """Run wrk (one thread, ``load.connections`` connections) for ``seconds``."""
     env = {**os.environ, "BENCH_AUTH": f"Bearer {load.key}", "BENCH_METHOD": load.method}
     if load.body is not None:
@@ -86,7 +87,7 @@ async def run_wrk(load: Load, seconds: float, *, request_timeout: float = 5.0) -
         env["BENCH_PATHS"] = str(load.paths)
     argv = [
         "taskset", "-c", str(CLIENT_CORE), ensure_wrk(), "-t1", f"-c{load.connections}",
-        f"-d{seconds:g}s", f"--timeout={request_timeout:g}s", "-s", str(_SCRIPT), load.url,
+        f"-d{seconds:g}s", f"--timeout={load.timeout:g}s", "-s", str(_SCRIPT), load.url,
     ]  # fmt: skip
     before = _children_cpu()
     process = await asyncio.create_subprocess_exec(
