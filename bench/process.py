@@ -63,13 +63,9 @@ class PinnedProcess:
     def context_switches(self) -> int:
         """Times any of its threads gave up the CPU so far, by choice or not: on one core,
         a thread handing work to another (the job store's writer) pays in these."""
-        total = 0
-        for task in Path(f"/proc/{self.pid}/task").iterdir():
-            with contextlib.suppress(FileNotFoundError):  # a thread that just ended
-                for line in (task / "status").read_text().splitlines():
-                    if "ctxt_switches:" in line:  # voluntary and nonvoluntary
-                        total += int(line.split()[1])
-        return total
+        return self._sum_per_thread(
+            "status", ("voluntary_ctxt_switches:", "nonvoluntary_ctxt_switches:")
+        )
 
     def side_thread_write_bytes(self) -> int:
         """Bytes passed to write calls by every thread but the main one.
@@ -77,13 +73,19 @@ class PinnedProcess:
         In the proxy the main thread runs the event loop (its writes are socket writes) and
         the only other thread is the job store's SQLite writer, so this is SQLite's output.
         """
+        return self._sum_per_thread("io", ("wchar:",), main_thread=False)
+
+    def _sum_per_thread(
+        self, file: str, fields: tuple[str, ...], *, main_thread: bool = True
+    ) -> int:
+        """The ``fields`` of ``/proc/<pid>/task/<tid>/<file>`` summed over its threads."""
         total = 0
         for task in Path(f"/proc/{self.pid}/task").iterdir():
-            if int(task.name) == self.pid:
+            if not main_thread and int(task.name) == self.pid:
                 continue
             with contextlib.suppress(FileNotFoundError):  # a thread that just ended
-                for line in (task / "io").read_text().splitlines():
-                    if line.startswith("wchar:"):
+                for line in (task / file).read_text().splitlines():
+                    if line.startswith(fields):
                         total += int(line.split()[1])
         return total
 

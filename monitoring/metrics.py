@@ -81,7 +81,6 @@ class Metrics:
             PREFIX + "queue_wait_seconds", "Submit to the first sign of rendering, per attempt.",
             ["provider"], buckets=RENDER_BUCKETS, registry=r,
         )  # fmt: skip
-        self._queue_by_provider: dict[str, Histogram] = {}
         self.job_seconds = Histogram(
             PREFIX + "job_duration_seconds", "Create to a finished job, by outcome.",
             ["provider", "model", "outcome"], buckets=RENDER_BUCKETS, registry=r,
@@ -125,12 +124,7 @@ class Metrics:
         self.rejections.labels(scope).inc()
 
     def queued(self, provider: str, seconds: float) -> None:
-        """Once per attempt, on the create path when the create's answer already says
-        rendering: the provider's child is looked up once (``labels`` takes a lock each time)."""
-        child = self._queue_by_provider.get(provider)
-        if child is None:
-            child = self._queue_by_provider[provider] = self.queue_seconds.labels(provider)
-        child.observe(seconds)
+        self.queue_seconds.labels(provider).observe(seconds)
 
     def settled(
         self,
