@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from providers.base import InputReference
+from router import store as store_module
 from router.jobs import Attempt, AttemptState, Job, JobState, new_job_id
-from router.store import SCHEMA_VERSION, JobStore, SqliteJobStore
+from router.store import FULL_BATCH, SCHEMA_VERSION, JobStore, SqliteJobStore
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -254,6 +255,23 @@ async def test_concurrent_inserts_share_a_few_transactions(store: SqliteJobStore
     again = await opened(db)
     assert len(again) == 1000
     assert all(again.get(job.id).progress == 5 for job in jobs)  # type: ignore[union-attr]
+    await again.close()
+
+
+async def test_a_full_batch_does_not_wait_out_the_commit_gap(
+    db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A gap far beyond the test's timeout: the inserts return only if a full batch ends it.
+    monkeypatch.setattr(store_module, "COMMIT_GAP", 3600.0)
+    store = await opened(db)
+    await store.insert(make_job(created_at=0.0))  # after a quiet spell: at once; a gap follows
+    before = store.commits
+    batch = [make_job(created_at=float(i)) for i in range(1, FULL_BATCH + 1)]
+    await asyncio.wait_for(asyncio.gather(*(store.insert(job) for job in batch)), timeout=30)
+    assert store.commits - before == 1  # the gap still gathered them into one transaction
+    await asyncio.wait_for(store.close(), timeout=30)  # nor does closing wait the gap out
+    again = await opened(db)
+    assert len(again) == FULL_BATCH + 1
     await again.close()
 
 
