@@ -100,6 +100,11 @@ class Poller:
     def scheduled(self) -> int:
         return self._schedule.scheduled + self._sweeps.waiting
 
+    @property
+    def sweeping(self) -> int:
+        """Of ``scheduled``, the jobs waiting for or being read by a list sweep."""
+        return self._sweeps.waiting
+
     def overdue(self) -> int:
         return self._schedule.overdue()
 

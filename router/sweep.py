@@ -166,7 +166,13 @@ class Sweeps:
         slow_down: RateLimited | None = None
         try:
             for _ in range(budget):
-                if not members or entry is None or self._limits.take_read(provider):
+                if (
+                    not members
+                    or entry is None
+                    # found to have no list while these members waited for this sweep
+                    or provider in self._unlisted
+                    or self._limits.take_read(provider)
+                ):
                     break
                 async with self._limits.read_slots(provider):
                     page = await entry.adapter.list_page(after)

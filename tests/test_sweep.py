@@ -10,6 +10,7 @@ by the simulator's stats and by the proxy's ``sora_proxy_upstream_calls_total``.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import Callable
 from typing import Any
@@ -196,6 +197,47 @@ def failing_list(
 def list_pages(upstream: ScriptedUpstream) -> int:
     """Sweep pages the upstream was asked for (the probe's ``limit=1`` read is not one)."""
     return sum(1 for s in upstream.seen if s.path == "/v1/videos" and "order" in s.query)
+
+
+async def test_jobs_that_wait_for_a_sweep_whose_list_says_404_are_read_alone(
+    proxy_factory: ProxyFactory, scripted: ScriptedFactory
+) -> None:
+    # The first page is held until more jobs have joined the next roster; then the list says
+    # 404. Those jobs must be read alone: the list is not asked again.
+    upstream = await scripted()
+    asked, release = asyncio.Event(), asyncio.Event()
+    made = itertools.count()
+
+    def create(request: web.Request) -> web.StreamResponse:
+        video_id = f"video_{next(made):04d}"
+        upstream.answer("GET", f"/v1/videos/{video_id}", read)
+        return web.json_response({**scripted_video(video_id, False), "status": "queued"})
+
+    def read(request: web.Request) -> web.StreamResponse:
+        return web.json_response(scripted_video(request.path.rsplit("/", 1)[1], True))
+
+    async def listing(request: web.Request) -> web.StreamResponse:
+        if request.query.get("limit") == "1":  # the health probe
+            return web.json_response({"object": "list", "data": [], "has_more": False})
+        asked.set()
+        await release.wait()
+        return web.json_response({"error": {"message": "no list here"}}, status=404)
+
+    upstream.answer("POST", "/v1/videos", create)
+    upstream.answer("GET", "/v1/videos", listing)
+    proxy = await proxy_factory([scripted_provider(upstream.url)])
+    first = await create_many(proxy)
+    await asyncio.wait_for(asked.wait(), timeout=10)
+    later = await create_many(proxy, count=3)
+    poller = proxy.app[keys.POLLER]
+
+    async def later_ones_wait_for_the_sweep() -> bool:
+        return poller.sweeping == len(first) + len(later)
+
+    await wait_for(later_ones_wait_for_the_sweep)
+    release.set()
+    assert {(await finished_job(proxy, i)).state for i in first + later} == {JobState.COMPLETED}
+    assert list_pages(upstream) == 1
 
 
 @pytest.mark.parametrize("status", [500, 429, 404])
