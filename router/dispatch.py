@@ -58,7 +58,7 @@ from router.store import IdempotencyClaim, JobStore
 log = logging.getLogger(__name__)
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)  # not frozen, see providers.base.RenderRequest
 class _Placed:
     """Where a create went: the candidate that got it and its answer, or None when it was sent
     and never answered (the render may exist there); ``sent_at`` by the injected clock."""
@@ -77,7 +77,7 @@ class _Placed:
         return Attempt(provider=name, upstream_id=self.seen.upstream_id, submitted_at=now)
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)  # not frozen, see providers.base.RenderRequest
 class CreateRequest:
     """A validated create, in the client catalogue's terms."""
 
