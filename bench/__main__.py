@@ -26,8 +26,13 @@ from bench.wrk import ensure_wrk
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--seconds", type=float, default=5.0, help="length of one measured run")
-    parser.add_argument("--repeat", type=int, default=3, help="runs per contender (best counts)")
+    parser.add_argument("--seconds", type=float, default=3.0, help="length of one measured run")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=5,
+        help="proxy-then-floor rounds per scenario, odd (the median round counts)",
+    )
     parser.add_argument(
         "--scale",
         default="1000,10000,100000",
@@ -58,7 +63,7 @@ async def _run(args: argparse.Namespace) -> None:
             async with Stack(Path(tmp) / "micro", key) as stack:
                 settings = MicroSettings(
                     seconds=args.seconds,
-                    repeat=args.repeat,
+                    rounds=args.rounds,
                     profile_to=stem.with_name(stem.name + "-profile") if args.profile else None,
                 )
                 found, details["micro"] = await run_micro(stack, settings)

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from bench.stack import Server
 from bench.wrk import Load, WrkResult, run_wrk
 
-__all__ = ["Measured", "best_of", "measure", "with_rss_peak"]
+__all__ = ["Measured", "Paired", "measure", "paired", "with_rss_peak"]
 
 _T = TypeVar("_T")
 _RSS_SAMPLE_SECONDS = 0.05
@@ -86,21 +86,49 @@ async def with_rss_peak(server: Server, work: Awaitable[_T]) -> tuple[_T, int]:
     return task.result(), peak
 
 
-async def best_of(
-    runs: list[tuple[Server, Load]], *, seconds: float, repeat: int
-) -> list[Measured]:
-    """Each (server, load) after a warm-up, ``repeat`` times interleaved; the fastest run of each.
+@dataclass(frozen=True, slots=True)
+class Paired:
+    """The proxy and its floor, run in alternation: every round, and the round that counts."""
 
-    Interleaving spreads the drift of a shared machine over every contender alike, and the
-    fastest run is the one least disturbed by anything else on it.
+    rounds: list[tuple[Measured, Measured]]  # (proxy, floor), in the order they ran
+
+    @property
+    def ratios(self) -> list[float]:
+        return [proxy.wrk.rps / floor.wrk.rps for proxy, floor in self.rounds]
+
+    @property
+    def median(self) -> tuple[Measured, Measured]:
+        """The round with the median throughput ratio (rounds are odd in number)."""
+        ratios = self.ratios
+        order = sorted(range(len(ratios)), key=ratios.__getitem__)
+        return self.rounds[order[len(order) // 2]]
+
+    def to_json(self) -> dict[str, Any]:
+        proxy, floor = self.median
+        return {
+            "proxy": proxy.to_json(),
+            "floor": floor.to_json(),
+            "ratios": [round(r, 3) for r in self.ratios],
+            "rounds": [{"proxy": p.to_json(), "floor": f.to_json()} for p, f in self.rounds],
+        }
+
+
+async def paired(
+    proxy: tuple[Server, Load], floor: tuple[Server, Load], *, seconds: float, rounds: int
+) -> Paired:
+    """After a warm-up of each, ``rounds`` rounds of one proxy run then one floor run.
+
+    A shared machine drifts by tens of percent within a minute (the same floor measured 2,300
+    and 3,100 creates/s a few seconds apart), and a run of the proxy next to a run of its
+    floor sees nearly the same machine, so the ratio of each round is what is compared, and
+    the median round is reported: the fastest run of each side, taken from different moments,
+    measured the drift as often as the code.
     """
-    for _, load in runs:
+    if rounds < 1 or rounds % 2 == 0:
+        raise ValueError(f"rounds must be odd, for a median round: {rounds}")
+    for _, load in (proxy, floor):
         await run_wrk(load, _WARM_UP_SECONDS)
-    best: list[Measured | None] = [None] * len(runs)
-    for _ in range(repeat):
-        for index, (server, load) in enumerate(runs):
-            run = await measure(server, load, seconds)
-            current = best[index]
-            if current is None or run.wrk.rps > current.wrk.rps:
-                best[index] = run
-    return [run for run in best if run is not None]
+    done = []
+    for _ in range(rounds):
+        done.append((await measure(*proxy, seconds), await measure(*floor, seconds)))
+    return Paired(done)

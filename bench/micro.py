@@ -27,7 +27,7 @@ from typing import Any
 import orjson
 
 from bench.client import Api, create_body
-from bench.measure import Measured, best_of, measure
+from bench.measure import Measured, Paired, measure, paired
 from bench.profile import Hotspot, profile
 from bench.report import Row, at_least, below
 from bench.stack import Route, Server, Stack
@@ -41,8 +41,8 @@ _FLAT = 32 * MIB  # memory is "flat" when it grows by less than one 32 MiB file
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MicroSettings:
-    seconds: float = 5.0  # one measured run
-    repeat: int = 3  # runs per contender; the fastest counts
+    seconds: float = 3.0  # one measured run
+    rounds: int = 5  # proxy-then-floor rounds per scenario; the median round counts
     connections: int = 32
     profile_to: Path | None = None  # profile the proxy's three paths into FILE-<path>.txt
 
@@ -78,15 +78,16 @@ async def run_micro(stack: Stack, settings: MicroSettings) -> tuple[list[Row], d
     def load(server: Server, path: str, **how: Any) -> Load:
         return Load(url=server.url + path, key=stack.key, connections=settings.connections, **how)
 
-    async def pair(
-        path: str, floor_path: str | None = None, **how: Any
-    ) -> tuple[Measured, Measured]:
-        runs = [(proxy, load(proxy, path, **how)), (floor, load(floor, floor_path or path, **how))]
-        got = await best_of(runs, seconds=settings.seconds, repeat=settings.repeat)
-        return got[0], got[1]
+    async def pair(path: str, floor_path: str | None = None, **how: Any) -> Paired:
+        return await paired(
+            (proxy, load(proxy, path, **how)),
+            (floor, load(floor, floor_path or path, **how)),
+            seconds=settings.seconds,
+            rounds=settings.rounds,
+        )
 
-    poll = await pair(small_path)
-    content = await pair(small_path + "/content", f"/v1/videos/{upstream_id}/content")
+    poll_rounds = await pair(small_path)
+    content_rounds = await pair(small_path + "/content", f"/v1/videos/{upstream_id}/content")
     # 32 connections take ~5 s per 128 MiB download here: more than wrk's usual 5 s limit
     slow = {"timeout": 60.0}
     content_large = await measure(
@@ -96,7 +97,8 @@ async def run_micro(stack: Stack, settings: MicroSettings) -> tuple[list[Row], d
         proxy, load(proxy, f"/v1/videos/{huge_id}/content", **slow), settings.seconds
     )
     create_how: dict[str, Any] = {"method": "POST", "body": create_body("bench-create")}
-    create = await pair("/v1/videos", **create_how)
+    create_rounds = await pair("/v1/videos", **create_how)
+    poll, content = poll_rounds.median, content_rounds.median
     hotspots: dict[str, dict[str, list[Hotspot]]] = {}
     if settings.profile_to is not None:
         profiled: tuple[tuple[str, str, dict[str, Any]], ...] = (
@@ -109,13 +111,13 @@ async def run_micro(stack: Stack, settings: MicroSettings) -> tuple[list[Row], d
             hotspots[name] = await profile(proxy, load(proxy, path, **how), settings.seconds, out)
 
     rows = [
-        *_ab_rows("client poll", poll, "req/s", ">= 0.7x floor", 0.7),
+        *_ab_rows("client poll", poll_rounds, "req/s", ">= 0.7x floor", 0.7),
         Row(scenario="client poll", metric="p50 ms", proxy=poll[0].wrk.p50_ms,
             reference=poll[1].wrk.p50_ms),
         Row(scenario="client poll", metric="p99 ms", proxy=poll[0].wrk.p99_ms,
             reference=poll[1].wrk.p99_ms, target="< 5 ms", check=below(5.0)),
-        *_ab_rows("create", create, "req/s", ">= 0.6x floor", 0.6),
-        *_ab_rows("content 1 MiB", content, "downloads/s", ">= 0.8x floor", 0.8),
+        *_ab_rows("create", create_rounds, "req/s", ">= 0.6x floor", 0.6),
+        *_ab_rows("content 1 MiB", content_rounds, "downloads/s", ">= 0.8x floor", 0.8),
         Row(scenario="content", metric="proxy RSS MiB, 1 MiB files", proxy=_mib(content[0])),
         Row(scenario="content", metric="proxy RSS MiB, 32 MiB files", proxy=_mib(content_large)),
         Row(scenario="content", metric="proxy RSS MiB, 128 MiB files", proxy=_mib(content_huge)),
@@ -126,9 +128,9 @@ async def run_micro(stack: Stack, settings: MicroSettings) -> tuple[list[Row], d
             target="< 32 MiB (one file)", check=below(_FLAT / MIB)),
     ]  # fmt: skip
     details = {
-        "client_poll": {"proxy": poll[0].to_json(), "floor": poll[1].to_json()},
-        "create": {"proxy": create[0].to_json(), "floor": create[1].to_json()},
-        "content_1mib": {"proxy": content[0].to_json(), "floor": content[1].to_json()},
+        "client_poll": poll_rounds.to_json(),
+        "create": create_rounds.to_json(),
+        "content_1mib": content_rounds.to_json(),
         "content_32mib": {"proxy": content_large.to_json()},
         "content_128mib": {"proxy": content_huge.to_json()},
         "profile": hotspots,
@@ -136,13 +138,16 @@ async def run_micro(stack: Stack, settings: MicroSettings) -> tuple[list[Row], d
     return rows, details
 
 
-def _ab_rows(
-    scenario: str, runs: tuple[Measured, Measured], unit: str, target: str, share: float
-) -> list[Row]:
-    proxy, floor = runs
+def _ab_rows(scenario: str, runs: Paired, unit: str, target: str, share: float) -> list[Row]:
+    """The median round's rows, and the spread of the ratio over every round."""
+    proxy, floor = runs.median
+    ratios = runs.ratios
     return [
         Row(scenario=scenario, metric=unit, proxy=proxy.wrk.rps, reference=floor.wrk.rps,
             target=target, check=at_least(share)),
+        Row(scenario=scenario, metric=f"ratio, lowest of {len(ratios)} rounds", proxy=min(ratios)),
+        Row(scenario=scenario, metric=f"ratio, highest of {len(ratios)} rounds",
+            proxy=max(ratios)),
         Row(scenario=scenario, metric="server CPU us/req", proxy=proxy.cpu_us_per_request,
             reference=floor.cpu_us_per_request),
         Row(scenario=scenario, metric="server core busy %", proxy=100 * proxy.server_util,
