@@ -2,8 +2,9 @@
 
 Gated by ``server.admin_key``, never by a client key: with no admin key configured the admin
 API does not exist (404); a missing or wrong key is a 401; a valid client key is a 403, so a
-client learns nothing about other clients' jobs or the fleet. The auth middleware leaves
-``ADMIN_PREFIX`` to this module. Errors render in the OpenAI envelope like every other route.
+client learns nothing about other clients' jobs or the fleet. The client-key check in front
+of every route (``router.app.fronted``) leaves ``ADMIN_PREFIX`` to this module. Errors render
+in the OpenAI envelope like every other route.
 """
 
 from __future__ import annotations
@@ -23,14 +24,6 @@ from router.reload import reload_config
 log = logging.getLogger(__name__)
 
 ADMIN_PREFIX = "/admin/"
-
-
-def add_routes(app: web.Application) -> None:
-    app.router.add_get(ADMIN_PREFIX + "providers", providers)
-    app.router.add_post(ADMIN_PREFIX + "providers/{name}/drain", drain)
-    app.router.add_post(ADMIN_PREFIX + "providers/{name}/enable", enable)
-    app.router.add_get(ADMIN_PREFIX + "jobs/{job_id}", job)
-    app.router.add_post(ADMIN_PREFIX + "reload", reload)
 
 
 def _check_admin(request: web.Request) -> None:
@@ -118,3 +111,12 @@ async def job(request: web.Request) -> web.Response:
     if found is None:
         raise NotFound("No job with that id.", param="job_id")
     return json_response(found.to_record())
+
+
+ROUTES = (
+    web.get(ADMIN_PREFIX + "providers", providers),
+    web.post(ADMIN_PREFIX + "providers/{name}/drain", drain),
+    web.post(ADMIN_PREFIX + "providers/{name}/enable", enable),
+    web.get(ADMIN_PREFIX + "jobs/{job_id}", job),
+    web.post(ADMIN_PREFIX + "reload", reload),
+)

@@ -237,9 +237,10 @@ def is_image_url(value: object) -> bool:
     return isinstance(value, str) and value.startswith(("https://", "http://", "data:image/"))
 
 
-def add_routes(app: web.Application) -> None:
-    app.router.add_post("/v1/videos", create_video)
-    app.router.add_get("/v1/videos", list_videos)
-    app.router.add_get("/v1/videos/{video_id}", get_video)
-    app.router.add_delete("/v1/videos/{video_id}", delete_video)
-    app.router.add_post("/v1/videos/{video_id}/remix", remix_video)
+ROUTES = (
+    web.post("/v1/videos", create_video),
+    web.get("/v1/videos", list_videos),
+    web.get("/v1/videos/{video_id}", get_video),
+    web.delete("/v1/videos/{video_id}", delete_video),
+    web.post("/v1/videos/{video_id}/remix", remix_video),
+)

@@ -159,7 +159,8 @@ def _in_relay_terms() -> Iterator[None]:
         raise
 
 
-def add_routes(app: web.Application) -> None:
-    app.router.add_post(TASKS_PATH, create_task)
-    app.router.add_get(TASKS_PATH + "/{task_id}", get_task)
-    app.router.add_get(CONTENT_PREFIX + "{job_id}", get_linked_content)
+ROUTES = (
+    web.post(TASKS_PATH, create_task),
+    web.get(TASKS_PATH + "/{task_id}", get_task),
+    web.get(CONTENT_PREFIX + "{job_id}", get_linked_content),
+)

@@ -66,5 +66,4 @@ async def stream_asset(request: web.Request, job: Job, variant: str) -> web.Stre
         upstream.close()
 
 
-def add_routes(app: web.Application) -> None:
-    app.router.add_get("/v1/videos/{video_id}/content", get_content)
+ROUTES = (web.get("/v1/videos/{video_id}/content", get_content),)

@@ -187,3 +187,23 @@ async def test_health_endpoints_need_no_key(small_proxy: RunningProxy) -> None:
         async with anonymous.get("/metrics") as response:
             assert response.status == 200
             assert "sora_proxy_requests_total" in await response.text()
+
+
+async def test_paths_no_route_takes_are_openai_errors_after_the_key_and_counted(
+    small_proxy: RunningProxy, http: aiohttp.ClientSession
+) -> None:
+    async with http.put("/v1/videos/video_unknown") as response:  # a route, not this method
+        assert response.status == 405
+        assert (await error_of(response))["code"] == "method_not_allowed"
+    async with http.head("/v1/videos/video_unknown") as response:  # HEAD comes with every GET
+        assert response.status == 404
+    async with aiohttp.ClientSession(base_url=small_proxy.url) as anonymous:
+        async with anonymous.get("/v1/nothing-here") as response:  # a wrong key learns no route
+            assert response.status == 401
+        async with anonymous.get("/admin/nothing-here") as response:  # admin checks its own key
+            assert response.status == 404
+            await error_of(response)
+    sample = small_proxy.app[keys.METRICS].registry.get_sample_value(
+        "sora_proxy_requests_total", {"route": "unmatched", "status": "405"}
+    )
+    assert sample == 1
