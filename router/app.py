@@ -26,7 +26,7 @@ from aiohttp import web
 from monitoring.metrics import Metrics
 from monitoring.state import StateCollector
 from router import api_admin, api_openai, api_relay, content, keys
-from router.auth import KeyRing
+from router.auth import ClientKey, KeyRing
 from router.config import Config
 from router.dispatch import Dispatcher
 from router.errors import Handler, failure_response
@@ -71,7 +71,7 @@ def create_app(
     routes = (*_ROUTES, *api_openai.ROUTES, *content.ROUTES, *api_relay.ROUTES, *api_admin.ROUTES)
     for route in routes:
         handler = fronted(route.handler, route.path, needs_client_key(route.path))
-        app.router.add_routes([web.RouteDef(route.method, route.path, handler, route.kwargs)])
+        web.RouteDef(route.method, route.path, handler, route.kwargs).register(app.router)
     app.router.add_route("*", "/{path:.*}", fronted(unmatched, UNMATCHED, authenticate=False))
     return app
 
@@ -148,6 +148,11 @@ def needs_client_key(path: str) -> bool:
     )
 
 
+def client_key(request: web.Request) -> ClientKey:
+    """The client key the request's ``Authorization`` header names, or a 401."""
+    return request.app[keys.KEYRING].authenticate(request.headers.get("Authorization"))
+
+
 def fronted(handler: Handler, route: str, authenticate: bool) -> Handler:
     """``handler`` behind what every request goes through; ``route`` labels its metrics."""
 
@@ -156,9 +161,7 @@ def fronted(handler: Handler, route: str, authenticate: bool) -> Handler:
         response: web.StreamResponse
         try:
             if authenticate:
-                request[keys.CLIENT_KEY] = request.app[keys.KEYRING].authenticate(
-                    request.headers.get("Authorization")
-                )
+                request[keys.CLIENT_KEY] = client_key(request)
             response = await handler(request)
         except Exception as exc:
             response = failure_response(request, exc)
@@ -174,7 +177,7 @@ async def unmatched(request: web.Request) -> web.StreamResponse:
     """The catch-all route: 405 when another method has a route here, else 404. The client key
     is checked first, as on the routes themselves, so a wrong key learns no route."""
     if needs_client_key(request.path):
-        request.app[keys.KEYRING].authenticate(request.headers.get("Authorization"))
+        client_key(request)
     catch_all = request.match_info.route.resource
     allowed: set[str] = set()
     for resource in request.app.router.resources():
