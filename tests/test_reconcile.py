@@ -56,6 +56,9 @@ async def test_an_unanswered_create_is_found_in_the_list_and_completes_where_it_
         [slow_sim("a"), sim_provider("b", price=0.1)], routing={"strategy": "cheapest"}
     )
     client = proxy.client()
+    outcomes = proxy.app[keys.HEALTH].outliers.view("a").outcomes
+    # the start-up probe's, which a loaded machine can time out (the provider timeout is short)
+    before = len(outcomes)
     created = await client.videos.create(model="sora-2", prompt=SLOW)
     assert (created.status, created.progress) == ("queued", 0)
     assert upstream_calls(proxy, "a", "create", "timeout") == 1
@@ -67,7 +70,8 @@ async def test_an_unanswered_create_is_found_in_the_list_and_completes_where_it_
     assert list(proxy.simulator("a").jobs) == [attempts[0].upstream_id]
     assert (proxy.stats("a").creates_received, proxy.stats("b").creates_received) == (1, 0)
     assert proxy.stats("a").slow_replies == 1
-    assert False not in proxy.app[keys.HEALTH].outliers.view("a").outcomes  # not a health failure
+    # the unanswered create is no health signal: the finished render is the only outcome since
+    assert list(outcomes)[before:] == [True]
     content = await client.videos.download_content(created.id)
     assert len(content.content) == proxy.simulator("a").settings.video_bytes
 
