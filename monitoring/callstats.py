@@ -1,13 +1,14 @@
-"""Counted latencies kept in plain Python numbers on the loop thread: downstream requests and
-upstream calls.
+"""Counts and latencies kept in plain Python numbers on the loop thread: downstream requests,
+upstream calls, and the queue wait of every attempt.
 
-Both are recorded once per call on the hot path. ``prometheus_client``'s ``Counter.inc`` and
-``Histogram.observe`` take a lock each and the histogram walks its buckets in Python; at tens
-of thousands of calls a second that is a measurable share of a poll's cost. Here a sample is
-two dict lookups, a bisect and three additions, and the series are built only when
-Prometheus scrapes (``collect``), with the same names, labels and buckets the client library
-would give: a counter ``<name>_total`` over ``labels + (extra,)`` and a histogram over
-``labels``.
+All are recorded on the hot path, once per call or per create. ``prometheus_client``'s
+``Counter.inc`` and ``Histogram.observe`` take a lock each and the histogram walks its buckets
+in Python; at tens of thousands of calls a second that is a measurable share of a poll's cost,
+and ``python -m bench.ab`` put the labelled queue-wait histogram alone at ~2% of a create's
+CPU. Here a sample is a dict lookup or two, a bisect and a few additions, and the series are
+built only when Prometheus scrapes (``collect``), with the names, labels and buckets the client
+library would give: ``Latencies`` is a histogram over ``labels``; ``CountedLatency`` adds a
+counter ``<name>_total`` over ``labels + (extra,)``.
 
 Single-threaded by design: samples and scrapes both run on the event loop.
 """
@@ -28,12 +29,45 @@ class _Latency:
         self.total = 0.0
 
 
+class Latencies:
+    """A histogram of seconds by ``labels``, e.g. queue waits by (provider)."""
+
+    __slots__ = ("_bounds", "_documentation", "_labels", "_name", "_series")
+
+    def __init__(
+        self, name: str, documentation: str, labels: Sequence[str], bounds: Sequence[float]
+    ) -> None:
+        self._name, self._documentation = name, documentation
+        self._labels = list(labels)
+        self._bounds = tuple(bounds)
+        self._series: dict[tuple[str, ...], _Latency] = {}
+
+    def observe(self, key: tuple[str, ...], seconds: float) -> None:
+        """One sample under ``key`` (the values of ``labels``)."""
+        series = self._series.get(key)
+        if series is None:
+            series = self._series[key] = _Latency(len(self._bounds) + 1)
+        series.buckets[bisect.bisect_left(self._bounds, seconds)] += 1
+        series.total += seconds
+
+    def collect(self) -> Iterator[Metric]:
+        family = HistogramMetricFamily(self._name, self._documentation, labels=self._labels)
+        edges = [*(repr(float(b)) for b in self._bounds), "+Inf"]  # as prometheus_client
+        for key, series in self._series.items():
+            running, cumulative = 0, []
+            for edge, count in zip(edges, series.buckets, strict=True):
+                running += count
+                cumulative.append((edge, running))
+            family.add_metric(list(key), cumulative, series.total)
+        yield family
+
+
 class CountedLatency:
     """A counter of calls by ``labels`` and one more label, and a latency histogram by
     ``labels``; e.g. requests by (route) and status, upstream calls by (provider, operation)
     and outcome."""
 
-    __slots__ = ("_bounds", "_counter", "_counts", "_histogram", "_labels", "_latency")
+    __slots__ = ("_counter", "_counts", "_labels", "_latency")
 
     def __init__(
         self,
@@ -44,33 +78,19 @@ class CountedLatency:
         bounds: Sequence[float],
     ) -> None:
         self._counter = counter
-        self._histogram = histogram
         self._labels = (*labels, extra)
-        self._bounds = tuple(bounds)
         self._counts: dict[tuple[tuple[str, ...], object], int] = {}
-        self._latency: dict[tuple[str, ...], _Latency] = {}
+        self._latency = Latencies(*histogram, labels, bounds)
 
     def observe(self, key: tuple[str, ...], extra: object, seconds: float) -> None:
         """One call under ``key`` (the values of ``labels``) ending as ``extra``."""
         counted = (key, extra)
         self._counts[counted] = self._counts.get(counted, 0) + 1
-        latency = self._latency.get(key)
-        if latency is None:
-            latency = self._latency[key] = _Latency(len(self._bounds) + 1)
-        latency.buckets[bisect.bisect_left(self._bounds, seconds)] += 1
-        latency.total += seconds
+        self._latency.observe(key, seconds)
 
     def collect(self) -> Iterator[Metric]:
         counts = CounterMetricFamily(*self._counter, labels=self._labels)
         for (key, extra), value in self._counts.items():
             counts.add_metric([*key, str(extra)], value)
         yield counts
-        latency = HistogramMetricFamily(*self._histogram, labels=self._labels[:-1])
-        edges = [*(repr(float(b)) for b in self._bounds), "+Inf"]  # as prometheus_client
-        for key, series in self._latency.items():
-            running, cumulative = 0, []
-            for edge, count in zip(edges, series.buckets, strict=True):
-                running += count
-                cumulative.append((edge, running))
-            latency.add_metric(list(key), cumulative, series.total)
-        yield latency
+        yield from self._latency.collect()

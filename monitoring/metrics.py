@@ -5,10 +5,10 @@ tests do. Labels are bounded: route templates, provider, model and client-key na
 config, and fixed outcome words; never job ids, prompts or secrets. ``key_label=False`` drops
 the ``key`` label (and the per-key budget gauge) for deployments with many keys.
 
-Downstream requests and upstream calls, one sample per call, are counted by
-``monitoring.callstats`` in plain numbers and turned into series at scrape time. Gauges of
-live state (health, panic, in-flight, poller lag) are read at scrape time by
-``monitoring.state.StateCollector``, so they can never drift from the state they show.
+Downstream requests and upstream calls, one sample per call, and queue waits, one per
+attempt, are counted by ``monitoring.callstats`` in plain numbers and turned into series at
+scrape time. Gauges of live state (health, panic, in-flight, poller lag) are read at scrape
+time by ``monitoring.state.StateCollector``, so they can never drift from the state they show.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.registry import Collector
 
-from monitoring.callstats import CountedLatency
+from monitoring.callstats import CountedLatency, Latencies
 
 PREFIX = "sora_proxy_"
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -77,10 +77,11 @@ class Metrics:
             "Submit to completion of the attempt that rendered a completed job.",
             ["provider", "model"], buckets=RENDER_BUCKETS, registry=r,
         )  # fmt: skip
-        self.queue_seconds = Histogram(
+        self.queue_seconds = Latencies(
             PREFIX + "queue_wait_seconds", "Submit to the first sign of rendering, per attempt.",
-            ["provider"], buckets=RENDER_BUCKETS, registry=r,
+            ["provider"], RENDER_BUCKETS,
         )  # fmt: skip
+        r.register(self.queue_seconds)
         self.job_seconds = Histogram(
             PREFIX + "job_duration_seconds", "Create to a finished job, by outcome.",
             ["provider", "model", "outcome"], buckets=RENDER_BUCKETS, registry=r,
@@ -124,7 +125,7 @@ class Metrics:
         self.rejections.labels(scope).inc()
 
     def queued(self, provider: str, seconds: float) -> None:
-        self.queue_seconds.labels(provider).observe(seconds)
+        self.queue_seconds.observe((provider,), seconds)
 
     def settled(
         self,

@@ -9,8 +9,8 @@ import aiohttp
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from monitoring.callstats import CountedLatency
-from monitoring.metrics import LATENCY_BUCKETS, PREFIX
+from monitoring.callstats import CountedLatency, Latencies
+from monitoring.metrics import LATENCY_BUCKETS, PREFIX, RENDER_BUCKETS
 from router import keys
 from tests import metrics_traffic as traffic
 from tests.conftest import ALICE, BOB, ProxyFactory, RunningProxy, sim_provider, wait_for
@@ -148,14 +148,29 @@ def test_counted_latency_matches_what_prometheus_client_would_export() -> None:
         collector.observe(key, extra, seconds)
         count.labels(*key, str(extra)).inc()
         latency.labels(*key).observe(seconds)
+    assert _series(ours) == _series(theirs)
 
-    def series(registry: CollectorRegistry) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-        text = generate_latest(registry).decode()
-        return {
-            (s.name, frozenset(s.labels.items())): s.value
-            for family in text_string_to_metric_families(text)
-            for s in family.samples
-            if not s.name.endswith("_created")
-        }
 
-    assert series(ours) == series(theirs)
+def test_latencies_match_what_prometheus_client_would_export() -> None:
+    """The queue-wait histogram, with whole-second bucket edges, reads as the client's would."""
+    ours = CollectorRegistry()
+    collector = Latencies(PREFIX + "wait_seconds", "x", ["provider"], RENDER_BUCKETS)
+    ours.register(collector)
+    theirs = CollectorRegistry()
+    latency = Histogram(
+        PREFIX + "wait_seconds", "x", ["provider"], buckets=RENDER_BUCKETS, registry=theirs
+    )
+    for provider, seconds in (("a", 1), ("a", 0.2), ("a", 45.5), ("b", 7200.0)):
+        collector.observe((provider,), seconds)
+        latency.labels(provider).observe(seconds)
+    assert _series(ours) == _series(theirs)
+
+
+def _series(registry: CollectorRegistry) -> Samples:
+    text = generate_latest(registry).decode()
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if not s.name.endswith("_created")
+    }
