@@ -96,7 +96,8 @@ class Stack:
         await wait_answering(upstream.root + STATS_PATH)
         return upstream
 
-    async def proxy(self, name: str, routes: list[Route]) -> Server:
+    async def proxy(self, name: str, routes: list[Route], root: Path = ROOT) -> Server:
+        """The proxy on ``routes``, run from the checkout at ``root`` (this one by default)."""
         port = _free_port()
         config = self.workdir / f"{name}.yaml"
         store = self.workdir / f"{name}.db"
@@ -105,7 +106,7 @@ class Stack:
             sys.executable, "-m", "router", "--log-level", "warning", "serve", "--config",
             str(config),
         ]  # fmt: skip
-        server = Server(self._start(name, SERVER_CORE, argv), f"http://127.0.0.1:{port}")
+        server = Server(self._start(name, SERVER_CORE, argv, root), f"http://127.0.0.1:{port}")
         await wait_answering(server.url + "/readyz")
         return server
 
@@ -123,8 +124,8 @@ class Stack:
         await wait_answering(server.url + READY_PATH)
         return server
 
-    def _start(self, name: str, core: int, argv: list[str]) -> PinnedProcess:
-        process = PinnedProcess(name, core, argv, self.workdir / f"{name}.log", cwd=ROOT)
+    def _start(self, name: str, core: int, argv: list[str], root: Path = ROOT) -> PinnedProcess:
+        process = PinnedProcess(name, core, argv, self.workdir / f"{name}.log", cwd=root)
         self._processes.append(process)
         return process
 

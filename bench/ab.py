@@ -1,0 +1,122 @@
+"""``python -m bench.ab REV``: does this working tree cost less CPU per request than ``REV``?
+
+The two proxies run at the same time, both pinned to the server core, each driven by its own
+wrk on the client core; every round compares their CPU time per request over the same
+seconds. The main bench measures one server after another, and on a shared machine whose speed
+drifts by tens of percent within a minute that cannot resolve a change of a few percent (its
+rounds of one code spread from 0.45x to 0.75x). Run side by side, both see the same machine at
+every instant: two copies of one code measured 0.983-0.998 (median 0.993) over six rounds.
+
+What it measures is the CPU a request costs when two servers share a core, so caches are
+colder than in the main bench and absolute numbers run higher; throughput is not compared
+(the scheduler shares the core between threads, so a proxy with a busy writer thread gets
+more of it). It answers "is the change cheaper, and by how much", not whether a target holds:
+the targets stay with ``python -m bench``.
+
+``REV`` is checked out into a temporary git worktree and runs with this checkout's virtualenv.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import secrets
+import statistics
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import uvloop
+
+from bench.client import Api, create_body
+from bench.process import CLIENT_CORE
+from bench.stack import ROOT, Route, Server, Stack
+from bench.wrk import Load, ensure_wrk, run_wrk
+
+MODEL = "bench-ab"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.ab", description=__doc__)
+    parser.add_argument("rev", help="the git revision to compare this working tree against")
+    parser.add_argument("--scenario", choices=["create", "poll"], default="create")
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--seconds", type=float, default=3.0, help="length of one round")
+    parser.add_argument("--connections", type=int, default=32, help="per proxy")
+    args = parser.parse_args()
+    os.sched_setaffinity(0, {CLIENT_CORE})
+    ensure_wrk()
+    uvloop.run(_run(args))
+
+
+async def _run(args: argparse.Namespace) -> None:
+    key = "sk-bench-" + secrets.token_hex(8)
+    with (
+        tempfile.TemporaryDirectory(prefix="sora-bench-ab-") as tmp,
+        _worktree(args.rev, Path(tmp) / "rev") as rev_root,
+    ):
+        async with Stack(Path(tmp) / "run", key) as stack:
+            upstream = await stack.upstream("upstream", render_seconds=0, video_bytes=1024)
+            # creates: polled once an hour, so the rounds measure creates, not the status reads
+            # after them; polls: a job that completes at once
+            interval = 3600.0 if args.scenario == "create" else 0.05
+            route = Route(MODEL, upstream, poll_interval=interval)
+            before = await stack.proxy("rev", [route], root=rev_root)
+            after = await stack.proxy("tree", [route])
+            loads = [await _load(args, server, key) for server in (before, after)]
+            await asyncio.gather(*(run_wrk(load, 1.0) for load in loads))  # warm-up
+            ratios = []
+            print(f"{args.scenario}: CPU us per request, {args.rev} against this working tree")
+            for index in range(args.rounds):
+                used = await _round(loads, (before, after), args.seconds)
+                ratios.append(used[0] / used[1])
+                print(
+                    f"round {index + 1}: {args.rev} {used[0]:7.1f}  tree {used[1]:7.1f}"
+                    f"  {args.rev}/tree {ratios[-1]:.3f}",
+                    flush=True,
+                )
+            print(
+                f"median {args.rev}/tree {statistics.median(ratios):.3f}"
+                f" (lowest {min(ratios):.3f}, highest {max(ratios):.3f});"
+                " above 1: the working tree is cheaper"
+            )
+
+
+async def _load(args: argparse.Namespace, server: Server, key: str) -> Load:
+    if args.scenario == "create":
+        url, method, body = f"{server.url}/v1/videos", "POST", create_body(MODEL)
+        return Load(url=url, key=key, method=method, body=body, connections=args.connections)
+    async with Api(server.url, key) as api:
+        video_id = await api.create(MODEL)
+        await api.wait_status(video_id, "completed")
+    return Load(url=f"{server.url}/v1/videos/{video_id}", key=key, connections=args.connections)
+
+
+async def _round(loads: list[Load], servers: tuple[Server, ...], seconds: float) -> list[float]:
+    """CPU microseconds per request of each server, both under load at once."""
+    before = [server.process.cpu_seconds() for server in servers]
+    results = await asyncio.gather(*(run_wrk(load, seconds) for load in loads))
+    used = []
+    for server, start, result in zip(servers, before, results, strict=True):
+        if result.errors:
+            raise RuntimeError(f"{server.process.name}: {result.errors} failed requests")
+        used.append((server.process.cpu_seconds() - start) * 1e6 / result.requests)
+    return used
+
+
+@contextmanager
+def _worktree(rev: str, path: Path) -> Iterator[Path]:
+    """``rev`` checked out at ``path`` for as long as the block runs."""
+    git = ["git", "-C", str(ROOT)]
+    subprocess.run([*git, "worktree", "add", "--detach", str(path), rev], check=True)
+    try:
+        yield path
+    finally:
+        subprocess.run([*git, "worktree", "remove", "--force", str(path)], check=True)
+
+
+if __name__ == "__main__":
+    main()
