@@ -7,7 +7,8 @@ instantly. The proxy reaches them through four providers (one catalogue model ea
   one polled (client poll) and downloaded (content);
 * ``bench-32mb`` and ``bench-128mb``: the same for the larger files, to see whether memory
   follows file size. Flat means the 128 MiB downloads take less than one 32 MiB file more than
-  the 32 MiB ones: 32 connections buffering whole files would take 3 GiB more. (The 1 MiB runs
+  the 32 MiB ones (each size's highest peak of three alternated runs): 32 connections
+  buffering whole files would take 3 GiB more. (The 1 MiB runs
   read lower: short downloads spend more of their time between requests than with full
   buffers in flight, so the 1 -> 32 MiB step measures that, not file size.)
 * ``bench-create``: the 1 MiB simulator again, but polled once an hour, so the create runs
@@ -37,6 +38,10 @@ __all__ = ["MicroSettings", "run_micro"]
 
 MIB = 2**20
 _FLAT = 32 * MIB  # memory is "flat" when it grows by less than one 32 MiB file
+# Runs per large file size, alternated; each size's highest RSS peak counts. One run each
+# read 63 to 95 MiB for 32 MiB files in runs of the same code (the allocator hands memory
+# back between runs or keeps it), so one low reading could fail or pass the check alone.
+_RSS_ROUNDS = 3
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -90,12 +95,19 @@ async def run_micro(stack: Stack, settings: MicroSettings) -> tuple[list[Row], d
     content_rounds = await pair(small_path + "/content", f"/v1/videos/{upstream_id}/content")
     # 32 connections take ~5 s per 128 MiB download here: more than wrk's usual 5 s limit
     slow = {"timeout": 60.0}
-    content_large = await measure(
-        proxy, load(proxy, large_path + "/content", **slow), settings.seconds
-    )
-    content_huge = await measure(
-        proxy, load(proxy, f"/v1/videos/{huge_id}/content", **slow), settings.seconds
-    )
+    large_runs: list[Measured] = []
+    huge_runs: list[Measured] = []
+    for _ in range(_RSS_ROUNDS):  # alternated: neither size inherits the other's heap alone
+        large_runs.append(
+            await measure(proxy, load(proxy, large_path + "/content", **slow), settings.seconds)
+        )
+        huge_runs.append(
+            await measure(
+                proxy, load(proxy, f"/v1/videos/{huge_id}/content", **slow), settings.seconds
+            )
+        )
+    content_large = max(large_runs, key=lambda run: run.rss_peak)
+    content_huge = max(huge_runs, key=lambda run: run.rss_peak)
     create_how: dict[str, Any] = {"method": "POST", "body": create_body("bench-create")}
     create_rounds = await pair("/v1/videos", **create_how)
     poll, content = poll_rounds.median, content_rounds.median
@@ -119,8 +131,10 @@ async def run_micro(stack: Stack, settings: MicroSettings) -> tuple[list[Row], d
         *_ab_rows("create", create_rounds, "req/s", ">= 0.6x floor", 0.6),
         *_ab_rows("content 1 MiB", content_rounds, "downloads/s", ">= 0.8x floor", 0.8),
         Row(scenario="content", metric="proxy RSS MiB, 1 MiB files", proxy=_mib(content[0])),
-        Row(scenario="content", metric="proxy RSS MiB, 32 MiB files", proxy=_mib(content_large)),
-        Row(scenario="content", metric="proxy RSS MiB, 128 MiB files", proxy=_mib(content_huge)),
+        Row(scenario="content", metric=f"proxy RSS MiB, 32 MiB files, top of {_RSS_ROUNDS}",
+            proxy=_mib(content_large)),
+        Row(scenario="content", metric=f"proxy RSS MiB, 128 MiB files, top of {_RSS_ROUNDS}",
+            proxy=_mib(content_huge)),
         Row(scenario="content", metric="RSS growth MiB, 1 -> 32 MiB files",
             proxy=(content_large.rss_peak - content[0].rss_peak) / MIB),
         Row(scenario="content", metric="RSS growth MiB, 32 -> 128 MiB files",
@@ -131,8 +145,8 @@ async def run_micro(stack: Stack, settings: MicroSettings) -> tuple[list[Row], d
         "client_poll": poll_rounds.to_json(),
         "create": create_rounds.to_json(),
         "content_1mib": content_rounds.to_json(),
-        "content_32mib": {"proxy": content_large.to_json()},
-        "content_128mib": {"proxy": content_huge.to_json()},
+        "content_32mib": {"proxy": [run.to_json() for run in large_runs]},
+        "content_128mib": {"proxy": [run.to_json() for run in huge_runs]},
         "profile": hotspots,
     }
     return rows, details
