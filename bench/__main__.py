@@ -8,20 +8,15 @@ floors measured in the same run, but a busy neighbour still adds noise.
 from __future__ import annotations
 
 import argparse
-import os
-import secrets
 import tempfile
 import time
 from pathlib import Path
 
-import uvloop
-
 from bench.micro import MicroSettings, run_micro
-from bench.process import CLIENT_CORE
 from bench.report import Row, print_table, results_stem, write_json
 from bench.scale import ScaleSettings, run_scale
-from bench.stack import Stack
-from bench.wrk import ensure_wrk
+from bench.stack import Stack, new_key
+from bench.wrk import drive
 
 
 def main() -> None:
@@ -47,13 +42,11 @@ def main() -> None:
     parser.add_argument("--only", choices=["micro", "scale"], help="run one half only")
     parser.add_argument("--profile", action="store_true", help="also profile the proxy with py-spy")
     args = parser.parse_args()
-    os.sched_setaffinity(0, {CLIENT_CORE})
-    ensure_wrk()
-    uvloop.run(_run(args))
+    drive(_run(args))
 
 
 async def _run(args: argparse.Namespace) -> None:
-    key = "sk-bench-" + secrets.token_hex(8)
+    key = new_key()
     stem = results_stem()
     rows: list[Row] = []
     details: dict[str, object] = {"arguments": vars(args)}

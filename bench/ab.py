@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import secrets
 import statistics
 import subprocess
 import tempfile
@@ -29,12 +27,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import uvloop
-
 from bench.client import Api, create_body
-from bench.process import CLIENT_CORE
-from bench.stack import ROOT, Route, Server, Stack
-from bench.wrk import Load, ensure_wrk, run_wrk
+from bench.stack import ROOT, Route, Server, Stack, new_key
+from bench.wrk import Load, drive, run_wrk
 
 MODEL = "bench-ab"
 
@@ -47,13 +42,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0, help="length of one round")
     parser.add_argument("--connections", type=int, default=32, help="per proxy")
     args = parser.parse_args()
-    os.sched_setaffinity(0, {CLIENT_CORE})
-    ensure_wrk()
-    uvloop.run(_run(args))
+    drive(_run(args))
 
 
 async def _run(args: argparse.Namespace) -> None:
-    key = "sk-bench-" + secrets.token_hex(8)
+    key = new_key()
     with (
         tempfile.TemporaryDirectory(prefix="sora-bench-ab-") as tmp,
         _worktree(args.rev, Path(tmp) / "rev") as rev_root,

@@ -10,6 +10,7 @@ core and event loop) and each has its own port and key. ``Stack`` stops everythi
 
 from __future__ import annotations
 
+import secrets
 import socket
 import sys
 from dataclasses import dataclass, field
@@ -26,11 +27,16 @@ from bench.floor_servers import READY_PATH
 from bench.process import CLIENT_CORE, SERVER_CORE, PinnedProcess
 from bench.upstream import STATS_PATH
 
-__all__ = ["POLL_AFTER_MS", "Route", "Server", "Stack", "Upstream"]
+__all__ = ["POLL_AFTER_MS", "Route", "Server", "Stack", "Upstream", "new_key"]
 
 ROOT = Path(__file__).resolve().parent.parent
 POLL_AFTER_MS = 1000
 _UPSTREAM_KEY = "sk-bench-upstream"
+
+
+def new_key() -> str:
+    """A client key for one benchmark run, the only one its proxy and floor accept."""
+    return "sk-bench-" + secrets.token_hex(8)
 
 
 @dataclass(frozen=True, slots=True)

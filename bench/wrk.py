@@ -15,14 +15,17 @@ import os
 import resource
 import shutil
 import subprocess
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import orjson
+import uvloop
 
 from bench.process import CLIENT_CORE
 
-__all__ = ["Load", "WrkResult", "ensure_wrk", "run_wrk"]
+__all__ = ["Load", "WrkResult", "drive", "ensure_wrk", "run_wrk"]
 
 _SCRIPT = Path(__file__).with_name("report.lua")
 
@@ -41,6 +44,14 @@ def ensure_wrk() -> str:
     if not found:
         raise RuntimeError("wrk is not installed and could not be installed")
     return found
+
+
+def drive(work: Coroutine[Any, Any, None]) -> None:
+    """Run ``work``, a benchmark driver, on uvloop in this process pinned to core 1 beside wrk
+    (installed first when missing); the servers it measures have core 0 to themselves."""
+    os.sched_setaffinity(0, {CLIENT_CORE})
+    ensure_wrk()
+    uvloop.run(work)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
