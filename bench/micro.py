@@ -8,9 +8,9 @@ instantly. The proxy reaches them through four providers (one catalogue model ea
 * ``bench-32mb`` and ``bench-128mb``: the same for the larger files, to see whether memory
   follows file size. Flat means the 128 MiB downloads take less than one 32 MiB file more than
   the 32 MiB ones (each size's highest peak of three alternated runs): 32 connections
-  buffering whole files would take 3 GiB more. (The 1 MiB runs
-  read lower: short downloads spend more of their time between requests than with full
-  buffers in flight, so the 1 -> 32 MiB step measures that, not file size.)
+  buffering whole files would take 3 GiB more. (The 1 MiB runs read lower: short downloads
+  spend more of their time between requests than with full buffers in flight, so the
+  1 -> 32 MiB step measures that, not file size.)
 * ``bench-create``: the 1 MiB simulator again, but polled once an hour, so the create runs
   measure the create path alone, not the status reads that follow it (the scale scenario
   measures those).
