@@ -5,7 +5,8 @@ wrk on the client core; every round compares their CPU time per request over the
 seconds. The main bench measures one server after another, and on a shared machine whose speed
 drifts by tens of percent within a minute that cannot resolve a change of a few percent (its
 rounds of one code spread from 0.45x to 0.75x). Run side by side, both see the same machine at
-every instant: two copies of one code measured 0.983-0.998 (median 0.993) over six rounds.
+every instant: two copies of one code measured 0.974-1.018 a round (medians 0.974-1.010), so
+a median within ~3% of 1 means no difference.
 
 What it measures is the CPU a request costs when two servers share a core, so caches are
 colder than in the main bench and absolute numbers run higher; throughput is not compared
@@ -28,6 +29,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from bench.client import Api, create_body
+from bench.measure import measure
 from bench.stack import ROOT, Route, Server, Stack, new_key
 from bench.wrk import Load, drive, run_wrk
 
@@ -90,14 +92,10 @@ async def _load(args: argparse.Namespace, server: Server, key: str) -> Load:
 
 async def _round(loads: list[Load], servers: tuple[Server, ...], seconds: float) -> list[float]:
     """CPU microseconds per request of each server, both under load at once."""
-    before = [server.process.cpu_seconds() for server in servers]
-    results = await asyncio.gather(*(run_wrk(load, seconds) for load in loads))
-    used = []
-    for server, start, result in zip(servers, before, results, strict=True):
-        if result.errors:
-            raise RuntimeError(f"{server.process.name}: {result.errors} failed requests")
-        used.append((server.process.cpu_seconds() - start) * 1e6 / result.requests)
-    return used
+    runs = await asyncio.gather(
+        *(measure(server, load, seconds) for server, load in zip(servers, loads, strict=True))
+    )
+    return [run.cpu_us_per_request for run in runs]
 
 
 @contextmanager
