@@ -19,9 +19,8 @@ and a deque append is atomic, so a write costs the loop no lock (``queue.Queue``
 notifies on every put). Under load it waits up to ``COMMIT_GAP`` after a commit before the
 next (less once ``FULL_BATCH`` writes wait), so writes pile up into batches: on one busy core
 every commit costs thread switches (the sqlite3 module lets go of the GIL around each
-statement) that the loop pays for too. Reads (the load at
-``open``, input blobs) go through the same thread: one connection, and a read queued after a
-write sees it.
+statement) that the loop pays for too. Reads (the load at ``open``, input blobs) go through
+the same thread: one connection, and a read queued after a write sees it.
 
 Callers can rely on: ``insert`` returns once the batch holding the job committed, so a kill -9
 loses no acknowledged job (with ``synchronous=NORMAL`` a power loss may still undo the last
