@@ -10,7 +10,7 @@ then watches two windows of one poll interval each:
 
 * quiet: no client traffic; the upstream calls in it (status reads plus list pages) must stay
   within N / poll_interval (each job is due once per interval, and every job was created
-  before the window opened); with list sweeps (``router.sweep``) a page refreshes up to 100
+  before the window opened); with list sweeps (``router.jobs.sweep``) a page refreshes up to 100
   jobs, so the calls are about N / 100 / poll_interval;
 * loaded: 32 wrk connections polling random in-flight jobs; the upstream calls must not rise,
   since client polls are answered from memory. Its p99 is the client-poll latency under load.

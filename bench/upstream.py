@@ -18,8 +18,8 @@ import orjson
 import uvloop
 from aiohttp import web
 
-from providers.simulation import SimulationSettings
-from providers.simulator import Simulator
+from providers.simulator.server import Simulator
+from providers.simulator.settings import SimulationSettings
 
 STATS_PATH = "/bench/stats"
 

@@ -32,7 +32,7 @@ from providers.base import (
 )
 
 # Connections per provider: status reads are capped by poll_max_concurrent and renders by
-# max_concurrent (router.limits); this only bounds creates, content streams and probes on top.
+# max_concurrent (router.limits.local); this only bounds creates, content streams and probes on top.
 CONNECTIONS = 100
 _PASSED_HEADERS = ("Content-Range", "Accept-Ranges", "ETag", "Last-Modified")
 LIST_PAGE = 100  # entries per list page, the most the OpenAI list takes

@@ -10,7 +10,7 @@ Azure reuses everything here and changes only URLs and auth (``providers.azure``
 newest first, back to the send time less ``CLOCK_SKEW``, matching prompt, model, size and
 seconds. Which match to claim (ids our other jobs hold are not free) is the caller's choice.
 ``list_page`` reads one page of that list as status reads, for the poller's list sweeps
-(``router.sweep``); how far to walk is the caller's business.
+(``router.jobs.sweep``); how far to walk is the caller's business.
 """
 
 from __future__ import annotations

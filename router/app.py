@@ -7,9 +7,9 @@ layers to every request (measured: 2-3 us of a ~56 us bare poll). A catch-all ro
 answers paths no route takes with the OpenAI envelope's 404 or 405.
 
 Cleanup contexts, in dependency order (torn down in reverse): providers (adapters and
-embedded simulators), health (``router.monitor``: selector and probes), the job store (loads
+embedded simulators), health (``router.runtime.health``: selector and probes), the job store (loads
 jobs), the poller and dispatcher (resume in-flight jobs), then the frozen heap
-(``router.heap``: keeps full GC passes off requests).
+(``router.runtime.heap``: keeps full GC passes off requests).
 Readiness turns on when all have started and off first at shutdown.
 Nothing is created at import time.
 """
@@ -25,22 +25,26 @@ from aiohttp import web
 
 from monitoring.metrics import Metrics
 from monitoring.state import StateCollector
-from router import api_admin, api_openai, api_relay, content, keys
-from router.auth import ClientKey, KeyRing
-from router.config import Config
-from router.dispatch import Dispatcher
+from router import appkeys as keys
+from router.api import admin as api_admin
+from router.api import content
+from router.api import openai as api_openai
+from router.api import relay as api_relay
+from router.api.auth import ClientKey, KeyRing
+from router.api.links import CONTENT_PREFIX, LinkSigner
+from router.config.live import LiveConfig
+from router.config.model import Config
 from router.errors import Handler, failure_response
-from router.heap import frozen_heap
-from router.idempotency import Idempotency
+from router.jobs.dispatch import Dispatcher
+from router.jobs.idempotency import Idempotency
+from router.jobs.poller import Poller
+from router.jobs.retry import RetryPolicy
 from router.jsonio import json_headers, json_response
-from router.limits import Limits, completed_today
-from router.links import CONTENT_PREFIX, LinkSigner
-from router.live import LiveConfig
-from router.monitor import health_context, live_state
-from router.poller import Poller
-from router.pool import ProviderPool
-from router.retry import RetryPolicy
-from router.store import SqliteJobStore
+from router.limits.local import Limits, completed_today
+from router.routing.pool import ProviderPool
+from router.runtime.health import health_context, live_state
+from router.runtime.heap import frozen_heap
+from router.store.sqlite import SqliteJobStore
 
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 UNMATCHED = "unmatched"  # the route label of requests no route took
@@ -52,7 +56,7 @@ def create_app(
     clock: Callable[[], float] = time.time,
     config_path: Path | None = None,
 ) -> web.Application:
-    """The proxy for ``config``; ``config_path`` is the file ``router.reload`` re-reads."""
+    """The proxy for ``config``; ``config_path`` is the file ``router.runtime.reload`` re-reads."""
     app = web.Application(client_max_size=config.server.max_body_bytes)
     app[keys.CONFIG] = LiveConfig(config, config_path)
     app[keys.CLOCK] = clock
@@ -139,8 +143,8 @@ async def _jobs(app: web.Application) -> AsyncIterator[None]:
 
 
 def needs_client_key(path: str) -> bool:
-    """Signed content links carry their own credential (``router.links``); the admin API
-    checks the admin key itself (``router.api_admin``)."""
+    """Signed content links carry their own credential (``router.api.links``); the admin API
+    checks the admin key itself (``router.api.admin``)."""
     return (
         path not in PUBLIC_PATHS
         and not path.startswith(CONTENT_PREFIX)

@@ -20,8 +20,8 @@ from pathlib import Path
 
 from aiohttp import web
 
-from providers.simulation import SimulationSettings
-from router.config import Config, ConfigError, load_config
+from providers.simulator.settings import SimulationSettings
+from router.config.model import Config, ConfigError, load_config
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -47,7 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 0
     from router.app import create_app  # the server side only when serving
-    from router.reload import reload_on_sighup
+    from router.runtime.reload import reload_on_sighup
 
     config = with_listen_overrides(config, args.host, args.port)
     _install_uvloop()
@@ -78,7 +78,7 @@ def with_listen_overrides(config: Config, host: str | None, port: int | None) ->
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    from providers.simulator import serve_forever
+    from providers.simulator.server import serve_forever
 
     raw: dict[str, object] = {}
     for field in fields(SimulationSettings):

@@ -17,12 +17,12 @@ import openai
 import pytest
 from aiohttp import web
 
-from providers.simulation import SimulationSettings
-from providers.simulator import Simulator, SimulatorStats
-from router import keys
+from providers.simulator.server import Simulator, SimulatorStats
+from providers.simulator.settings import SimulationSettings
+from router import appkeys as keys
 from router.app import create_app
-from router.config import Config, parse_config
-from router.jobs import Job
+from router.config.model import Config, parse_config
+from router.jobs.model import Job
 from tests.fake_upstream import ScriptedFactory, ScriptedUpstream
 from tests.relay_client import RelayClient
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import openai
 
-from router import keys
+from router import appkeys as keys
 from tests.conftest import ProxyFactory, RunningProxy, sim_provider, wait_for
 
 SECRET_PROMPT = "forbidden sunset 7f3a9c"  # must never reach /metrics

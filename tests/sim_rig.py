@@ -13,8 +13,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from providers.simulation import SimulationSettings
-from providers.simulator import Simulator
+from providers.simulator.server import Simulator
+from providers.simulator.settings import SimulationSettings
 from tests.clock import ManualClock
 
 KEY = "sk-sim-test"

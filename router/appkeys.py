@@ -1,0 +1,40 @@
+"""Every typed key of app and request state; handlers never use string keys."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from aiohttp import web
+
+from monitoring.health import HealthChecker, ProviderHealth
+from monitoring.metrics import Metrics
+from router.api.auth import ClientKey, KeyRing
+from router.api.links import LinkSigner
+from router.config.live import LiveConfig
+from router.jobs.dispatch import Dispatcher
+from router.jobs.idempotency import Idempotency
+from router.jobs.poller import Poller
+from router.limits.local import Limits
+from router.routing.pool import ProviderPool
+from router.routing.selection import Selector
+from router.store.sqlite import JobStore
+
+CONFIG = web.AppKey("config", LiveConfig)  # the config in force; reloads replace .current
+CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("clock")
+METRICS = web.AppKey("metrics", Metrics)
+KEYRING = web.AppKey("keyring", KeyRing)
+POOL = web.AppKey("pool", ProviderPool)
+SELECTOR = web.AppKey("selector", Selector)
+HEALTH = web.AppKey("health", ProviderHealth)
+HEALTH_CHECKER = web.AppKey("health_checker", HealthChecker)  # readiness: first_round
+STORE = web.AppKey("store", JobStore)
+POLLER = web.AppKey("poller", Poller)
+DISPATCHER = web.AppKey("dispatcher", Dispatcher)
+IDEMPOTENCY = web.AppKey("idempotency", Idempotency)
+LIMITS = web.AppKey("limits", Limits)
+LINKS = web.AppKey("links", LinkSigner)
+READY = web.AppKey("ready", list[bool])  # one mutable cell: flipped by startup and shutdown
+
+POLL_HEADERS = web.AppKey("poll_headers", dict[str, str])  # JSON + openai-poll-after-ms, built once
+
+CLIENT_KEY = web.RequestKey("client_key", ClientKey)

@@ -1,0 +1,233 @@
+"""config.yaml -> frozen dataclasses, validated once before anything starts.
+
+Owns the config's records (the dataclasses below, each field's default beside it), reading
+the file and ``parse_config``, which runs the whole pipeline: ``${VAR}`` expansion
+(``router.config.env``), one parser per section (``router.config.sections``, which holds the
+built-in model catalogue) reading through ``router.config.reader``. Every problem is collected
+and raised together in one ``ConfigError``, each as ``dotted.path: what is wrong``, so
+``sora-proxy check`` lists them all in one run. Messages name fields, list positions,
+catalogue sizes and environment variables but never repeat a value read from the file or the
+environment, and reprs hide secrets, so a credential cannot leak through either.
+
+Pure: no event loop and no I/O beyond reading the file in ``load_config``. Runtime objects
+(sessions, limiters, the job store) are built from these records at startup, elsewhere.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from types import MappingProxyType
+
+import yaml
+
+from providers.simulator.settings import SimulationSettings
+from router.config.env import expand_env
+from router.config.reader import Problems, Section, field_names
+
+KINDS = ("openai", "azure", "relay", "simulator")
+STRATEGIES = ("balanced", "cheapest", "fastest", "priority", "weighted")
+
+
+class ConfigError(Exception):
+    """The config is unusable; ``problems`` holds every reason as ``dotted.path: what is wrong``."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8000  # 0 picks a free port (tests)
+    public_url: str = ""  # base of links handed to clients; the parser fills it from host and port
+    admin_key: str = field(default="", repr=False)  # the admin API is off when empty
+    max_body_bytes: int = 52428800  # request bodies, uploads included
+    max_prompt_chars: int = 32000
+    poll_after_ms: int = 2000  # sent to clients as openai-poll-after-ms
+    shutdown_timeout: float = 10.0
+    link_ttl: float = 86400.0  # lifetime of signed content links (relay dialect)
+    # HMAC key of those links; empty: a random one per process
+    link_secret: str = field(default="", repr=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoreConfig:
+    path: str = "./data/sora-proxy.db"  # load_config resolves it against the file's directory
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClientKeyConfig:
+    """One downstream credential. Only the hash of its secret is kept, never the secret."""
+
+    name: str
+    key_sha256: str = field(repr=False)  # lower-case hex
+    rpm: int | None = None
+    max_concurrent: int | None = None
+    daily_budget_usd: float | None = None
+    models: tuple[str, ...] = ("*",)  # client model names this key may use; "*" is all
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModelSpec:
+    """A client-facing catalogue entry: what clients may ask for under this model name."""
+
+    name: str
+    sizes: tuple[str, ...]  # "WxH"
+    seconds: tuple[int, ...]
+    default_size: str
+    default_seconds: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProviderModel:
+    """How one provider serves one catalogue model: its upstream name, price and narrowing."""
+
+    name: str  # the client model name, a key of the catalogue
+    upstream_model: str
+    price_per_second: float | None  # USD for every size; None when priced per size
+    price_by_size: Mapping[str, float]  # size -> USD per second; empty when one price
+    seconds: tuple[int, ...] | None = None  # None: all of the catalogue entry's
+    sizes: tuple[str, ...] | None = None  # None: all of the catalogue entry's
+
+    def price_for(self, size: str) -> float | None:
+        """USD per generated second at ``size``; validation guarantees one for every size served."""
+        return self.price_by_size.get(size, self.price_per_second)
+
+    def supports(self, size: str, seconds: int, catalogue: ModelSpec) -> bool:
+        """Whether both the catalogue entry and this provider allow ``size`` and ``seconds``."""
+        return (
+            size in catalogue.sizes
+            and seconds in catalogue.seconds
+            and (self.sizes is None or size in self.sizes)
+            and (self.seconds is None or seconds in self.seconds)
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProviderConfig:
+    name: str
+    kind: str  # one of KINDS
+    base_url: str  # no trailing "/"; "" only for kind simulator (started in-process)
+    api_key: str = field(default="", repr=False)
+    api_version: str = "preview"  # azure only
+    models: Mapping[str, ProviderModel]  # client model name -> how this provider serves it
+    rpm: int | None = None  # creates sent in any 60 s
+    max_concurrent: int | None = None  # renders in flight (accepted, not finished)
+    poll_interval: float = 5.0  # seconds between upstream status polls of one job
+    poll_rpm: int | None = None  # status reads sent in any 60 s
+    poll_max_concurrent: int = 16  # status reads in flight at once
+    timeout: float = 30.0  # per upstream HTTP call
+    weight: float = 1.0
+    priority: int = 0  # lower goes first under the priority strategy
+    simulate: SimulationSettings | None = None  # set exactly when kind is simulator
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RoutingConfig:
+    strategy: str = "balanced"  # one of STRATEGIES
+    max_attempts: int = 3  # per job, across providers
+    retry_output_moderation: bool = False
+    job_deadline: float = 3600.0
+    stall_timeout: float = 600.0  # an attempt without progress this long is failed over
+    # an unanswered create not found in the provider's list this long is sent elsewhere
+    reconcile_window: float = 120.0
+    seed: int | None = None  # seeds the strategies' random choices
+    # balanced: USD one second of expected render time is worth against expected cost
+    latency_weight: float = 0.001
+    # when every capable provider is at its cap, a create waits up to this many seconds ...
+    admission_wait: float = 10.0
+    admission_queue: int = 100  # ... and at most this many wait at once (0: none); more get 429
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HealthConfig:
+    probe_interval: float = 30.0  # seconds between active probes (free calls) of each provider
+    consecutive_failures: int = 5  # outlier detection: this many failures in a row eject
+    failure_rate: float = 0.5  # ... or this share of failures over the window
+    min_volume: int = 10  # outcomes needed before the failure rate is judged
+    base_ejection: float = 30.0  # seconds; the n-th ejection lasts n times this
+    max_ejection: float = 300.0  # seconds; the longest an ejection lasts
+    max_ejected_share: float = 0.7  # never eject more than this share of the providers
+    panic_threshold: float = 0.3  # below this healthy share, route over every capable provider
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MetricsConfig:
+    key_label: bool = True  # turn off to drop the `key` label on deployments with many keys
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Config:
+    server: ServerConfig
+    store: StoreConfig
+    keys: tuple[ClientKeyConfig, ...]
+    models: Mapping[str, ModelSpec]  # the client-facing catalogue
+    default_model: str
+    providers: tuple[ProviderConfig, ...]
+    routing: RoutingConfig
+    health: HealthConfig
+    metrics: MetricsConfig
+
+
+def load_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Config:
+    """Read and validate a config file; ``env`` (default ``os.environ``) fills ``${VAR}``.
+
+    A relative ``store.path`` is resolved against the file's directory, so the proxy finds
+    its database whatever directory it is started from.
+    """
+    file = Path(path)
+    try:
+        with file.open("rb") as stream:
+            raw = yaml.safe_load(stream)
+    except OSError as exc:
+        raise ConfigError([f"{file}: cannot read ({exc.strerror or exc})"]) from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError([_yaml_problem(file, exc)]) from exc
+    config = parse_config(raw, env)
+    if config.store.path == ":memory:" or os.path.isabs(config.store.path):
+        return config
+    resolved = os.path.abspath(file.parent / config.store.path)
+    return replace(config, store=StoreConfig(path=resolved))
+
+
+def _yaml_problem(file: Path, exc: yaml.YAMLError) -> str:
+    # One line, in the parser's own words; never the document's text, which may hold a secret.
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
+        return f"{file}, line {exc.problem_mark.line + 1}: invalid YAML: {exc.problem}"
+    return f"{file}: invalid YAML"
+
+
+def parse_config(raw: object, env: Mapping[str, str] | None = None) -> Config:
+    """Validate a ``yaml.safe_load`` result; raises ``ConfigError`` listing every problem."""
+    if raw is None:
+        raise ConfigError(["config: the document is empty"])
+    if not isinstance(raw, dict):
+        raise ConfigError(["config: must be a mapping of sections"])
+    # The section parsers build this module's records, so they are imported here, once this
+    # module is complete: a top-level import would make the two modules import each other.
+    from router.config import sections
+
+    problems = Problems()
+    tree, unset = expand_env(raw, os.environ if env is None else env)
+    for path, variable in unset:
+        problems.unset_variable(path, variable)
+    top = Section(tree, "", problems, field_names(Config))
+    catalogue = sections.parse_catalogue(top)
+    config = Config(
+        server=sections.parse_server(top.section("server", field_names(ServerConfig))),
+        store=sections.parse_store(top.section("store", field_names(StoreConfig))),
+        keys=sections.parse_keys(top, catalogue),
+        models=MappingProxyType(catalogue),
+        default_model=sections.parse_default_model(top, catalogue),
+        providers=sections.parse_providers(top, catalogue),
+        routing=sections.parse_routing(top.section("routing", field_names(RoutingConfig))),
+        health=sections.parse_health(top.section("health", field_names(HealthConfig))),
+        metrics=sections.parse_metrics(top.section("metrics", field_names(MetricsConfig))),
+    )
+    if problems.messages:
+        raise ConfigError(problems.messages)
+    return config

@@ -1,0 +1,467 @@
+"""Submitting renders: pick candidates, send, fail over at submit, record the job.
+
+A create goes to the candidates in order. A failure that proves the upstream did not take the
+render (connect error, 5xx, 429, unusable provider) moves on to the next candidate before the
+client hears anything. Moderation and other refusals are the client's answer, from the first
+provider that gave them. A create that may have been accepted (sent, then a timeout, a broken
+connection or a 2xx we cannot read) is never re-sent blindly: no other candidate gets it, and
+the job is recorded with one ``UNKNOWN`` attempt on that provider, queued to the client, which
+the poller reconciles through the provider's list (``Provider.find``). The limits hold stays
+on that provider meanwhile, and the unanswered create is not a health signal.
+
+The job is durable (``store.insert`` awaited) before the client gets its id.
+
+``resubmit`` is the poller's post-acceptance failover: when an accepted attempt fails for a
+provider reason or stalls, or an unknown one is not found upstream in time, the retry policy and
+budget decide, and a new attempt goes to a provider not tried yet, under the same job id, with
+the input reference re-read from the store; an unanswered re-submission is an ``UNKNOWN``
+attempt too.
+Every submit outcome is reported to ``ProviderHealth``: a 429 cools the provider, moderation and
+refusals are not health signals, everything else feeds outlier detection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from monitoring.metrics import Metrics
+from providers.base import (
+    BadUpstreamReply,
+    InputReference,
+    ModerationBlocked,
+    ProviderError,
+    RateLimited,
+    Rejected,
+    RenderRequest,
+    UpstreamJob,
+    UpstreamTimeout,
+)
+from router.config.model import RoutingConfig
+from router.errors import (
+    InvalidRequest,
+    NotReady,
+    RouterError,
+    TooManyRequests,
+    Unavailable,
+    UpstreamFailed,
+)
+from router.jobs.model import Attempt, AttemptState, Job, JobState, new_job_id
+from router.jobs.poller import Poller
+from router.jobs.retry import AttemptFailure, RetryBudget, RetryDecision, RetryPolicy, RetryState
+from router.limits.local import Hold, Limits
+from router.routing.selection import Candidate, Selector
+from router.store.sqlite import IdempotencyClaim, JobStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)  # not frozen, see providers.base.RenderRequest
+class _Placed:
+    """Where a create went: the candidate that got it and its answer, or None when it was sent
+    and never answered (the render may exist there); ``sent_at`` by the injected clock."""
+
+    candidate: Candidate
+    seen: UpstreamJob | None
+    sent_at: float
+
+    def attempt(self, now: float) -> Attempt:
+        """The job's attempt for this create: ``UNKNOWN`` since the send, or known from now."""
+        name = self.candidate.entry.name
+        if self.seen is None:
+            return Attempt(
+                provider=name, upstream_id="", state=AttemptState.UNKNOWN, submitted_at=self.sent_at
+            )
+        return Attempt(provider=name, upstream_id=self.seen.upstream_id, submitted_at=now)
+
+
+@dataclass(slots=True)  # not frozen, see providers.base.RenderRequest
+class CreateRequest:
+    """A validated create, in the client catalogue's terms."""
+
+    model: str
+    prompt: str
+    size: str
+    seconds: int
+    input_reference: InputReference | None = None
+
+
+class Dispatcher:
+    __slots__ = (
+        "_budget",
+        "_clock",
+        "_limits",
+        "_metrics",
+        "_policy",
+        "_poller",
+        "_routing",
+        "_selector",
+        "_store",
+    )
+
+    def __init__(
+        self,
+        *,
+        selector: Selector,
+        store: JobStore,
+        poller: Poller,
+        clock: Callable[[], float],
+        policy: RetryPolicy,
+        metrics: Metrics,
+        limits: Limits,
+        routing: RoutingConfig,
+    ) -> None:
+        self._metrics = metrics
+        self._limits = limits
+        self._routing = routing
+        self._selector = selector
+        self._store = store
+        self._poller = poller
+        self._clock = clock
+        self._policy = policy
+        self._budget = RetryBudget()
+
+    def configure(self, routing: RoutingConfig) -> None:
+        """Take reloaded routing settings; renders in flight keep their attempts so far."""
+        self._routing = routing
+        self._policy = RetryPolicy.from_config(routing)
+
+    async def create(
+        self, owner: str, request: CreateRequest, idempotency: IdempotencyClaim | None = None
+    ) -> Job:
+        """Place a new render and store its job (with ``idempotency``'s record, if any)."""
+        hold = self._admit(owner)
+        try:
+            placed = await self._place(request, hold)
+        except BaseException:
+            self._limits.release(hold)
+            raise
+        self._budget.created(self._clock())
+        job = self._new_job(owner, request, placed)
+        self._limits.bind(hold, job.id)
+        await self._store.insert(job, request.input_reference, idempotency)
+        self._poller.track(job)
+        return job
+
+    async def _place(self, request: CreateRequest, hold: Hold) -> _Placed:
+        """Submit to the first candidate that takes it; wait in the admission queue while every
+        usable provider is at its cap, up to ``routing.admission_wait``."""
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + self._routing.admission_wait
+        queued = False
+        try:
+            while True:
+                model, size, seconds = request.model, request.size, request.seconds
+                candidates = self._selector.candidates(model, size, seconds)
+                if candidates:
+                    try:
+                        return await self._submit(
+                            candidates, request, request.input_reference, hold
+                        )
+                    except _NoRoom:
+                        pass
+                usable = self._selector.usable(model, size, seconds)
+                if not usable:
+                    if not self._selector.capable(model, size, seconds):
+                        raise self._unrenderable(request)
+                    raise Unavailable(
+                        "Every capable provider is cooling down or ejected; retry later."
+                    )
+                names = [c.entry.name for c in usable]
+                remaining = give_up - loop.time()
+                if remaining <= 0 or (
+                    not queued and self._limits.queued >= self._routing.admission_queue
+                ):
+                    self._metrics.rejected("providers")
+                    raise TooManyRequests(
+                        "Every capable provider is at its configured limit; retry later.",
+                        retry_after=min(self._limits.room_in(names), 60.0),
+                    )
+                if not queued:
+                    queued = True
+                    self._limits.queued += 1
+                await self._limits.wait_for_room(min(remaining, self._limits.room_in(names)))
+        finally:
+            if queued:
+                self._limits.queued -= 1
+
+    async def resubmit(self, job: Job, failure: AttemptFailure) -> bool:
+        """Start a new attempt of ``job`` elsewhere; False when policy, budget or providers say no.
+
+        The caller has already closed the failed attempt; on False it settles the job.
+        """
+        now = self._clock()
+        state = RetryState(self._policy, len(job.attempts), job.created_at)
+        if state.decide(failure, now) is RetryDecision.FAIL:
+            return False
+        tried = {a.provider for a in job.attempts}
+        candidates = self._selector.candidates(job.model, job.size, job.seconds, tried=tried)
+        hold = self._limits.hold_of(job.id)
+        if not candidates or hold is None or not self._budget.try_spend(now):
+            return False
+        reference = await self._store.input_reference(job.id)
+        request = CreateRequest(job.model, job.prompt, job.size, job.seconds, reference)
+        try:
+            placed = await self._submit(candidates, request, reference, hold)
+        except (RouterError, _NoRoom) as exc:
+            reason = exc.message if isinstance(exc, RouterError) else "every provider is full"
+            log.warning("job %s: no provider took the re-submission (%s)", job.id, reason)
+            return False
+        candidate = placed.candidate
+        self._metrics.failover(failure.value, job.current.provider, candidate.entry.name)
+        submitted = self._clock()
+        job.add_attempt(placed.attempt(submitted), candidate.price_per_second or 0.0)
+        if placed.seen is not None:
+            self._first_sight(job, placed.seen, submitted)
+        self._store.save(job)
+        log.info(
+            "job %s: attempt %d on %s (%s)",
+            job.id,
+            len(job.attempts),
+            candidate.entry.name,
+            job.current.state.value,
+        )
+        self._poller.track(job)
+        return True
+
+    async def _submit(
+        self,
+        candidates: list[Candidate],
+        request: CreateRequest,
+        reference: InputReference | None,
+        hold: Hold,
+    ) -> _Placed:
+        """Create on the first candidate that takes it, failing over on provider errors.
+
+        A candidate that filled up meanwhile, or whose price the key's budget cannot take, is
+        skipped; when nothing was sent for the first reason ``_NoRoom`` asks the caller to
+        wait, for the second the key is over budget. A create sent and never answered ends the
+        walk there (``_Placed.seen`` is None), holding that provider's slot.
+        """
+        health = self._selector.health
+        loop = asyncio.get_running_loop()
+        failures: list[ProviderError] = []
+        over_budget = False
+        for index, candidate in enumerate(candidates):
+            name = candidate.entry.name
+            cost = _cost(candidate, request.seconds, self._limits.budgeted(hold.key))
+            if cost is None or not self._limits.assign(hold, name, cost):
+                over_budget = over_budget or self._limits.has_room(name)
+                continue
+            upstream = RenderRequest(
+                model=candidate.upstream_model,
+                prompt=request.prompt,
+                size=request.size,
+                seconds=request.seconds,
+                input_reference=reference,
+            )
+            sent_at = self._clock()
+            started = loop.time()
+            try:
+                seen = await candidate.entry.adapter.create(upstream)
+            except ProviderError as exc:
+                if _ambiguous(exc):
+                    # It may be rendering there: another provider must not get it as well.
+                    log.warning("create on %s went unanswered (%r); reconciling it", name, exc)
+                    return _Placed(candidate, None, sent_at)
+                _raise_if_final(exc)
+                if isinstance(exc, RateLimited):
+                    health.cool(name, exc.retry_after)
+                else:
+                    health.submitted(name, False, loop.time() - started)
+                log.warning("create on %s failed (%r); trying the next provider", name, exc)
+                failures.append(exc)
+                if index + 1 < len(candidates):
+                    reason = "rate_limited" if isinstance(exc, RateLimited) else "submit_failed"
+                    self._metrics.failover(reason, name, candidates[index + 1].entry.name)
+                continue
+            health.submitted(name, True, loop.time() - started)
+            return _Placed(candidate, seen, sent_at)
+        if failures:
+            error = _all_failed(failures)
+            if isinstance(error, TooManyRequests):
+                self._metrics.rejected("providers")
+            raise error
+        if over_budget:
+            self._metrics.rejected("key_budget")
+            raise self._limits.over_budget(hold.key)
+        raise _NoRoom
+
+    async def remix(
+        self,
+        owner: str,
+        source: Job,
+        prompt: str,
+        idempotency: IdempotencyClaim | None = None,
+    ) -> Job:
+        """A new job remixing ``source``, on the provider that holds the source render.
+
+        A remix is a render: it counts against the key's limits and the provider's like a create,
+        at the source's price; with no room at that provider it is a 429 (no other can do it).
+        """
+        if source.state is not JobState.COMPLETED:
+            raise NotReady("Only a completed video can be remixed.", param="video_id")
+        entry = self._selector.holder(source)
+        hold = self._admit(owner)
+        try:
+            if not self._limits.assign(hold, entry.name, source.price_per_second * source.seconds):
+                if self._limits.has_room(entry.name):
+                    self._metrics.rejected("key_budget")
+                    raise self._limits.over_budget(owner)
+                self._metrics.rejected("providers")
+                raise TooManyRequests(
+                    "The provider holding this video is at its configured limit; retry later.",
+                    retry_after=min(self._limits.room_in([entry.name]), 60.0),
+                )
+            seen = await entry.adapter.remix(source.current.upstream_id, prompt)
+        except ProviderError as exc:
+            self._limits.release(hold)
+            _raise_if_final(exc)
+            raise _all_failed([exc]) from exc
+        except BaseException:
+            self._limits.release(hold)
+            raise
+        now = self._clock()
+        job = Job(
+            id=new_job_id(),
+            owner=owner,
+            model=source.model,
+            prompt=prompt,
+            size=source.size,
+            seconds=source.seconds,
+            created_at=now,
+            remixed_from=source.id,
+            price_per_second=source.price_per_second,
+            attempts=[Attempt(provider=entry.name, upstream_id=seen.upstream_id, submitted_at=now)],
+        )
+        self._first_sight(job, seen, now)
+        self._limits.bind(hold, job.id)
+        await self._store.insert(job, None, idempotency)
+        self._poller.track(job)
+        return job
+
+    async def delete(self, job: Job) -> None:
+        """Forget a finished job here and, best effort, its renders upstream."""
+        if not job.state.finished:
+            raise InvalidRequest(
+                "Only a completed or failed video can be deleted.",
+                param="video_id",
+                code="video_not_finished",
+            )
+        for attempt in job.attempts:
+            entry = self._selector.pinned(attempt.provider)
+            if entry is None or not attempt.upstream_id:  # never confirmed upstream
+                continue
+            try:
+                await entry.adapter.delete(attempt.upstream_id)
+            except ProviderError as exc:
+                log.info(
+                    "job %s: upstream delete on %s failed (%r); forgetting it anyway",
+                    job.id,
+                    attempt.provider,
+                    exc,
+                )
+        await self._store.delete(job.id)
+
+    def _admit(self, owner: str) -> Hold:
+        """The key's slot for one more render, or its 429 (counted as a key rejection)."""
+        try:
+            return self._limits.admit(owner)
+        except TooManyRequests:
+            self._metrics.rejected("key")
+            raise
+
+    def _first_sight(self, job: Job, seen: UpstreamJob, now: float) -> None:
+        """Fold in the create's own answer; if it already says rendering, the queue wait was
+        the submit itself (the poller records the wait of attempts it sees leave the queue)."""
+        job.observe(seen, now)
+        attempt = job.current
+        if attempt.state is not AttemptState.QUEUED:
+            self._metrics.queued(attempt.provider, now - attempt.submitted_at)
+
+    def _new_job(self, owner: str, request: CreateRequest, placed: _Placed) -> Job:
+        now = self._clock()
+        job = Job(
+            id=new_job_id(),
+            owner=owner,
+            model=request.model,
+            prompt=request.prompt,
+            size=request.size,
+            seconds=request.seconds,
+            created_at=now,
+            price_per_second=placed.candidate.price_per_second or 0.0,
+            attempts=[placed.attempt(now)],
+        )
+        if placed.seen is not None:
+            self._first_sight(job, placed.seen, now)
+        return job
+
+    def _unrenderable(self, request: CreateRequest) -> InvalidRequest:
+        sizes, seconds = self._selector.renderable(request.model, request.size)
+        if not sizes:
+            return InvalidRequest(
+                f"No provider currently serves the model '{request.model}'.",
+                param="model",
+                code="model_not_available",
+            )
+        if request.size not in sizes:
+            return InvalidRequest(
+                f"Size '{request.size}' cannot be rendered for '{request.model}'. "
+                f"Possible sizes: {', '.join(sizes)}.",
+                param="size",
+                code="invalid_value",
+            )
+        return InvalidRequest(
+            f"{request.seconds} seconds at {request.size} cannot be rendered for "
+            f"'{request.model}'. Possible seconds: {', '.join(map(str, seconds))}.",
+            param="seconds",
+            code="invalid_value",
+        )
+
+
+class _NoRoom(Exception):
+    """Every candidate filled up before anything was sent: wait in the admission queue."""
+
+
+def _cost(candidate: Candidate, seconds: int, budgeted: bool) -> float | None:
+    """USD reserved for a render on ``candidate``; None when a budgeted key meets no price."""
+    price = candidate.price_per_second
+    if price is None:
+        return None if budgeted else 0.0
+    return price * seconds
+
+
+def _ambiguous(exc: ProviderError) -> bool:
+    """Sent and never answered readably: the upstream may have taken it."""
+    return (isinstance(exc, UpstreamTimeout) and exc.sent is not False) or isinstance(
+        exc, BadUpstreamReply
+    )
+
+
+def _raise_if_final(exc: ProviderError) -> None:
+    """Refusals go to the client as they are; an ambiguous remix must not be re-sent (creates
+    never get here ambiguous: ``_submit`` keeps them as unknown attempts)."""
+    if isinstance(exc, ModerationBlocked):
+        raise InvalidRequest(exc.message, param=exc.param, code="moderation_blocked") from exc
+    if isinstance(exc, Rejected):
+        raise InvalidRequest(exc.message, param=exc.param, code=exc.code) from exc
+    if _ambiguous(exc):
+        raise UpstreamFailed(
+            "The provider did not confirm the render in time; it may have started. "
+            "Check your video list before retrying.",
+            code="upstream_timeout",
+        ) from exc
+
+
+def _all_failed(failures: list[ProviderError]) -> RouterError:
+    if failures and all(isinstance(f, RateLimited) for f in failures):
+        waits = [f.retry_after for f in failures if f.retry_after is not None]
+        return TooManyRequests(
+            "Every capable provider is rate limited; retry later.",
+            retry_after=min(waits) if waits else 1.0,
+        )
+    return UpstreamFailed(
+        f"No provider accepted the render ({len(failures)} tried).", code="upstream_unavailable"
+    )

@@ -1,0 +1,193 @@
+"""Idempotent creates: one job per client ``Idempotency-Key``, however often the request comes.
+
+``Idempotency`` owns the creates in flight: one future per ``(owner, key)``, so a request
+that arrives while the first with its key is still creating waits for that outcome instead
+of rendering a second time. Finished ones belong to the store: the record is written in the
+same transaction as the job (``submit`` passes the claim on to the store's insert), so it
+survives a restart, and it is looked up in memory.
+
+A key matches a request by a fingerprint of the normalised create (``CreateRequest``), not
+of the raw body: the SDK's multipart boundary changes between retries, and both dialects
+normalise to the same ``CreateRequest``.
+
+Callers can rely on:
+
+* same owner, key and fingerprint: the job the first request made (records last
+  ``IDEMPOTENCY_TTL``);
+* same owner and key, another fingerprint (create or remix): ``Conflict``, 409;
+* the first request fails: its waiters get the same error, nothing is recorded, and a later
+  request with the key tries again;
+* keys are per owner (the client key's name): two clients' keys never collide.
+
+It must not decide how a job is created (``submit`` does) nor touch SQLite.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+
+from router import jsonio
+from router.errors import Conflict, InvalidRequest
+from router.jobs.dispatch import CreateRequest
+from router.jobs.model import Job
+from router.store.sqlite import IdempotencyClaim, JobStore
+
+__all__ = ["HEADER", "Idempotency", "Remix", "fingerprint", "key_from"]
+
+log = logging.getLogger(__name__)
+
+HEADER = "Idempotency-Key"
+_VALID_KEY = re.compile(r"[\x20-\x7e]{1,255}")  # printable ASCII, as Stripe and others take it
+_OFF_LOOP_BYTES = 1 << 20  # uploads larger than this are hashed on a worker thread
+
+
+@dataclass(slots=True, frozen=True)
+class Remix:
+    """A remix as the fingerprint sees it."""
+
+    source_id: str
+    prompt: str
+
+
+@dataclass(slots=True)
+class _Flight:
+    fingerprint: str
+    outcome: asyncio.Future[Job]
+    waiters: int = 0
+
+
+Submit = Callable[[IdempotencyClaim | None], Awaitable[Job]]
+
+
+class _Abandoned(Exception):
+    """The first request was cancelled: its waiters look again instead of sharing that."""
+
+
+def key_from(headers: Mapping[str, str]) -> str | None:
+    """The request's ``Idempotency-Key``: None when absent, a 400 when not 1-255 printable
+    ASCII characters."""
+    value = headers.get(HEADER)
+    if value is None:
+        return None
+    if _VALID_KEY.fullmatch(value) is None:
+        raise InvalidRequest(
+            f"'{HEADER}' must be 1 to 255 printable ASCII characters.",
+            param=HEADER,
+            code="invalid_value",
+        )
+    return value
+
+
+async def fingerprint(request: CreateRequest | Remix) -> str:
+    """A hash of what the request asks for; equal for retries of the same create."""
+    parts: list[object]
+    if isinstance(request, Remix):
+        parts = ["remix", request.source_id, request.prompt]
+    else:
+        ref = request.input_reference
+        image = None
+        if ref is not None:
+            image = [await _digest(ref.data), ref.filename, ref.content_type, ref.url]
+        parts = ["create", request.model, request.prompt, request.size, request.seconds, image]
+    return hashlib.sha256(jsonio.dumps(parts)).hexdigest()
+
+
+class Idempotency:
+    """Runs a create at most once per ``(owner, key)``; see the module docstring."""
+
+    __slots__ = ("_flights", "_store")
+
+    def __init__(self, store: JobStore) -> None:
+        self._store = store
+        self._flights: dict[tuple[str, str], _Flight] = {}
+
+    @property
+    def waiting(self) -> int:
+        """Requests now waiting for the outcome of a create with their key."""
+        return sum(flight.waiters for flight in self._flights.values())
+
+    def run(
+        self,
+        owner: str,
+        key: str | None,
+        request: CreateRequest | Remix,
+        submit: Submit,
+    ) -> Awaitable[Job]:
+        """``submit``'s job; with a key, the job an earlier request with it made, if any.
+
+        ``submit`` gets the claim to hand to the store's insert with the job (None: no key).
+        Without a key this is ``submit``'s own awaitable: no coroutine of ours in between.
+        """
+        if key is None:
+            return submit(None)
+        return self._keyed(owner, key, request, submit)
+
+    async def _keyed(
+        self, owner: str, key: str, request: CreateRequest | Remix, submit: Submit
+    ) -> Job:
+        slot = (owner, key)
+        mark = await fingerprint(request)
+        # no await from here to registering a flight: whoever finds no flight leads
+        while (flight := self._flights.get(slot)) is not None:
+            _same_request(flight.fingerprint, mark)
+            flight.waiters += 1
+            try:
+                # shielded: a waiter that goes away must not cancel the others' outcome
+                return await asyncio.shield(flight.outcome)
+            except _Abandoned:
+                continue
+            finally:
+                flight.waiters -= 1
+        record = self._store.idempotency_record(owner, key)
+        if record is not None:
+            _same_request(record.fingerprint, mark)
+            job = self._store.get(record.job_id)
+            if job is not None:
+                return job
+        return await self._lead(IdempotencyClaim(owner, key, mark), submit)
+
+    async def _lead(self, claim: IdempotencyClaim, submit: Submit) -> Job:
+        slot = (claim.owner, claim.key)
+        outcome: asyncio.Future[Job] = asyncio.get_running_loop().create_future()
+        self._flights[slot] = _Flight(claim.fingerprint, outcome)
+        try:
+            job = await submit(claim)
+        except Exception as exc:
+            outcome.set_exception(exc)
+            raise
+        except BaseException:
+            outcome.set_exception(_Abandoned())
+            raise
+        else:
+            outcome.set_result(job)
+        finally:
+            del self._flights[slot]
+            if outcome.done() and not outcome.cancelled():
+                outcome.exception()  # marks it retrieved: no "never retrieved" log without waiters
+        return job
+
+
+def _same_request(recorded: str, mark: str) -> None:
+    if recorded != mark:
+        raise Conflict(
+            f"This {HEADER} was already used with a different request; "
+            "send a new key for a new request.",
+            param=HEADER,
+        )
+
+
+async def _digest(data: bytes | None) -> str | None:
+    if data is None:
+        return None
+    if len(data) > _OFF_LOOP_BYTES:  # hashlib releases the GIL: the loop keeps serving
+        return await asyncio.to_thread(_sha256, data)
+    return _sha256(data)
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()

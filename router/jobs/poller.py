@@ -1,0 +1,303 @@
+"""The background poller: asks each in-flight attempt's provider for news at its own pace.
+
+Client polls never reach an upstream; they read the store, which this task keeps current.
+Each job is due once per ``poll_interval`` of its provider, however often its client polls,
+and status reads per provider stay under its ``poll_max_concurrent`` and ``poll_rpm``
+(``router.limits.local``): a read that would exceed the rate is rescheduled for when it fits. A
+failed status read is not a failed job: the job is polled again later, backing off (after
+``Retry-After`` on a 429). A job whose upstream id is gone (404) has lost its render
+(``upstream_job_missing``). A due job of a provider that can list, with many jobs in flight,
+is read by a list sweep instead (``router.jobs.sweep``), which hands each status it lists to
+``_fold``, exactly as a status read does; a job the sweep did not see is read by itself.
+
+Post-acceptance failover: an attempt that failed for a provider reason, lost its render, or
+made no progress for ``stall_timeout`` (measured on the injected clock) is closed and handed to
+``resubmit`` (the dispatcher's), which starts a new attempt elsewhere under the same job id or
+declines; then the job fails with the attempt's error. Output moderation goes the same way
+but the retry policy keeps it terminal by default. A job past ``job_deadline`` fails with
+``deadline_exceeded``. Render outcomes feed ``ProviderHealth``; moderation never does.
+
+Reconciliation: an ``UNKNOWN`` attempt (its create was sent, the answer never came) is looked
+for instead of read, once per poll interval; ``router.jobs.reconcile`` gives the verdict (found,
+wait, retry, re-submit elsewhere, or fail without another send) and this module acts on it.
+
+When a job is read next (after how much backoff), and by which of its provider's lane
+workers, is ``router.jobs.schedule``'s business; timestamps written into jobs come from the injected
+wall clock. Failovers run as tasks of their own (a re-submission may wait for admission), so a
+worker is back on its lane at once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from monitoring.health import ProviderHealth
+from monitoring.metrics import Metrics
+from providers.base import ProviderError, RateLimited, Rejected, UpstreamJob
+from router.jobs.model import AttemptState, Job, JobState
+from router.jobs.reconcile import UNCONFIRMED_CODE, Verdict, reconcile
+from router.jobs.retry import AttemptFailure, RetryPolicy, RetryState
+from router.jobs.schedule import Schedule
+from router.jobs.sweep import Sweeps
+from router.limits.local import Limits
+from router.routing.pool import PoolEntry, ProviderPool
+from router.store.sqlite import JobStore
+
+log = logging.getLogger(__name__)
+
+MODERATION_CODE = "moderation_blocked"
+
+Resubmit = Callable[[Job, AttemptFailure], Awaitable[bool]]
+
+
+class Poller:
+    def __init__(
+        self,
+        *,
+        store: JobStore,
+        pool: ProviderPool,
+        clock: Callable[[], float],
+        health: ProviderHealth,
+        policy: RetryPolicy,
+        metrics: Metrics,
+        limits: Limits,
+    ) -> None:
+        self._store = store
+        self._limits = limits
+        self._pool = pool
+        self._clock = clock
+        self._health = health
+        self._policy = policy
+        self._metrics = metrics
+        self.resubmit: Resubmit | None = None  # set by the dispatcher's owner once both exist
+        self._progress: dict[str, tuple[int, int, float]] = {}  # job -> (attempt, progress, since)
+        self._schedule = Schedule(self._read, self._lane_of, limits.read_concurrency)
+        self._sweeps = Sweeps(store, pool, limits, self._schedule, self._fold)
+
+    def configure(self, policy: RetryPolicy) -> None:
+        """Take reloaded routing settings (and providers' read concurrency)."""
+        self._policy = policy
+        self._schedule.restaff()
+        self._sweeps.reset()
+
+    def track(self, job: Job, delay: float | None = None) -> None:
+        """Poll ``job`` after ``delay`` seconds (default: its provider's poll interval)."""
+        self._schedule.add(job.id, self._interval(job) if delay is None else delay)
+
+    def resume(self, jobs: list[Job]) -> None:
+        """Pick up jobs that were in flight before a restart, spread over one interval each."""
+        for index, job in enumerate(jobs):
+            self.track(job, self._interval(job) * index / max(len(jobs), 1))
+
+    def start(self) -> None:
+        self._schedule.start()
+
+    async def stop(self) -> None:
+        await self._schedule.stop()
+
+    @property
+    def scheduled(self) -> int:
+        return self._schedule.scheduled + self._sweeps.waiting
+
+    @property
+    def sweeping(self) -> int:
+        """Of ``scheduled``, the jobs waiting for or being read by a list sweep."""
+        return self._sweeps.waiting
+
+    def overdue(self) -> int:
+        return self._schedule.overdue()
+
+    def _lane_of(self, job_id: str) -> str | None:
+        """The lane of a due job; None when finished or taken for a list sweep."""
+        job = self._store.get(job_id)
+        if job is None or job.state.finished or self._sweeps.take(job):
+            return None
+        return job.current.provider
+
+    async def _read(self, job_id: str) -> None:
+        job = self._store.get(job_id)
+        if job is None or job.state.finished:
+            return
+        attempt = job.current
+        entry = self._pool.get(attempt.provider)
+        if entry is None:
+            self._settle_failed(job, "provider_missing", "The provider of this render is gone.")
+            return
+        wait = self._limits.take_read(attempt.provider)
+        if wait:
+            self.track(job, wait)
+            return
+        if attempt.state is AttemptState.UNKNOWN:
+            await self._reconcile(job, entry)
+            return
+        try:
+            async with self._limits.read_slots(attempt.provider):
+                self._schedule.reading(job_id)
+                seen = await entry.adapter.get(attempt.upstream_id)
+        except ProviderError as exc:
+            self._read_failed(job, exc)
+            return
+        if self._fold(job, seen):
+            self.track(job)
+
+    def _fold(self, job: Job, seen: UpstreamJob) -> bool:
+        """Fold a status (read, or listed by a sweep) into ``job`` and act; True: poll on."""
+        self._schedule.succeeded(job.id)
+        attempt = job.current
+        now = self._clock()
+        was_queued = attempt.state is AttemptState.QUEUED
+        if job.observe(seen, now):
+            self._store.save(job)
+        if was_queued and attempt.state is not AttemptState.QUEUED:
+            self._metrics.queued(attempt.provider, now - attempt.submitted_at)
+        return self._observed(job, now)
+
+    def _observed(self, job: Job, now: float) -> bool:
+        """Act on what the current attempt's upstream last said: settle or fail over (False),
+        or poll on (True: the caller schedules the next read)."""
+        attempt = job.current
+        if attempt.state is AttemptState.FAILED:
+            moderated = attempt.error_code == MODERATION_CODE
+            if moderated:
+                self._metrics.moderated(attempt.provider, "output")
+            else:
+                self._health.rendered(attempt.provider, False)
+            self._failover(job, AttemptFailure.MODERATION if moderated else AttemptFailure.PROVIDER)
+        elif job.state.finished:
+            self._health.rendered(attempt.provider, True, now - attempt.submitted_at)
+            self._settled(job)
+        elif self._stalled(job, now):
+            self._health.rendered(attempt.provider, False)
+            job.abandon("stalled", f"No progress for {self._policy.stall_timeout:g}s.", now)
+            self._failover(job, AttemptFailure.STALLED)
+        elif RetryState(self._policy, len(job.attempts), job.created_at).past_deadline(now):
+            self._settle_failed(job, "deadline_exceeded", "The render took too long.")
+        else:
+            return True
+        return False
+
+    async def _reconcile(self, job: Job, entry: PoolEntry) -> None:
+        """Look for the ``UNKNOWN`` attempt's render upstream (``jobs.reconcile``) and act."""
+        attempt = job.current
+        now = self._clock()
+        if RetryState(self._policy, len(job.attempts), job.created_at).past_deadline(now):
+            self._settle_failed(job, "deadline_exceeded", "The render took too long.")
+            return
+        self._schedule.reading(job.id)
+        finding = await reconcile(
+            job,
+            entry,
+            store=self._store,
+            limits=self._limits,
+            window=self._policy.reconcile_window,
+            clock=self._clock,
+        )
+        verdict = finding.verdict
+        if verdict is Verdict.RETRY:
+            assert finding.error is not None
+            self._retry_later(job, finding.error)
+            return
+        self._schedule.succeeded(job.id)
+        now = self._clock()
+        if verdict is Verdict.FOUND:
+            assert finding.match is not None
+            job.confirm(finding.match.upstream_id)
+            job.observe(finding.match, now)
+            self._store.save(job)
+            log.info(
+                "job %s: unanswered create found on %s as %s",
+                job.id,
+                attempt.provider,
+                finding.match.upstream_id,
+            )
+            if self._observed(job, now):
+                self.track(job)
+        elif verdict is Verdict.WAIT:
+            self.track(job)
+        elif verdict is Verdict.FAIL:
+            self._settle_failed(job, UNCONFIRMED_CODE, finding.message)
+        else:
+            log.warning("job %s: unanswered create not found on %s", job.id, attempt.provider)
+            job.abandon(UNCONFIRMED_CODE, finding.message, now)
+            self._failover(job, AttemptFailure.UNCONFIRMED)
+
+    def _stalled(self, job: Job, now: float) -> bool:
+        """No progress on the current attempt for ``stall_timeout`` (injected clock)."""
+        mark = (len(job.attempts), job.current.progress)
+        seen = self._progress.get(job.id)
+        if seen is None or seen[:2] != mark:
+            self._progress[job.id] = (*mark, now)
+            return False
+        return now - seen[2] >= self._policy.stall_timeout
+
+    def _failover(self, job: Job, failure: AttemptFailure) -> None:
+        """Close the attempt and hand it to ``resubmit`` on a task of its own."""
+        self._store.save(job)
+        self._limits.attempt_ended(job.id)
+        self._schedule.spawn(self._resubmit(job, failure), f"failover {job.id}")
+
+    async def _resubmit(self, job: Job, failure: AttemptFailure) -> None:
+        """Start a new attempt elsewhere; settle the job failed when ``resubmit`` declines."""
+        if self.resubmit is not None and await self.resubmit(job, failure):
+            return
+        attempt = job.current
+        self._settle_failed(
+            job,
+            attempt.error_code or "render_failed",
+            attempt.error_message or "The provider failed to render the video.",
+        )
+
+    def _read_failed(self, job: Job, exc: ProviderError) -> None:
+        if not (isinstance(exc, Rejected) and exc.status == 404):
+            self._retry_later(job, exc)
+            return
+        upstream_id = job.current.upstream_id
+        log.warning("job %s: provider %s lost upstream job %s", job.id, exc.provider, upstream_id)
+        self._health.rendered(exc.provider, False)
+        job.abandon("upstream_job_missing", "The provider lost this render.", self._clock())
+        self._failover(job, AttemptFailure.PROVIDER)
+
+    def _retry_later(self, job: Job, exc: ProviderError) -> None:
+        """A failed read (status or ``find``): try again, backing off, after any Retry-After."""
+        retry_after = exc.retry_after if isinstance(exc, RateLimited) else None
+        delay = self._schedule.retry(job.id, self._interval(job), retry_after)
+        log.info("job %s: upstream read failed (%r); next try in %.1fs", job.id, exc, delay)
+
+    def _settle_failed(self, job: Job, code: str, message: str) -> None:
+        if job.fail(code, message, self._clock()):
+            self._store.save(job)
+            self._settled(job)
+
+    def _settled(self, job: Job) -> None:
+        self._limits.finish(job)
+        self._schedule.succeeded(job.id)
+        self._progress.pop(job.id, None)
+        attempt = job.current
+        completed = job.state is JobState.COMPLETED
+        self._metrics.settled(
+            provider=attempt.provider,
+            model=job.model,
+            key=job.owner,
+            outcome=_outcome(job),
+            attempts=len(job.attempts),
+            job_seconds=(job.completed_at or self._clock()) - job.created_at,
+            render_seconds=(attempt.finished_at or 0.0) - attempt.submitted_at
+            if completed
+            else None,
+            video_seconds=job.seconds,
+            cost_usd=job.cost_usd,
+        )
+
+    def _interval(self, job: Job) -> float:
+        entry = self._pool.get(job.current.provider)
+        return entry.config.poll_interval if entry is not None else 5.0
+
+
+def _outcome(job: Job) -> str:
+    """The bounded outcome word of a finished job for ``sora_proxy_renders_total``."""
+    if job.state is JobState.COMPLETED:
+        return "completed"
+    if job.error_code == MODERATION_CODE:
+        return "moderated"
+    return "expired" if job.error_code == "deadline_exceeded" else "failed"

@@ -1,0 +1,93 @@
+"""Reconciling an unanswered create: did the provider take the render after all?
+
+An ``UNKNOWN`` attempt's create was sent and its answer never came, so the render may or may
+not exist upstream. Sending it again could render (and bill) twice, so the poller asks here
+instead, once per poll interval: ``find`` on the attempt's provider lists the renders it made
+around the send time that match prompt, upstream model, size and seconds; the nearest one that
+no stored job holds (``JobStore.holder``) is the attempt's render (``FOUND``). Until
+``routing.reconcile_window`` has passed since the send (injected clock), absence means
+``WAIT``. After it, a definite "not there" means the create never arrived (``RESUBMIT``:
+another provider may take it), while a provider that cannot be searched (``Unsearchable``:
+the relay dialect has no list) may be rendering it, so the job fails (``FAIL``) rather than
+risk a second render. A ``find`` that errors is ``RETRY``: tried again like a failed read.
+
+The poller acts on the verdict; nothing here changes a job.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from providers.base import ProviderError, RenderRequest, Unsearchable, UpstreamJob
+from router.jobs.model import Job
+from router.limits.local import Limits
+from router.routing.pool import PoolEntry
+from router.store.sqlite import JobStore
+
+log = logging.getLogger(__name__)
+
+UNCONFIRMED_CODE = "submit_unconfirmed"
+
+
+class Verdict(enum.Enum):
+    FOUND = "found"  # ``match`` is the attempt's render
+    WAIT = "wait"  # not listed yet; look again next interval
+    RETRY = "retry"  # the search failed (``error``); try again, backing off
+    RESUBMIT = "resubmit"  # not listed within the window: the create never arrived
+    FAIL = "fail"  # cannot be searched and the window is over: fail, never send again
+
+
+@dataclass(slots=True, frozen=True)
+class Finding:
+    verdict: Verdict
+    match: UpstreamJob | None = None
+    error: ProviderError | None = None
+    message: str = ""
+
+
+async def reconcile(
+    job: Job,
+    entry: PoolEntry,
+    *,
+    store: JobStore,
+    limits: Limits,
+    window: float,
+    clock: Callable[[], float],
+) -> Finding:
+    """Look for the render of ``job``'s unanswered create on ``entry``."""
+    attempt = job.current
+    found: list[UpstreamJob] | None = None  # None: the provider cannot tell
+    model = entry.config.models.get(job.model)
+    try:
+        if model is None:  # the provider no longer serves the model: nothing to match on
+            raise Unsearchable("find: model no longer configured", provider=attempt.provider)
+        request = RenderRequest(model.upstream_model, job.prompt, job.size, job.seconds)
+        async with limits.read_slots(attempt.provider):
+            found = await entry.adapter.find(request, attempt.submitted_at)
+    except Unsearchable as exc:
+        log.debug(
+            "job %s: %s cannot tell whether it has the render (%r)", job.id, exc.provider, exc
+        )
+    except ProviderError as exc:
+        return Finding(Verdict.RETRY, error=exc)
+    match = next(
+        (s for s in found or () if store.holder(attempt.provider, s.upstream_id) is None), None
+    )
+    if match is not None:
+        return Finding(Verdict.FOUND, match=match)
+    if clock() - attempt.submitted_at < window:
+        return Finding(Verdict.WAIT)
+    if found is None:
+        return Finding(
+            Verdict.FAIL,
+            message="The provider did not answer the create and cannot be searched: the render "
+            f"may have started there, but it could not be confirmed within {window:g}s, so it "
+            "was not sent anywhere else.",
+        )
+    return Finding(
+        Verdict.RESUBMIT,
+        message=f"The provider did not answer the create and did not list it within {window:g}s.",
+    )

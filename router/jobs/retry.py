@@ -1,0 +1,99 @@
+"""Whether a job whose attempt ended badly gets a new attempt on another provider.
+
+``RetryPolicy`` is immutable and built once from ``routing``; ``RetryState.decide`` answers for
+one job from its attempts so far (so it survives restarts: the job's attempt list is the state);
+``RetryBudget`` caps re-submissions as a share of traffic, so an outage cannot double the spend.
+
+Classes of attempt failure (``AttemptFailure``): a provider failure (the render failed for a
+non-moderation reason, or its upstream job vanished), a stall (no progress for
+``stall_timeout``), an unconfirmed create (sent, never answered, and not in the provider's list
+within ``reconcile_window``; decided like a provider failure), and output moderation, terminal
+unless ``retry_output_moderation``. A job
+past ``job_deadline`` (counted from its creation) is never given another attempt, nor is one
+that has used ``max_attempts``.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+from dataclasses import dataclass
+
+from router.config.model import RoutingConfig
+
+BUDGET_WINDOW = 300.0  # seconds of traffic the budget looks back over
+
+
+class AttemptFailure(enum.Enum):
+    PROVIDER = "provider"  # the upstream failed the render (not moderation) or lost it
+    STALLED = "stalled"  # no progress for stall_timeout
+    MODERATION = "moderation"  # the output was refused by moderation
+    UNCONFIRMED = "unconfirmed"  # an unanswered create not found upstream within the window
+
+
+class RetryDecision(enum.Enum):
+    RESUBMIT = "resubmit"  # a new attempt on a provider not tried yet
+    FAIL = "fail"  # settle the job as failed
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RetryPolicy:
+    max_attempts: int
+    job_deadline: float
+    stall_timeout: float
+    retry_output_moderation: bool
+    reconcile_window: float = 120.0  # how long an unanswered create is looked for upstream
+
+    @classmethod
+    def from_config(cls, routing: RoutingConfig) -> RetryPolicy:
+        return cls(
+            max_attempts=routing.max_attempts,
+            job_deadline=routing.job_deadline,
+            stall_timeout=routing.stall_timeout,
+            retry_output_moderation=routing.retry_output_moderation,
+            reconcile_window=routing.reconcile_window,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RetryState:
+    """One job's position against the policy: attempts made and when the job started."""
+
+    policy: RetryPolicy
+    attempts: int
+    created_at: float
+
+    def past_deadline(self, now: float) -> bool:
+        return now >= self.created_at + self.policy.job_deadline
+
+    def decide(self, failure: AttemptFailure, now: float) -> RetryDecision:
+        if failure is AttemptFailure.MODERATION and not self.policy.retry_output_moderation:
+            return RetryDecision.FAIL
+        if self.attempts >= self.policy.max_attempts or self.past_deadline(now):
+            return RetryDecision.FAIL
+        return RetryDecision.RESUBMIT
+
+
+class RetryBudget:
+    """Re-submissions allowed: ``min_resubmits`` plus ``ratio`` of the jobs created lately."""
+
+    __slots__ = ("_creates", "_resubmits", "min_resubmits", "ratio")
+
+    def __init__(self, *, ratio: float = 0.5, min_resubmits: int = 10) -> None:
+        self.ratio = ratio
+        self.min_resubmits = min_resubmits
+        self._creates: deque[float] = deque()
+        self._resubmits: deque[float] = deque()
+
+    def created(self, now: float) -> None:
+        self._creates.append(now)
+
+    def try_spend(self, now: float) -> bool:
+        """Take one re-submission from the budget; False when it is used up."""
+        for times in (self._creates, self._resubmits):
+            while times and times[0] < now - BUDGET_WINDOW:
+                times.popleft()
+        if len(self._resubmits) >= self.min_resubmits + self.ratio * len(self._creates):
+            return False
+        self._resubmits.append(now)
+        return True

@@ -1,0 +1,229 @@
+"""List sweeps: a provider's jobs in flight refreshed from its list of renders, up to 100 by
+one upstream call, instead of a status read each.
+
+Owns, per provider that can list (``Provider.lists``: openai and azure, never relay), the
+roster of jobs its next sweep reads (upstream id -> job id) and the task that runs its sweeps.
+A job joins when it falls due on the schedule (``take``, asked by the poller's ``lane_of``),
+its attempt is confirmed (an ``UNKNOWN`` one is looked for with ``find`` instead), its last
+read did not fail, and its provider has at least ``SWEEP_MIN_JOBS`` renders in flight. A
+joined job stays on the roster, sweep after sweep, until it settles, fails over or is not seen.
+
+Sweeps of one provider start at least one ``poll_interval`` apart (loop clock), each reading
+the roster as it stands; jobs joining meanwhile wait for the next one. So a job is read once
+per sweep, never before it fell due, and a provider's list costs one walk per interval. A
+walk pages the list newest first and stops when every member was seen, a page reaches back past
+the oldest member's send time less ``CLOCK_SKEW``, the list ends, or it has read
+``SWEEP_SLACK`` pages per page of members (other renders share the list). Every page is a
+status read to ``router.limits.local``: it takes a ``poll_rpm`` slot (a page that does not fit ends
+the walk) and one of the provider's read slots.
+
+A listed member goes to ``fold`` (the poller's: observe, save, settle, fail over, stall,
+deadline), exactly what a status read gets. Members the walk did not see (older than the walk,
+missing upstream, or after a failed page: 5xx, timeout, a reply that is not a list) are read
+alone at once (``Schedule.read_now``): an individual status read in their lane, as if no sweep
+existed, which is how a lost render (404) is still found. After a 429 page they count a failed
+read each instead (``Schedule.retry``: backoff, ``Retry-After`` wins) and are read alone when
+that is over, rather than all at once from an upstream that asked us to slow down. An upstream
+that has no list after all (``Unsearchable``) is not swept again until ``reset`` (a reload).
+
+A job is in one place at a time: the schedule (heap or lane), a roster, or the sweep reading
+it; so no job is read twice in one interval by two paths. Nothing here changes a job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from providers.base import CLOCK_SKEW, ProviderError, RateLimited, Unsearchable, UpstreamJob
+from providers.http import LIST_PAGE
+from router.jobs.model import AttemptState, Job
+from router.jobs.schedule import Schedule
+from router.limits.local import Limits
+from router.routing.pool import ProviderPool
+from router.store.sqlite import JobStore
+
+log = logging.getLogger(__name__)
+
+SWEEP_MIN_JOBS = 20  # renders in flight on a provider before its jobs are swept
+SWEEP_SLACK = 2  # pages a walk may read per page of members
+# Seconds of folding between yields to the loop. A page is ~100 folds of ~70 us each (with the
+# store write): in one piece that is a 7 ms stall for client polls; yielding after every few
+# folds instead lets a loaded proxy starve the sweep (each yield waits out a whole loop pass of
+# client requests).
+FOLD_SLICE = 0.004
+
+Fold = Callable[[Job, UpstreamJob], bool]  # fold a status into a job and act; True: poll on
+
+
+class Roster:
+    """The jobs one sweep reads: upstream id -> job id, and the earliest send among them."""
+
+    __slots__ = ("members", "oldest")
+
+    def __init__(self) -> None:
+        self.members: dict[str, str] = {}
+        self.oldest = math.inf  # unix seconds; a lower bound (members leaving never raise it)
+
+    def add(self, upstream_id: str, job_id: str, submitted_at: float) -> bool:
+        """Add a member; False when another job already holds ``upstream_id``."""
+        if self.members.setdefault(upstream_id, job_id) != job_id:
+            return False
+        self.oldest = min(self.oldest, submitted_at)
+        return True
+
+
+@dataclass(slots=True)
+class _Lister:
+    """One provider's sweeping: the next roster, the one being read, and its task."""
+
+    roster: Roster = field(default_factory=Roster)
+    reading: Roster | None = None
+    next_at: float = 0.0  # loop time before which no sweep starts
+    task: asyncio.Task[None] | None = None
+
+
+class Sweeps:
+    """The list sweeps of every provider that can list."""
+
+    __slots__ = ("_fold", "_limits", "_listers", "_pool", "_schedule", "_store", "_unlisted")
+
+    def __init__(
+        self, store: JobStore, pool: ProviderPool, limits: Limits, schedule: Schedule, fold: Fold
+    ) -> None:
+        """``schedule`` runs the sweeps' tasks and reads unseen jobs alone (``read_now``)."""
+        self._store = store
+        self._pool = pool
+        self._limits = limits
+        self._schedule = schedule
+        self._fold = fold
+        self._listers: dict[str, _Lister] = {}
+        self._unlisted: set[str] = set()  # providers whose list turned out not to exist
+
+    @property
+    def waiting(self) -> int:
+        """Jobs on a roster or being read by a sweep."""
+        return sum(
+            len(lister.roster.members) + len(lister.reading.members if lister.reading else ())
+            for lister in self._listers.values()
+        )
+
+    def reset(self) -> None:
+        """Try every provider's list again (a reload may have changed its upstream)."""
+        self._unlisted.clear()
+
+    def take(self, job: Job) -> bool:
+        """Put ``job`` (fallen due) on its provider's roster; False: read it by itself."""
+        attempt = job.current
+        provider = attempt.provider
+        if (
+            attempt.state is AttemptState.UNKNOWN
+            or attempt.state.finished
+            or provider in self._unlisted
+            or self._schedule.failing(job.id)
+            or self._limits.rendering(provider) < SWEEP_MIN_JOBS
+        ):
+            return False
+        entry = self._pool.get(provider)
+        if entry is None or not entry.adapter.lists:
+            return False
+        lister = self._listers.get(provider)
+        if lister is None:
+            lister = self._listers[provider] = _Lister()
+        if not lister.roster.add(attempt.upstream_id, job.id, attempt.submitted_at):
+            return False
+        if lister.task is None:
+            lister.task = self._schedule.spawn(self._run(provider, lister), f"sweep {provider}")
+        return True
+
+    async def _run(self, provider: str, lister: _Lister) -> None:
+        """Sweep ``provider`` once per poll interval for as long as its roster has members."""
+        loop = asyncio.get_running_loop()
+        try:
+            while lister.roster.members:
+                wait = lister.next_at - loop.time()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                entry = self._pool.get(provider)
+                lister.next_at = loop.time() + (entry.config.poll_interval if entry else 5.0)
+                lister.reading, lister.roster = lister.roster, Roster()
+                await self._sweep(provider, lister.reading, lister.roster)
+                lister.reading = None
+        finally:
+            lister.task = None
+
+    async def _sweep(self, provider: str, taken: Roster, keep: Roster) -> None:
+        """Walk ``provider``'s list for ``taken``'s members; those still polled join ``keep``,
+        those not seen are read alone."""
+        members = taken.members
+        budget = SWEEP_SLACK * math.ceil(len(members) / LIST_PAGE) + 1
+        cutoff = taken.oldest - CLOCK_SKEW
+        entry = self._pool.get(provider)
+        after: str | None = None
+        slow_down: RateLimited | None = None
+        try:
+            for _ in range(budget):
+                if (
+                    not members
+                    or entry is None
+                    # found to have no list while these members waited for this sweep
+                    or provider in self._unlisted
+                    or self._limits.take_read(provider)
+                ):
+                    break
+                async with self._limits.read_slots(provider):
+                    page = await entry.adapter.list_page(after)
+                await self._fold_page(provider, page.jobs, members, keep)
+                if page.next_after is None or (page.oldest is not None and page.oldest < cutoff):
+                    break
+                after = page.next_after
+        except RateLimited as exc:
+            log.info("provider %s: list sweep rate limited (%r); backing off", provider, exc)
+            slow_down = exc
+        except Unsearchable as exc:
+            log.warning("provider %s has no list (%r); its jobs are read one by one", provider, exc)
+            self._unlisted.add(provider)
+        except ProviderError as exc:
+            log.info("provider %s: list sweep failed (%r); reading the rest alone", provider, exc)
+        except Exception:  # a surprise must not strand the members: they are read alone
+            log.exception("provider %s: list sweep failed unexpectedly", provider)
+        interval = entry.config.poll_interval if entry is not None else 5.0
+        for job_id in members.values():
+            if slow_down is None:
+                self._schedule.read_now(job_id, provider)
+            else:
+                self._schedule.retry(job_id, interval, slow_down.retry_after)
+        members.clear()
+
+    async def _fold_page(
+        self, provider: str, listed: list[UpstreamJob], members: dict[str, str], keep: Roster
+    ) -> None:
+        """Fold the listed members in, yielding to client requests every ``FOLD_SLICE``."""
+        loop = asyncio.get_running_loop()
+        until = loop.time() + FOLD_SLICE
+        for seen in listed:
+            job_id = members.get(seen.upstream_id)
+            if job_id is None:
+                continue
+            self._seen(provider, job_id, seen, keep)
+            del members[seen.upstream_id]
+            if loop.time() > until:
+                await asyncio.sleep(0)
+                until = loop.time() + FOLD_SLICE
+
+    def _seen(self, provider: str, job_id: str, seen: UpstreamJob, keep: Roster) -> None:
+        job = self._store.get(job_id)
+        if job is None or job.state.finished:
+            return
+        attempt = job.current
+        if (
+            attempt.provider != provider
+            or attempt.upstream_id != seen.upstream_id
+            or attempt.state.finished
+        ):
+            return  # the job moved on (another attempt, a failover), which is polled on its own
+        if self._fold(job, seen) and not keep.add(seen.upstream_id, job.id, attempt.submitted_at):
+            self._schedule.read_now(job.id, provider)

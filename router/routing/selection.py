@@ -1,0 +1,155 @@
+"""Which providers may take a request, in the order to try them.
+
+A provider is a candidate when it serves the requested model at exactly the requested size and
+seconds (its own narrowing and the catalogue's), is not ejected by outlier detection, is not
+cooling down after a 429, has not been tried for this job yet, and has room under its limits
+(``router.limits.local``: renders in flight and creates per minute). The configured strategy
+(``router.routing.strategies``) orders them. ``usable`` is the same list before the room
+check: when it is not empty but ``candidates`` is, the create waits for room (the
+dispatcher's admission queue) instead of failing.
+
+Drained providers (``drain``, from the admin API) take no new renders, not even in panic;
+their jobs in flight carry on. ``configure`` takes a reloaded config.
+
+Panic: when the healthy share of the capable providers falls below ``health.panic_threshold``
+(or none is healthy), ejection is ignored and every capable provider is a candidate, so a
+detector that ejected everyone cannot turn the proxy into a wall of 502s.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Collection, Mapping
+
+from monitoring.health import ProviderHealth
+from router.config.model import Config, ModelSpec
+from router.errors import UpstreamFailed
+from router.jobs.model import Job
+from router.limits.local import Limits
+from router.routing.pool import PoolEntry, ProviderPool
+from router.routing.strategies import STRATEGIES, Candidate, Context
+
+__all__ = ["Candidate", "Selector"]
+
+
+class Selector:
+    __slots__ = (
+        "_capable",
+        "_catalogue",
+        "_contexts",
+        "_drained",
+        "_latency_weight",
+        "_limits",
+        "_panic_threshold",
+        "_pool",
+        "_rng",
+        "_strategy",
+        "health",
+    )
+
+    def __init__(
+        self, pool: ProviderPool, config: Config, health: ProviderHealth, limits: Limits
+    ) -> None:
+        self._pool = pool
+        self._limits = limits
+        self._rng = random.Random(config.routing.seed)
+        self._drained: set[str] = set()
+        self.health = health
+        self.configure(config)
+
+    def configure(self, config: Config) -> None:
+        self._catalogue: Mapping[str, ModelSpec] = config.models
+        self._capable: dict[tuple[str, str, int], tuple[Candidate, ...]] = {}
+        self._contexts: dict[int, Context] = {}  # by seconds; what strategies see is fixed
+        self._strategy = STRATEGIES[config.routing.strategy]
+        self._panic_threshold = config.health.panic_threshold
+        self._latency_weight = config.routing.latency_weight
+        self._drained &= {entry.name for entry in self._pool}
+
+    def drain(self, provider: str, drained: bool) -> None:
+        """Stop (or resume) sending new renders to ``provider``."""
+        if drained:
+            self._drained.add(provider)
+        else:
+            self._drained.discard(provider)
+
+    def drained(self, provider: str) -> bool:
+        return provider in self._drained
+
+    def capable(self, model: str, size: str, seconds: int) -> tuple[Candidate, ...]:
+        """Providers that render exactly this; worked out once per request shape and config
+        (``configure`` runs after every reload, so the cache never outlives a pool change)."""
+        shape = (model, size, seconds)
+        found = self._capable.get(shape)
+        if found is None:
+            spec = self._catalogue[model]
+            found = tuple(
+                Candidate(entry, offer.upstream_model, offer.price_for(size))
+                for entry in self._pool
+                if (offer := entry.config.models.get(model)) is not None
+                and offer.supports(size, seconds, spec)
+            )
+            self._capable[shape] = found
+        return found
+
+    def candidates(
+        self, model: str, size: str, seconds: int, *, tried: Collection[str] = ()
+    ) -> list[Candidate]:
+        usable = self.usable(model, size, seconds, tried=tried)
+        return [c for c in usable if self._limits.has_room(c.entry.name)]
+
+    def usable(
+        self, model: str, size: str, seconds: int, *, tried: Collection[str] = ()
+    ) -> list[Candidate]:
+        """Capable, healthy (or panicking), not cooling, not tried; in strategy order."""
+        capable = self.capable(model, size, seconds)
+        health, drained = self.health, self._drained
+        panic: bool | None = None  # worked out only when some candidate is ejected
+        usable: list[Candidate] = []
+        for c in capable:
+            name = c.entry.name
+            if name in tried or name in drained or health.cooling(name):
+                continue
+            if health.ejected(name):
+                if panic is None:
+                    panic = self.panicking([c.entry for c in capable])
+                if not panic:
+                    continue
+            usable.append(c)
+        ctx = self._contexts.get(seconds)
+        if ctx is None:
+            ctx = self._contexts[seconds] = Context(
+                health=health, rng=self._rng, seconds=seconds, latency_weight=self._latency_weight
+            )
+        return self._strategy(usable, ctx)
+
+    def panicking(self, entries: Collection[PoolEntry] | None = None) -> bool:
+        """Whether too few of ``entries`` (default: all providers) are healthy to route on."""
+        pool = list(self._pool) if entries is None else list(entries)
+        if not pool:
+            return False
+        healthy = sum(1 for e in pool if not self.health.ejected(e.name))
+        return healthy == 0 or healthy / len(pool) < self._panic_threshold
+
+    def holder(self, job: Job) -> PoolEntry:
+        """The provider holding ``job``'s render (remix and content must use it), or 502."""
+        entry = self.pinned(job.current.provider)
+        if entry is None:
+            raise UpstreamFailed("The provider that rendered this video is no longer configured.")
+        return entry
+
+    def pinned(self, provider: str) -> PoolEntry | None:
+        """The provider a follow-up (remix, content) must use: the one holding the render."""
+        return self._pool.get(provider)
+
+    def renderable(self, model: str, size: str) -> tuple[list[str], list[int]]:
+        """Sizes of ``model`` that some provider renders, and the seconds renderable at ``size``.
+
+        When no provider renders ``size`` at all, the seconds are those of any size. Naming the
+        seconds at the asked size keeps a 400 from offering a length that would fail again.
+        """
+        spec = self._catalogue[model]
+        sizes = [s for s in spec.sizes if any(self.capable(model, s, n) for n in spec.seconds)]
+        at = (size,) if size in sizes else spec.sizes
+        seconds = [n for n in spec.seconds if any(self.capable(model, s, n) for s in at)]
+        return sizes, seconds

@@ -1,0 +1,82 @@
+"""The simulated upstream's media files: real headers, streaming and byte ranges."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from providers.simulator.media import Variant, make_asset
+from tests.sim_rig import BEARER, Rig, StartRig
+from tests.sim_rig import rig as rig  # a fixture
+from tests.sim_rig import start_rig as start_rig  # a fixture
+
+
+@pytest.mark.parametrize(
+    ("variant", "content_type", "head", "tail"),
+    [
+        ("thumbnail", "image/webp", b"RIFF", b""),
+        ("spritesheet", "image/jpeg", b"\xff\xd8\xff", b"\xff\xd9"),
+    ],
+)
+async def test_image_variants_have_real_headers(
+    rig: Rig, variant: str, content_type: str, head: bytes, tail: bytes
+) -> None:
+    video = await rig.create()
+    rig.clock.advance(25)
+    body, response = await rig.call("GET", f"/v1/videos/{video['id']}/content?variant={variant}")
+    assert response.content_type == content_type
+    assert body.startswith(head) and body.endswith(tail)
+    if variant == "thumbnail":
+        assert body[8:12] == b"WEBP"
+        assert int.from_bytes(body[4:8], "little") == len(body) - 8
+
+
+async def test_range_requests_get_206_with_content_range(rig: Rig) -> None:
+    video = await rig.create()
+    rig.clock.advance(25)
+    path = f"/v1/videos/{video['id']}/content"
+    whole, _ = await rig.call("GET", path)
+    for header, expected, content_range in [
+        ("bytes=0-99", whole[:100], "bytes 0-99/4096"),
+        ("bytes=4000-", whole[4000:], "bytes 4000-4095/4096"),
+        ("bytes=-10", whole[-10:], "bytes 4086-4095/4096"),
+        ("bytes=4090-9999", whole[4090:], "bytes 4090-4095/4096"),
+    ]:
+        body, response = await rig.call(
+            "GET", path, headers={**BEARER, "Range": header}, expect=206
+        )
+        assert body == expected
+        assert response.headers["Content-Range"] == content_range
+        assert response.headers["Accept-Ranges"] == "bytes"
+    _, response = await rig.call(
+        "GET", path, headers={**BEARER, "Range": "bytes=4096-"}, expect=416
+    )
+    assert response.headers["Content-Range"] == "bytes */4096"
+
+
+async def test_a_megabyte_video_streams_whole(start_rig: StartRig) -> None:
+    rig = await start_rig(video_bytes=1_000_000)
+    video = await rig.create()
+    rig.clock.advance(25)
+    body, response = await rig.call("GET", f"/v1/videos/{video['id']}/content")
+    assert response.headers["Content-Length"] == "1000000"
+    assert int.from_bytes(body[24:28], "big") == 1_000_000 - 24  # the mdat box holds the rest
+    across_chunks = {**BEARER, "Range": "bytes=65530-65545"}
+    part, _ = await rig.call(
+        "GET", f"/v1/videos/{video['id']}/content", headers=across_chunks, expect=206
+    )
+    assert part == body[65530:65546]
+
+
+@settings(max_examples=60, deadline=None)
+@given(start=st.integers(0, 8192), length=st.integers(0, 8192), chunk_size=st.integers(1, 5000))
+def test_any_slice_of_an_asset_matches_the_whole_file(
+    start: int, length: int, chunk_size: int
+) -> None:
+    asset = make_asset("video_x", Variant.SPRITESHEET, 4096)
+    body_length = asset.size - len(asset.head) - len(asset.tail)
+    filler = (asset.block * 3)[len(asset.head) : len(asset.head) + body_length]
+    whole = asset.head + filler + asset.tail  # the block is indexed by absolute offset
+    stop = min(start + length, asset.size)
+    assert b"".join(asset.chunks(start, stop, chunk_size)) == whole[start:stop]
