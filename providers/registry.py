@@ -19,6 +19,12 @@ ADAPTERS: dict[str, AdapterFactory] = {
 }
 
 
+# Every kind a provider may name in config: the wire formats above, and ``simulator``, which
+# runs an embedded simulated upstream (``providers.simulator``) reached through the openai
+# adapter.
+KINDS = (*ADAPTERS, "simulator")
+
+
 def adapter_class(kind: str) -> AdapterFactory:
     try:
         return ADAPTERS[kind]

@@ -34,10 +34,10 @@ from providers.base import (
     UpstreamStatus,
 )
 from providers.http import HttpProvider
+from providers.sizes import LANDSCAPE, PORTRAIT, aspect_ratio_of, dimensions
 from providers.statuses import normalise, reported_progress
 
 TASKS_PATH = "/v2/videos/generations"
-LANDSCAPE, PORTRAIT = "16:9", "9:16"
 # upstream-apis.md 6.5: relays render "hd" from 1024p up (1792x1024 is hd, 1280x720 is not).
 HD_MIN_SHORT_SIDE = 1024
 # A uuid4 no relay will have issued: reading it proves the relay answers and takes our key.
@@ -53,20 +53,6 @@ MODERATION_WORDS = (
     "审核",
     "敏感",
 )
-
-
-def dimensions(size: str) -> tuple[int, int]:
-    """``(width, height)`` of a ``WxH`` size (config has checked the shape)."""
-    width, _, height = size.partition("x")
-    return int(width), int(height)
-
-
-def aspect_ratio_of(size: str) -> str | None:
-    """``16:9`` for a landscape ``WxH`` size, ``9:16`` for a portrait one, None for a square."""
-    width, height = dimensions(size)
-    if width == height:
-        return None
-    return LANDSCAPE if width > height else PORTRAIT
 
 
 def is_hd(size: str) -> bool:

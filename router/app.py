@@ -26,12 +26,12 @@ from aiohttp import web
 from monitoring.metrics import Metrics
 from monitoring.state import StateCollector
 from router import appkeys as keys
+from router.access.auth import ClientKey, KeyRing
+from router.access.links import CONTENT_PREFIX, LinkSigner
 from router.api import admin as api_admin
 from router.api import content
 from router.api import openai as api_openai
 from router.api import relay as api_relay
-from router.api.auth import ClientKey, KeyRing
-from router.api.links import CONTENT_PREFIX, LinkSigner
 from router.config.live import LiveConfig
 from router.config.model import Config
 from router.errors import Handler, failure_response
@@ -143,7 +143,7 @@ async def _jobs(app: web.Application) -> AsyncIterator[None]:
 
 
 def needs_client_key(path: str) -> bool:
-    """Signed content links carry their own credential (``router.api.links``); the admin API
+    """Signed content links carry their own credential (``router.access.links``); the admin API
     checks the admin key itself (``router.api.admin``)."""
     return (
         path not in PUBLIC_PATHS

@@ -8,8 +8,8 @@ from aiohttp import web
 
 from monitoring.health import HealthChecker, ProviderHealth
 from monitoring.metrics import Metrics
-from router.api.auth import ClientKey, KeyRing
-from router.api.links import LinkSigner
+from router.access.auth import ClientKey, KeyRing
+from router.access.links import LinkSigner
 from router.config.live import LiveConfig
 from router.jobs.dispatch import Dispatcher
 from router.jobs.idempotency import Idempotency

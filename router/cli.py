@@ -21,7 +21,8 @@ from pathlib import Path
 from aiohttp import web
 
 from providers.simulator.settings import SimulationSettings
-from router.config.model import Config, ConfigError, load_config
+from router.config.load import load_config
+from router.config.model import Config, ConfigError
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 

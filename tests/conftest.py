@@ -21,8 +21,9 @@ from providers.simulator.server import Simulator, SimulatorStats
 from providers.simulator.settings import SimulationSettings
 from router import appkeys as keys
 from router.app import create_app
-from router.config.model import Config, parse_config
-from router.jobs.model import Job
+from router.config.load import parse_config
+from router.config.model import Config
+from router.records.job import Job
 from tests.fake_upstream import ScriptedFactory, ScriptedUpstream
 from tests.relay_client import RelayClient
 

@@ -8,7 +8,7 @@ Outlier detection is loosened so the planned failures never eject anyone.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import openai
 
@@ -23,6 +23,7 @@ OUTPUT_MODERATED = ("gore scene",)
 PROMPT_MODERATED = (SECRET_PROMPT, "forbidden thing")
 RATE_LIMITED = 1  # a second would find the provider cooling down: a 503, not a 429
 SECONDS = 4
+SECONDS_WORD: Literal["4"] = "4"  # what the SDK sends for SECONDS
 
 
 def providers() -> list[dict[str, Any]]:
@@ -54,7 +55,7 @@ async def run_traffic(proxy: RunningProxy) -> None:
     client = proxy.client()
     ids: list[str] = []
     for prompt in SUCCESSES + FAILOVERS + OUTPUT_MODERATED:
-        video = await client.videos.create(model="sora-2", prompt=prompt, seconds=str(SECONDS))
+        video = await client.videos.create(model="sora-2", prompt=prompt, seconds=SECONDS_WORD)
         ids.append(video.id)
     for prompt in PROMPT_MODERATED:
         try:

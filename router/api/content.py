@@ -11,9 +11,9 @@ from aiohttp import web
 
 from providers.base import ProviderError, Rejected
 from router import appkeys as keys
-from router.api.openai import owned_job
+from router.api.requests import owned_job
 from router.errors import InvalidRequest, NotFound, NotReady, UpstreamFailed
-from router.jobs.model import Job, JobState
+from router.records.job import Job, JobState
 
 VARIANTS = ("video", "thumbnail", "spritesheet")
 

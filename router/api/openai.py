@@ -3,26 +3,29 @@
 Every answer is the full Video object under the proxy's id; reads come from the store's
 memory and never reach an upstream. Another key's job is indistinguishable from an unknown
 id (404), in lists as well. With an ``Idempotency-Key`` header a create or remix happens
-once per key (``router.jobs.idempotency``). A form field given twice is a 400, never a silent pick.
-The owner check and the body readers here are public because the relay dialect
-(``router.api.relay``) uses the same ones.
+once per key (``router.jobs.idempotency``). Bodies are read and checked by
+``router.api.requests``, which the relay dialect shares.
 """
 
 from __future__ import annotations
 
-import collections
-from collections.abc import Iterable, Mapping
 from typing import Any
 
 from aiohttp import web
 
-from providers.base import InputReference
 from router import appkeys as keys
-from router.api.validate import build_create, check_prompt
-from router.errors import InvalidRequest, NotFound
+from router.api.requests import (
+    build_create,
+    check_prompt,
+    input_reference,
+    owned_job,
+    read_create_body,
+    reject_unknown,
+)
+from router.errors import InvalidRequest
 from router.jobs.idempotency import Remix, key_from
-from router.jobs.model import Job
-from router.jsonio import JSON_HEADERS, dumps, json_response, loads
+from router.jsonio import JSON_HEADERS, dumps, json_response
+from router.records.job import Job
 
 CREATE_FIELDS = frozenset({"prompt", "model", "seconds", "size", "input_reference"})
 REMIX_FIELDS = frozenset({"prompt"})
@@ -52,32 +55,9 @@ def video_object(job: Job) -> dict[str, Any]:
     }
 
 
-def owned_job(request: web.Request, param: str = "video_id") -> Job:
-    """The job named by the path's ``param``, if the caller's key owns it; 404 otherwise.
-
-    Both dialects look jobs up here, so tenancy is the same whichever one a client speaks.
-    """
-    job_id = request.match_info[param]
-    job = request.app[keys.STORE].get(job_id)
-    if job is None or job.owner != request[keys.CLIENT_KEY].name:
-        raise NotFound(f"No video found with id '{job_id}'.", param=param)
-    return job
-
-
-def reject_unknown(fields: Mapping[str, object], known: frozenset[str]) -> None:
-    """A 400 naming the first field outside ``known``, as OpenAI answers unknown arguments."""
-    unknown = sorted(set(fields) - known)
-    if unknown:
-        raise InvalidRequest(
-            f"Unrecognized request argument supplied: {unknown[0]}.",
-            param=unknown[0],
-            code="unknown_parameter",
-        )
-
-
 async def create_video(request: web.Request) -> web.Response:
     idempotency_key = key_from(request.headers)
-    fields = await _read_create_body(request)
+    fields = await read_create_body(request)
     reject_unknown(fields, CREATE_FIELDS)
     create = build_create(
         request.app[keys.CONFIG].current,
@@ -86,7 +66,7 @@ async def create_video(request: web.Request) -> web.Response:
         model=fields.get("model"),
         size=fields.get("size"),
         seconds=fields.get("seconds"),
-        input_reference=_input_reference(fields.get("input_reference")),
+        input_reference=input_reference(fields.get("input_reference")),
     )
     job = await request.app[keys.IDEMPOTENCY].run(
         request[keys.CLIENT_KEY].name,
@@ -154,7 +134,7 @@ async def delete_video(request: web.Request) -> web.Response:
 async def remix_video(request: web.Request) -> web.Response:
     source = owned_job(request)
     idempotency_key = key_from(request.headers)
-    body = await _read_create_body(request)
+    body = await read_create_body(request)
     reject_unknown(body, REMIX_FIELDS)
     prompt = check_prompt(
         body.get("prompt"), request.app[keys.CONFIG].current.server.max_prompt_chars
@@ -167,74 +147,6 @@ async def remix_video(request: web.Request) -> web.Response:
         lambda claim: request.app[keys.DISPATCHER].remix(owner, source, prompt, claim),
     )
     return web.Response(body=video_body(job), headers=JSON_HEADERS)
-
-
-async def _read_create_body(request: web.Request) -> dict[str, Any]:
-    """JSON or multipart into one dict; an uploaded file stays an ``InputReference``.
-
-    A form field given twice is a 400: keeping one silently would render something the
-    client did not ask for (Sora takes one reference image).
-    """
-    if request.content_type == "application/json":
-        return await read_json_object(request)
-    if request.content_type in ("multipart/form-data", "application/x-www-form-urlencoded"):
-        form = await request.post()
-        _reject_repeated(name for name, _ in form.items())
-        fields: dict[str, Any] = {}
-        for name, value in form.items():
-            if isinstance(value, web.FileField):
-                fields[name] = InputReference(
-                    data=value.file.read(),
-                    filename=value.filename or "input",
-                    content_type=value.content_type or "application/octet-stream",
-                )
-            else:
-                fields[name] = value
-        return fields
-    raise InvalidRequest(
-        "Send the body as application/json or multipart/form-data.", code="unsupported_content_type"
-    )
-
-
-def _reject_repeated(names: Iterable[str]) -> None:
-    counts = collections.Counter(names)
-    for name, count in counts.items():
-        if count > 1:
-            why = "Sora takes one reference image" if name == "input_reference" else "send it once"
-            raise InvalidRequest(
-                f"'{name}' was given {count} times; {why}.", param=name, code="invalid_value"
-            )
-
-
-async def read_json_object(request: web.Request) -> dict[str, Any]:
-    """The body as a JSON object, or a 400."""
-    try:
-        body = loads(await request.read())
-    except ValueError:
-        raise InvalidRequest("The request body is not valid JSON.", code="invalid_json") from None
-    if not isinstance(body, dict):
-        raise InvalidRequest("The request body must be a JSON object.", code="invalid_json")
-    return body
-
-
-def _input_reference(value: object) -> InputReference | None:
-    """A file part, ``{"image_url": ...}``, or (relay style) a bare URL string."""
-    if value is None or isinstance(value, InputReference):
-        return value
-    if isinstance(value, dict) and set(value) == {"image_url"} and is_image_url(value["image_url"]):
-        return InputReference(url=value["image_url"])
-    if isinstance(value, str) and is_image_url(value):
-        return InputReference(url=value)
-    raise InvalidRequest(
-        "Invalid 'input_reference': upload an image file, or give {\"image_url\": URL}.",
-        param="input_reference",
-        code="invalid_type",
-    )
-
-
-def is_image_url(value: object) -> bool:
-    """An http(s) URL the upstream fetches, or an inline ``data:image/`` URL."""
-    return isinstance(value, str) and value.startswith(("https://", "http://", "data:image/"))
 
 
 ROUTES = (

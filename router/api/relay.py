@@ -3,11 +3,11 @@
 Scripts written for new-api-style resellers create with ``aspect_ratio`` + ``hd`` and a
 ``duration`` (string or int), get ``{"task_id"}``, and poll a task object with upper-case
 statuses, ``"NN%"`` progress and a plain link at ``data.output``. These handlers only translate:
-the relay fields become a catalogue size and seconds, then ``router.api.validate.build_create`` and
+the relay fields become a catalogue size and seconds, then ``router.api.requests.build_create`` and
 the dispatcher do exactly what they do for ``POST /v1/videos``, ``Idempotency-Key`` included. A
 task is a job: same id, same owner, visible in both dialects. Errors keep the OpenAI envelope,
 with ``param`` naming the field the relay client sent. The link at ``data.output`` is signed
-(``router.api.links``), so it works without a key.
+(``router.access.links``), so it works without a key.
 """
 
 from __future__ import annotations
@@ -19,18 +19,26 @@ from typing import Any
 from aiohttp import web
 
 from providers.base import InputReference
-from providers.relay import TASKS_PATH, aspect_ratio_of, dimensions
+from providers.sizes import aspect_ratio_of, dimensions
 from router import appkeys as keys
+from router.access.links import CONTENT_PREFIX, LinkSigner
 from router.api.content import stream_asset
-from router.api.links import CONTENT_PREFIX, LinkSigner
-from router.api.openai import is_image_url, owned_job, read_json_object, reject_unknown
-from router.api.validate import build_create
+from router.api.requests import (
+    build_create,
+    is_image_url,
+    owned_job,
+    read_json_object,
+    reject_unknown,
+)
 from router.config.model import Config
 from router.errors import InvalidRequest, NotFound
 from router.jobs.idempotency import key_from
-from router.jobs.model import Job, JobState
 from router.jsonio import json_response
+from router.records.job import Job, JobState
 
+# The relay resellers' task route, served to relay-dialect clients (the same path the relay
+# upstream kind calls, by design: scripts change only host and key).
+TASKS_ROUTE = "/v2/videos/generations"
 CREATE_FIELDS = frozenset({"prompt", "model", "aspect_ratio", "duration", "hd", "images"})
 TASK_STATUS = {
     JobState.QUEUED: "NOT_START",
@@ -160,7 +168,7 @@ def _in_relay_terms() -> Iterator[None]:
 
 
 ROUTES = (
-    web.post(TASKS_PATH, create_task),
-    web.get(TASKS_PATH + "/{task_id}", get_task),
+    web.post(TASKS_ROUTE, create_task),
+    web.get(TASKS_ROUTE + "/{task_id}", get_task),
     web.get(CONTENT_PREFIX + "{job_id}", get_linked_content),
 )

@@ -1,33 +1,25 @@
-"""config.yaml -> frozen dataclasses, validated once before anything starts.
+"""The config's records: frozen dataclasses, each field's default beside it.
 
-Owns the config's records (the dataclasses below, each field's default beside it), reading
-the file and ``parse_config``, which runs the whole pipeline: ``${VAR}`` expansion
-(``router.config.env``), one parser per section (``router.config.sections``, which holds the
-built-in model catalogue) reading through ``router.config.reader``. Every problem is collected
-and raised together in one ``ConfigError``, each as ``dotted.path: what is wrong``, so
-``sora-proxy check`` lists them all in one run. Messages name fields, list positions,
-catalogue sizes and environment variables but never repeat a value read from the file or the
-environment, and reprs hide secrets, so a credential cannot leak through either.
+Built by ``router.config.load`` (``load_config``, ``parse_config``), which validates the whole
+file once before anything starts and raises ``ConfigError`` with every problem, each as
+``dotted.path: what is wrong``, so ``sora-proxy check`` lists them all in one run. Messages
+name fields, list positions, catalogue sizes and environment variables but never repeat a
+value read from the file or the environment, and reprs hide secrets, so a credential cannot
+leak through either.
 
-Pure: no event loop and no I/O beyond reading the file in ``load_config``. Runtime objects
-(sessions, limiters, the job store) are built from these records at startup, elsewhere.
+Pure records: runtime objects (sessions, limiters, the job store) are built from them at
+startup, elsewhere.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
-from pathlib import Path
-from types import MappingProxyType
-
-import yaml
+from dataclasses import dataclass, field
 
 from providers.simulator.settings import SimulationSettings
-from router.config.env import expand_env
-from router.config.reader import Problems, Section, field_names
 
-KINDS = ("openai", "azure", "relay", "simulator")
+# The names an operator may give ``routing.strategy``; ``router.routing.strategies`` keys its
+# table by exactly these (a test holds the two together: routing sits above config).
 STRATEGIES = ("balanced", "cheapest", "fastest", "priority", "weighted")
 
 
@@ -110,7 +102,7 @@ class ProviderModel:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ProviderConfig:
     name: str
-    kind: str  # one of KINDS
+    kind: str  # one of providers.registry.KINDS
     base_url: str  # no trailing "/"; "" only for kind simulator (started in-process)
     api_key: str = field(default="", repr=False)
     api_version: str = "preview"  # azure only
@@ -171,63 +163,3 @@ class Config:
     routing: RoutingConfig
     health: HealthConfig
     metrics: MetricsConfig
-
-
-def load_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Config:
-    """Read and validate a config file; ``env`` (default ``os.environ``) fills ``${VAR}``.
-
-    A relative ``store.path`` is resolved against the file's directory, so the proxy finds
-    its database whatever directory it is started from.
-    """
-    file = Path(path)
-    try:
-        with file.open("rb") as stream:
-            raw = yaml.safe_load(stream)
-    except OSError as exc:
-        raise ConfigError([f"{file}: cannot read ({exc.strerror or exc})"]) from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError([_yaml_problem(file, exc)]) from exc
-    config = parse_config(raw, env)
-    if config.store.path == ":memory:" or os.path.isabs(config.store.path):
-        return config
-    resolved = os.path.abspath(file.parent / config.store.path)
-    return replace(config, store=StoreConfig(path=resolved))
-
-
-def _yaml_problem(file: Path, exc: yaml.YAMLError) -> str:
-    # One line, in the parser's own words; never the document's text, which may hold a secret.
-    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
-        return f"{file}, line {exc.problem_mark.line + 1}: invalid YAML: {exc.problem}"
-    return f"{file}: invalid YAML"
-
-
-def parse_config(raw: object, env: Mapping[str, str] | None = None) -> Config:
-    """Validate a ``yaml.safe_load`` result; raises ``ConfigError`` listing every problem."""
-    if raw is None:
-        raise ConfigError(["config: the document is empty"])
-    if not isinstance(raw, dict):
-        raise ConfigError(["config: must be a mapping of sections"])
-    # The section parsers build this module's records, so they are imported here, once this
-    # module is complete: a top-level import would make the two modules import each other.
-    from router.config import sections
-
-    problems = Problems()
-    tree, unset = expand_env(raw, os.environ if env is None else env)
-    for path, variable in unset:
-        problems.unset_variable(path, variable)
-    top = Section(tree, "", problems, field_names(Config))
-    catalogue = sections.parse_catalogue(top)
-    config = Config(
-        server=sections.parse_server(top.section("server", field_names(ServerConfig))),
-        store=sections.parse_store(top.section("store", field_names(StoreConfig))),
-        keys=sections.parse_keys(top, catalogue),
-        models=MappingProxyType(catalogue),
-        default_model=sections.parse_default_model(top, catalogue),
-        providers=sections.parse_providers(top, catalogue),
-        routing=sections.parse_routing(top.section("routing", field_names(RoutingConfig))),
-        health=sections.parse_health(top.section("health", field_names(HealthConfig))),
-        metrics=sections.parse_metrics(top.section("metrics", field_names(MetricsConfig))),
-    )
-    if problems.messages:
-        raise ConfigError(problems.messages)
-    return config

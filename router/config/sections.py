@@ -7,7 +7,7 @@ one of ``key`` and ``key_sha256``, a provider's kind decides which fields it may
 provider can only narrow and price what the catalogue entry of a model allows.
 
 Every read goes through ``router.config.reader``, so a problem is recorded by dotted path and
-parsing goes on; nothing here raises. ``router.config.model.parse_config`` assembles the sections
+parsing goes on; nothing here raises. ``router.config.load.parse_config`` assembles the sections
 and turns the recorded problems into one ``ConfigError``.
 """
 
@@ -19,9 +19,9 @@ from hashlib import sha256
 from types import MappingProxyType
 from typing import TypeVar
 
+from providers.registry import KINDS
 from providers.simulator.settings import SimulationSettings
 from router.config.model import (
-    KINDS,
     STRATEGIES,
     ClientKeyConfig,
     HealthConfig,

@@ -48,10 +48,11 @@ from router.errors import (
     Unavailable,
     UpstreamFailed,
 )
-from router.jobs.model import Attempt, AttemptState, Job, JobState, new_job_id
 from router.jobs.poller import Poller
 from router.jobs.retry import AttemptFailure, RetryBudget, RetryDecision, RetryPolicy, RetryState
 from router.limits.local import Hold, Limits
+from router.records.job import Attempt, AttemptState, Job, JobState, new_job_id
+from router.records.request import CreateRequest
 from router.routing.selection import Candidate, Selector
 from router.store.sqlite import IdempotencyClaim, JobStore
 
@@ -75,17 +76,6 @@ class _Placed:
                 provider=name, upstream_id="", state=AttemptState.UNKNOWN, submitted_at=self.sent_at
             )
         return Attempt(provider=name, upstream_id=self.seen.upstream_id, submitted_at=now)
-
-
-@dataclass(slots=True)  # not frozen, see providers.base.RenderRequest
-class CreateRequest:
-    """A validated create, in the client catalogue's terms."""
-
-    model: str
-    prompt: str
-    size: str
-    seconds: int
-    input_reference: InputReference | None = None
 
 
 class Dispatcher:

@@ -33,8 +33,8 @@ from dataclasses import dataclass
 
 from router import jsonio
 from router.errors import Conflict, InvalidRequest
-from router.jobs.dispatch import CreateRequest
-from router.jobs.model import Job
+from router.records.job import Job
+from router.records.request import CreateRequest
 from router.store.sqlite import IdempotencyClaim, JobStore
 
 __all__ = ["HEADER", "Idempotency", "Remix", "fingerprint", "key_from"]

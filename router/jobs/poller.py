@@ -35,12 +35,12 @@ from collections.abc import Awaitable, Callable
 from monitoring.health import ProviderHealth
 from monitoring.metrics import Metrics
 from providers.base import ProviderError, RateLimited, Rejected, UpstreamJob
-from router.jobs.model import AttemptState, Job, JobState
 from router.jobs.reconcile import UNCONFIRMED_CODE, Verdict, reconcile
 from router.jobs.retry import AttemptFailure, RetryPolicy, RetryState
 from router.jobs.schedule import Schedule
 from router.jobs.sweep import Sweeps
 from router.limits.local import Limits
+from router.records.job import AttemptState, Job, JobState
 from router.routing.pool import PoolEntry, ProviderPool
 from router.store.sqlite import JobStore
 

@@ -22,8 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from providers.base import ProviderError, RenderRequest, Unsearchable, UpstreamJob
-from router.jobs.model import Job
 from router.limits.local import Limits
+from router.records.job import Job
 from router.routing.pool import PoolEntry
 from router.store.sqlite import JobStore
 

@@ -40,9 +40,9 @@ from dataclasses import dataclass, field
 
 from providers.base import CLOCK_SKEW, ProviderError, RateLimited, Unsearchable, UpstreamJob
 from providers.http import LIST_PAGE
-from router.jobs.model import AttemptState, Job
 from router.jobs.schedule import Schedule
 from router.limits.local import Limits
+from router.records.job import AttemptState, Job
 from router.routing.pool import ProviderPool
 from router.store.sqlite import JobStore
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 from router.config.model import ClientKeyConfig, Config, ProviderConfig
 from router.errors import TooManyRequests
-from router.jobs.model import Job, JobState
+from router.records.job import Job, JobState
 from router.store.sqlite import JobStore
 
 WINDOW = 60.0  # seconds: rpm means events in any window this long

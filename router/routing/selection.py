@@ -24,8 +24,8 @@ from collections.abc import Collection, Mapping
 from monitoring.health import ProviderHealth
 from router.config.model import Config, ModelSpec
 from router.errors import UpstreamFailed
-from router.jobs.model import Job
 from router.limits.local import Limits
+from router.records.job import Job
 from router.routing.pool import PoolEntry, ProviderPool
 from router.routing.strategies import STRATEGIES, Candidate, Context
 

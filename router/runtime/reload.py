@@ -25,7 +25,8 @@ from dataclasses import dataclass, fields, replace
 from aiohttp import web
 
 from router import appkeys as keys
-from router.config.model import Config, ConfigError, load_config
+from router.config.load import load_config
+from router.config.model import Config, ConfigError
 from router.jobs.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
@@ -103,10 +104,9 @@ def _refused(problems: list[str]) -> ReloadResult:
 
 
 def _restart_only_changes(old: Config, new: Config) -> tuple[str, ...]:
-    changed = []
-    for section in RESTART_ONLY:
-        before, after = getattr(old, section), getattr(new, section)
-        for item in fields(before):
-            if getattr(before, item.name) != getattr(after, item.name):
-                changed.append(f"{section}.{item.name}")
-    return tuple(changed)
+    return tuple(
+        f"{section}.{item.name}"
+        for section in RESTART_ONLY
+        for item in fields(getattr(old, section))
+        if getattr(getattr(old, section), item.name) != getattr(getattr(new, section), item.name)
+    )

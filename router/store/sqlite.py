@@ -56,7 +56,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from providers.base import InputReference
 from router import jsonio
-from router.jobs.model import Job
+from router.records.job import Job
 
 __all__ = [
     "COMMIT_GAP",

@@ -7,7 +7,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from router.api.links import LinkSigner
+from router.access.links import LinkSigner
 from router.config.model import ServerConfig
 from router.errors import Forbidden
 from tests.clock import ManualClock

@@ -11,16 +11,12 @@ from typing import Any
 
 import pytest
 
+from providers.registry import KINDS
 from providers.simulator.settings import SimulationSettings
 from router.config.env import expand_env
-from router.config.model import (
-    KINDS,
-    STRATEGIES,
-    ConfigError,
-    ModelSpec,
-    load_config,
-    parse_config,
-)
+from router.config.load import load_config, parse_config
+from router.config.model import STRATEGIES, ConfigError, ModelSpec
+from router.routing import strategies
 
 FULL_CONFIG = """\
 server:
@@ -590,3 +586,7 @@ def test_records_are_immutable() -> None:
 def test_kinds_and_strategies_are_the_documented_ones() -> None:
     assert KINDS == ("openai", "azure", "relay", "simulator")
     assert STRATEGIES == ("balanced", "cheapest", "fastest", "priority", "weighted")
+
+
+def test_every_strategy_name_config_accepts_has_an_ordering() -> None:
+    assert tuple(strategies.STRATEGIES) == STRATEGIES

@@ -21,8 +21,8 @@ from aiohttp import web
 
 from router import appkeys as keys
 from router.app import create_app
-from router.config.model import load_config
-from router.jobs.model import JobState
+from router.config.load import load_config
+from router.records.job import JobState
 from tests.clock import ManualClock
 from tests.conftest import ALICE, BOB, SimulatorFactory, wait_for
 from tests.proxy_process import start_proxy_process

@@ -14,7 +14,7 @@ import openai
 import pytest
 
 from router import appkeys as keys
-from router.jobs.model import JobState
+from router.records.job import JobState
 from tests.clock import ManualClock
 from tests.conftest import (
     ProxyFactory,

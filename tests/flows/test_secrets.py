@@ -27,7 +27,8 @@ import yaml
 
 from providers.registry import ADAPTERS
 from router import appkeys as keys
-from router.config.model import ConfigError, load_config, parse_config
+from router.config.load import load_config, parse_config
+from router.config.model import ConfigError
 from tests.conftest import ProxyFactory, SimulatorFactory, sim_provider, upstream_provider, wait_for
 from tests.fake_upstream import ScriptedFactory
 

@@ -21,9 +21,9 @@ from aiohttp import web
 from providers.base import InputReference
 from router import appkeys as keys
 from router.errors import InvalidRequest
-from router.jobs.dispatch import CreateRequest
 from router.jobs.idempotency import Idempotency, Remix, fingerprint
-from router.jobs.model import Job, new_job_id
+from router.records.job import Job, new_job_id
+from router.records.request import CreateRequest
 from router.store.sqlite import (
     IDEMPOTENCY_TTL,
     SCHEMA_VERSION,
@@ -370,9 +370,9 @@ async def waiting(idempotency: Idempotency) -> bool:
 async def test_a_cancelled_first_request_lets_a_waiter_create(store: SqliteJobStore) -> None:
     idempotency, started = Idempotency(store), asyncio.Event()
     submit = inserting(store, started, gate=asyncio.Event())  # never opened
-    leader = asyncio.create_task(idempotency.run("alice", "k", REQUEST, submit))
+    leader = asyncio.ensure_future(idempotency.run("alice", "k", REQUEST, submit))
     await started.wait()
-    waiter = asyncio.create_task(idempotency.run("alice", "k", REQUEST, inserting(store)))
+    waiter = asyncio.ensure_future(idempotency.run("alice", "k", REQUEST, inserting(store)))
     await wait_for(lambda: waiting(idempotency))
     leader.cancel()
     job = await waiter
@@ -391,9 +391,9 @@ async def test_a_waiter_gets_the_same_error_and_nothing_is_recorded(store: Sqlit
         await gate.wait()
         raise refusal
 
-    leader = asyncio.create_task(idempotency.run("alice", "k", REQUEST, refuse))
+    leader = asyncio.ensure_future(idempotency.run("alice", "k", REQUEST, refuse))
     await started.wait()
-    waiter = asyncio.create_task(idempotency.run("alice", "k", REQUEST, inserting(store)))
+    waiter = asyncio.ensure_future(idempotency.run("alice", "k", REQUEST, inserting(store)))
     await wait_for(lambda: waiting(idempotency))
     gate.set()
     outcomes = await asyncio.gather(leader, waiter, return_exceptions=True)
@@ -434,7 +434,7 @@ async def test_the_record_is_written_with_its_job_and_loaded_at_open(
     await store.insert(job, None, IdempotencyClaim("alice", "k", "f1"))
     await store.insert(bound := make_job(), None, IdempotencyClaim("alice", "k2", "f2"))
     await store.insert(unbound := make_job())
-    with pytest.raises(ValueError):  # a claim belongs to the job's own owner
+    with pytest.raises(ValueError, match="owner"):  # a claim belongs to the job's own owner
         await store.insert(make_job(owner="alice"), None, IdempotencyClaim("bob", "k3", "f3"))
     record = store.idempotency_record("alice", "k")
     assert record is not None and (record.job_id, record.fingerprint) == (job.id, "f1")

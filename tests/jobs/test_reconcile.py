@@ -17,7 +17,7 @@ from typing import Any
 import aiohttp
 
 from router import appkeys as keys
-from router.jobs.model import AttemptState, JobState
+from router.records.job import AttemptState, JobState
 from tests.clock import ManualClock
 from tests.conftest import (
     ProxyFactory,

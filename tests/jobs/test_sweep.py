@@ -19,8 +19,8 @@ import pytest
 from aiohttp import web
 
 from router import appkeys as keys
-from router.jobs.model import AttemptState, Job, JobState
 from router.jobs.sweep import SWEEP_MIN_JOBS
+from router.records.job import AttemptState, Job, JobState
 from tests.clock import ManualClock
 from tests.conftest import (
     ProxyFactory,

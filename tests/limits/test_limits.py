@@ -15,8 +15,8 @@ import openai
 import pytest
 
 from router import appkeys as keys
-from router.jobs.model import JobState
 from router.limits.local import RateWindow
+from router.records.job import JobState
 from tests.clock import ManualClock
 from tests.conftest import (
     ALICE,

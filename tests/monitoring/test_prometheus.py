@@ -31,12 +31,12 @@ LAST_COMPARISON = re.compile(r"\s(==|!=|>=|<=|>|<)\s(?!.*\s(==|!=|>=|<=|>|<)\s)"
 
 
 def dashboard_exprs() -> list[tuple[str, str]]:
-    found = []
-    for path in DASHBOARDS:
-        for panel in json.loads(path.read_text())["panels"]:
-            for target in panel["targets"]:
-                found.append((f"{path.stem}: {panel['title']}", target["expr"]))
-    return found
+    return [
+        (f"{path.stem}: {panel['title']}", target["expr"])
+        for path in DASHBOARDS
+        for panel in json.loads(path.read_text())["panels"]
+        for target in panel["targets"]
+    ]
 
 
 def rule_exprs() -> list[tuple[str, str]]:

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from router.cli import main, with_listen_overrides
-from router.config.model import load_config, parse_config
+from router.config.load import load_config, parse_config
 from tests.proxy_process import start_proxy_process
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -13,7 +13,7 @@ from aiohttp import web
 from providers.base import UpstreamStatus
 from providers.statuses import normalise, parse_progress
 from router import appkeys as keys
-from router.jobs.model import JobState
+from router.records.job import JobState
 from tests.conftest import ALICE, ProxyFactory, wait_for
 from tests.fake_upstream import ScriptedFactory
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from providers.base import InputReference
-from router.jobs.model import Attempt, AttemptState, Job, JobState, new_job_id
+from router.records.job import Attempt, AttemptState, Job, JobState, new_job_id
 from router.store import sqlite as store_module
 from router.store.sqlite import FULL_BATCH, SCHEMA_VERSION, JobStore, SqliteJobStore
 
@@ -139,9 +139,9 @@ async def test_list_owned_pages_in_both_orders(store: SqliteJobStore) -> None:
     assert page(ids[1], 2, "desc") == ([ids[0]], False)
     assert page(ids[0], 2, "desc") == ([], False)
     assert page(None, 5, "asc") == (ids, False)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="bad page"):
         store.list_owned("alice", after=None, limit=0, order="asc")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="bad page"):
         store.list_owned("alice", after=None, limit=1, order="sideways")
 
 
@@ -293,7 +293,7 @@ async def test_one_failing_job_does_not_sink_its_batch(store: SqliteJobStore, db
 
 CHILD = """
 import asyncio, sys
-from router.jobs.model import Job
+from router.records.job import Job
 from router.store.sqlite import SqliteJobStore
 
 async def main() -> None:
