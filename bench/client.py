@@ -79,7 +79,7 @@ class Api:
 
         async def worker() -> None:
             for _ in remaining:  # one shared iterator: each job is created once
-                ids.append(await self.create(model))
+                ids.append(await self.create(model))  # noqa: PERF401 (shared by the workers)
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         return ids

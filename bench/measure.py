@@ -128,7 +128,5 @@ async def paired(
         raise ValueError(f"rounds must be odd, for a median round: {rounds}")
     for _, load in (proxy, floor):
         await run_wrk(load, _WARM_UP_SECONDS)
-    done = []
-    for _ in range(rounds):
-        done.append((await measure(*proxy, seconds), await measure(*floor, seconds)))
+    done = [(await measure(*proxy, seconds), await measure(*floor, seconds)) for _ in range(rounds)]
     return Paired(done)
