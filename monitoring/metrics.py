@@ -47,10 +47,10 @@ class Metrics:
         )  # fmt: skip
         r.register(self.requests)
         r.register(self.upstream)
-        self.renders = Counter(
-            PREFIX + "renders_total",
+        self.jobs_finished = Counter(
+            PREFIX + "jobs_finished_total",
             "Finished jobs by the provider of their last attempt, model and outcome "
-            "(completed, failed, moderated, expired).",
+            "(completed, failed, moderated, deadline_exceeded).",
             ["provider", "model", "outcome"], registry=r,
         )  # fmt: skip
         self.moderations = Counter(
@@ -59,7 +59,10 @@ class Metrics:
             ["provider", "stage"], registry=r,
         )  # fmt: skip
         self.failovers = Counter(
-            PREFIX + "failovers_total", "Moves of a render from one provider to another.",
+            PREFIX + "failovers_total",
+            "Moves of a render from one provider to another, by reason: rate_limited or "
+            "submit_failed at create; render_failed, stalled, output_moderated or "
+            "submit_unconfirmed after acceptance.",
             ["reason", "from_provider", "to_provider"], registry=r,
         )  # fmt: skip
         self.rejections = Counter(
@@ -141,7 +144,7 @@ class Metrics:
         cost_usd: float = 0.0,
     ) -> None:
         """A job finished; ``render_seconds`` and the spend only for completed ones."""
-        self.renders.labels(provider, model, outcome).inc()
+        self.jobs_finished.labels(provider, model, outcome).inc()
         self.attempts.observe(attempts)
         self.job_seconds.labels(provider, model, outcome).observe(job_seconds)
         if render_seconds is None:

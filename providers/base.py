@@ -62,7 +62,7 @@ class RenderRequest:
     ``model`` is already the provider's upstream model name; size and seconds are the
     catalogue's values, which each adapter maps to its wire format. Treated as immutable but
     not frozen, like ``UpstreamJob``: built on every create, and a frozen dataclass sets each
-    field through ``object.__setattr__`` (measured: 1.6 us for 7 fields against 0.3 us).
+    field through ``object.__setattr__``, about five times slower.
     """
 
     model: str
@@ -83,7 +83,6 @@ class UpstreamJob:
     error_code: str | None = None
     error_message: str | None = None
     expires_at: float | None = None  # when the upstream drops the asset (unix seconds)
-    raw_status: str = ""  # the word the upstream used, for logs
 
 
 @dataclass(slots=True, frozen=True)
@@ -164,8 +163,6 @@ class ProviderError(Exception):
     status when there was one; ``code`` and ``message`` what the upstream said.
     """
 
-    retryable_elsewhere = True  # may the router try another provider for this request?
-
     def __init__(
         self,
         message: str,
@@ -220,8 +217,6 @@ class BadUpstreamReply(ProviderError):
 class ModerationBlocked(ProviderError):
     """A content-policy refusal. Terminal by default and never a health signal."""
 
-    retryable_elsewhere = False
-
     def __init__(self, message: str, *, stage: ModerationStage, **kwargs: object) -> None:
         super().__init__(message, **kwargs)  # type: ignore[arg-type]
         self.stage = stage
@@ -229,8 +224,6 @@ class ModerationBlocked(ProviderError):
 
 class Rejected(ProviderError):
     """Any other 4xx: the request is wrong for every provider; the client hears it."""
-
-    retryable_elsewhere = False
 
 
 class Unsearchable(ProviderError):

@@ -170,7 +170,6 @@ class OpenAIVideosProvider(HttpProvider):
             error_code=_str_or_none(error.get("code")),
             error_message=_str_or_none(error.get("message")),
             expires_at=_number_or_none(reply.get("expires_at")),
-            raw_status=raw,
         )
 
 

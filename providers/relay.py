@@ -162,7 +162,6 @@ class RelayProvider(HttpProvider):
             progress=reported_progress(status, task.get("progress")),
             error_code="moderation_blocked" if moderated else None,
             error_message=reason,
-            raw_status=raw,
         )
 
     async def _task(self, upstream_id: str, operation: str) -> Any:

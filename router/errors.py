@@ -1,4 +1,5 @@
-"""The downstream error tree and the middleware that renders it as the OpenAI envelope.
+"""The downstream error tree, and ``failure_response``, which renders any failure as the OpenAI
+envelope (the handler wrapper ``router.app.fronted`` calls it).
 
 Every error a client sees is ``{"error": {"message", "type", "param", "code"}}`` with the
 status below; the ``openai`` SDK maps the status to its exception class and fills ``.code``::
@@ -162,7 +163,7 @@ def failure_response(request: web.Request, failure: Exception) -> web.Response:
     Dispatches by ``isinstance``, never by raising ``failure`` again here: that would add this
     frame, which holds ``failure``, to its traceback, a cycle that keeps every frame of the
     failed request alive until a GC pass. For a client gone mid-download those frames hold the
-    upstream's buffered chunks (measured: ~25 MiB per 32 dropped 128 MiB downloads).
+    upstream's buffered chunks (tens of MiB under a burst of dropped large downloads).
     """
     if isinstance(failure, RouterError):
         return failure.to_response()

@@ -38,7 +38,7 @@ async def stream_asset(request: web.Request, job: Job, variant: str) -> web.Stre
             f"Video '{job.id}' is {job.state.value}; content is available once it has completed.",
             param="video_id",
         )
-    entry = request.app[keys.SELECTOR].holder(job)
+    entry = request.app[keys.SELECTOR].rendering_provider(job)
     try:
         upstream = await entry.adapter.open_content(
             job.current.upstream_id, variant, request.headers.get("Range")

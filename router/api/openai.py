@@ -86,8 +86,8 @@ def video_body(job: Job) -> bytes:
     if served is not None and served[0] == job.version:
         return served[1]
     # orjson trims its work buffer in place, and a trimmed buffer kept for the job's life pins
-    # the allocator's slack with it (measured: ~6 KiB a job, 2.5x the RSS at 100k jobs); a
-    # copy of exact size costs ~0.1 us and keeps ~0.35 KiB.
+    # the allocator's slack with it (several KiB a job); a copy of exact size costs next to
+    # nothing and keeps only the body (bench/README.md, "Figures behind the design").
     body = memoryview(dumps(video_object(job))).tobytes()
     job.served = (job.version, body)
     return body

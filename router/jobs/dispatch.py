@@ -293,7 +293,7 @@ class Dispatcher:
         """
         if source.state is not JobState.COMPLETED:
             raise NotReady("Only a completed video can be remixed.", param="video_id")
-        entry = self._selector.holder(source)
+        entry = self._selector.rendering_provider(source)
         hold = self._admit(owner)
         try:
             if not self._limits.assign(hold, entry.name, source.price_per_second * source.seconds):
@@ -341,7 +341,7 @@ class Dispatcher:
                 code="video_not_finished",
             )
         for attempt in job.attempts:
-            entry = self._selector.pinned(attempt.provider)
+            entry = self._selector.configured(attempt.provider)
             if entry is None or not attempt.upstream_id:  # never confirmed upstream
                 continue
             try:

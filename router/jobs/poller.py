@@ -295,9 +295,9 @@ class Poller:
 
 
 def _outcome(job: Job) -> str:
-    """The bounded outcome word of a finished job for ``sora_proxy_renders_total``."""
+    """The bounded outcome word of a finished job for ``sora_proxy_jobs_finished_total``."""
     if job.state is JobState.COMPLETED:
         return "completed"
     if job.error_code == MODERATION_CODE:
         return "moderated"
-    return "expired" if job.error_code == "deadline_exceeded" else "failed"
+    return "deadline_exceeded" if job.error_code == "deadline_exceeded" else "failed"

@@ -4,7 +4,7 @@ An ``UNKNOWN`` attempt's create was sent and its answer never came, so the rende
 not exist upstream. Sending it again could render (and bill) twice, so the poller asks here
 instead, once per poll interval: ``find`` on the attempt's provider lists the renders it made
 around the send time that match prompt, upstream model, size and seconds; the nearest one that
-no stored job holds (``JobStore.holder``) is the attempt's render (``FOUND``). Until
+no stored job holds (``JobStore.job_holding``) is the attempt's render (``FOUND``). Until
 ``routing.reconcile_window`` has passed since the send (injected clock), absence means
 ``WAIT``. After it, a definite "not there" means the create never arrived (``RESUBMIT``:
 another provider may take it), while a provider that cannot be searched (``Unsearchable``:
@@ -74,7 +74,7 @@ async def reconcile(
     except ProviderError as exc:
         return Finding(Verdict.RETRY, error=exc)
     match = next(
-        (s for s in found or () if store.holder(attempt.provider, s.upstream_id) is None), None
+        (s for s in found or () if store.job_holding(attempt.provider, s.upstream_id) is None), None
     )
     if match is not None:
         return Finding(Verdict.FOUND, match=match)

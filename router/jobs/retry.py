@@ -25,10 +25,20 @@ BUDGET_WINDOW = 300.0  # seconds of traffic the budget looks back over
 
 
 class AttemptFailure(enum.Enum):
-    PROVIDER = "provider"  # the upstream failed the render (not moderation) or lost it
+    """Why an accepted attempt ended without the video; the value is the failover ``reason``
+    label, in one vocabulary with the create-time reasons (``FAILOVER_REASONS``)."""
+
+    PROVIDER = "render_failed"  # the upstream failed the render (not moderation) or lost it
     STALLED = "stalled"  # no progress for stall_timeout
-    MODERATION = "moderation"  # the output was refused by moderation
-    UNCONFIRMED = "unconfirmed"  # an unanswered create not found upstream within the window
+    MODERATION = "output_moderated"  # the output was refused by moderation
+    UNCONFIRMED = "submit_unconfirmed"  # an unanswered create not found upstream in the window
+
+
+# Every value of the failover counter's ``reason`` label: a create refused by one provider and
+# sent to the next (``rate_limited``: a 429; ``submit_failed``: anything else retryable), and
+# an accepted attempt that ended without the video (``AttemptFailure``).
+CREATE_FAILOVER_REASONS = ("rate_limited", "submit_failed")
+FAILOVER_REASONS = (*CREATE_FAILOVER_REASONS, *(failure.value for failure in AttemptFailure))
 
 
 class RetryDecision(enum.Enum):

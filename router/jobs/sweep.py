@@ -50,8 +50,8 @@ log = logging.getLogger(__name__)
 
 SWEEP_MIN_JOBS = 20  # renders in flight on a provider before its jobs are swept
 SWEEP_SLACK = 2  # pages a walk may read per page of members
-# Seconds of folding between yields to the loop. A page is ~100 folds of ~70 us each (with the
-# store write): in one piece that is a 7 ms stall for client polls; yielding after every few
+# Seconds of folding between yields to the loop. A page is ~100 folds (with the store write):
+# in one piece that stalls client polls for milliseconds; yielding after every few
 # folds instead lets a loaded proxy starve the sweep (each yield waits out a whole loop pass of
 # client requests).
 FOLD_SLICE = 0.004

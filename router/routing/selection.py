@@ -131,14 +131,14 @@ class Selector:
         healthy = sum(1 for e in pool if not self.health.ejected(e.name))
         return healthy == 0 or healthy / len(pool) < self._panic_threshold
 
-    def holder(self, job: Job) -> PoolEntry:
+    def rendering_provider(self, job: Job) -> PoolEntry:
         """The provider holding ``job``'s render (remix and content must use it), or 502."""
-        entry = self.pinned(job.current.provider)
+        entry = self.configured(job.current.provider)
         if entry is None:
             raise UpstreamFailed("The provider that rendered this video is no longer configured.")
         return entry
 
-    def pinned(self, provider: str) -> PoolEntry | None:
+    def configured(self, provider: str) -> PoolEntry | None:
         """The provider a follow-up (remix, content) must use: the one holding the render."""
         return self._pool.get(provider)
 

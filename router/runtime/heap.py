@@ -1,20 +1,21 @@
 """Keeps the cyclic garbage collector's full passes off the request path.
 
-With 100k jobs in memory, a full collection walks millions of long-lived objects that are
-never garbage: bench/ measured 230-440 ms per pass, finding nothing, stalling every request
-(client-poll p99 of 429 ms). Jobs live until deleted and form no reference cycles, so the
-survivors are moved to the permanent generation (``gc.freeze``), which full passes skip.
-Frozen objects are still freed by reference counting; only a cycle that turns into garbage
-after being frozen would stay, so a young collection runs before each freeze, and once per
-``FULL_EVERY`` the heap is unfrozen and collected whole: one bounded pause instead of many.
+With 100k jobs in memory, a full collection walks millions of long-lived objects that are never
+garbage: each pass took hundreds of milliseconds, found nothing and stalled every request
+(figures in bench/README.md, "Figures behind the design"). Jobs live until deleted and form no
+reference cycles, so the survivors are moved to the permanent generation (``gc.freeze``), which
+full passes skip. Frozen objects are still freed by reference counting; only a cycle that turns
+into garbage after being frozen would stay, so a young collection runs before each freeze, and
+once per ``FULL_EVERY`` the heap is unfrozen and collected whole: one bounded pause instead of
+many.
 
 Young collections are spaced out too (``YOUNG_THRESHOLD``). CPython starts one whenever
 allocations outrun deallocations by 700; the requests in flight hold thousands of objects
 between them (32 concurrent creates, about 5,000), so that count crossed 700 and fell back
-again all the time, with nothing to find. Under create load bench/ measured a young
-collection every ~13 creates at ~0.5 ms each (the survivors are scattered over a large
-heap, so every visit is a cache miss): 20-35 us of a ~450 us create. At 10,000 it was one
-per ~1,100 creates at ~3 ms: ~3 us a create.
+again all the time, with nothing to find: under create load a young collection ran every
+few creates and, the survivors being scattered over a large heap, cost a noticeable share of
+each create. At 10,000 they are about a hundred times rarer and cost a tenth as much a create
+(bench/README.md, "Figures behind the design").
 """
 
 from __future__ import annotations

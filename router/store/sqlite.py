@@ -5,7 +5,7 @@ default. It owns:
 
 * the in-memory view: every job by id and, per owner, the ``(created_at, id)`` keys in order, so
   ``get`` is O(1) and ``list_owned`` is O(log n + page) and never touches disk; and which job
-  holds each upstream render (``holder``, O(1)), learnt at ``insert`` and ``save``;
+  holds each upstream render (``job_holding``, O(1)), learnt at ``insert`` and ``save``;
 * one SQLite file (WAL, ``synchronous=NORMAL``, schema version in ``PRAGMA user_version``) with
   tables ``jobs`` (``body`` is the JSON of ``Job.to_record()``), ``inputs`` (reference images,
   kept so a job can be re-submitted elsewhere) and ``idempotency`` (a client's
@@ -173,7 +173,7 @@ class JobStore(Protocol):
     ) -> tuple[list[Job], bool]: ...
     def unfinished(self) -> list[Job]: ...
     def idempotency_record(self, owner: str, key: str) -> IdempotencyRecord | None: ...
-    def holder(self, provider: str, upstream_id: str) -> str | None: ...
+    def job_holding(self, provider: str, upstream_id: str) -> str | None: ...
     async def insert(
         self,
         job: Job,
@@ -215,7 +215,7 @@ class SqliteJobStore:
         "_clock",
         "_commits",
         "_full",
-        "_holders",
+        "_holding",
         "_idempotency",
         "_idempotency_of_job",
         "_jobs",
@@ -233,7 +233,7 @@ class SqliteJobStore:
         self._clock = clock  # ages idempotency records only
         self._jobs: dict[str, Job] = {}
         self._by_owner: dict[str, list[tuple[float, str]]] = {}  # sorted (created_at, id)
-        self._holders: dict[str, dict[str, str]] = {}  # provider -> upstream id -> job id
+        self._holding: dict[str, dict[str, str]] = {}  # provider -> upstream id -> job id
         self._idempotency: dict[tuple[str, str], IdempotencyRecord] = {}  # by (owner, key)
         self._idempotency_of_job: dict[str, tuple[str, str]] = {}  # job id -> (owner, key)
         self._pending: collections.deque[_Upsert | _Call[Any] | _Stop] = collections.deque()
@@ -256,11 +256,14 @@ class SqliteJobStore:
             raise RuntimeError("SqliteJobStore can be opened once")
         loop = asyncio.get_running_loop()
         ready: asyncio.Future[_Loaded] = loop.create_future()
-        expired = self._clock() - IDEMPOTENCY_TTL
+        idempotency_cutoff = self._clock() - IDEMPOTENCY_TTL
         # daemon: a forgotten close() must not hang interpreter exit; acknowledged writes are
         # already on disk and close() is the clean way out
         thread = threading.Thread(
-            target=self._run, args=(loop, ready, expired), name="job-store-writer", daemon=True
+            target=self._run,
+            args=(loop, ready, idempotency_cutoff),
+            name="job-store-writer",
+            daemon=True,
         )
         thread.start()
         self._thread = thread
@@ -303,9 +306,9 @@ class SqliteJobStore:
         # a scan, not an index: jobs finish by mutation the store does not see; called at startup
         return [job for job in self._jobs.values() if not job.state.finished]
 
-    def holder(self, provider: str, upstream_id: str) -> str | None:
+    def job_holding(self, provider: str, upstream_id: str) -> str | None:
         """The stored job one of whose attempts is ``upstream_id`` on ``provider``, if any."""
-        held = self._holders.get(provider)
+        held = self._holding.get(provider)
         return None if held is None else held.get(upstream_id)
 
     def idempotency_record(self, owner: str, key: str) -> IdempotencyRecord | None:
@@ -396,7 +399,7 @@ class SqliteJobStore:
     def _unindex(self, job: Job) -> None:
         del self._jobs[job.id]
         for attempt in job.attempts:
-            held = self._holders.get(attempt.provider)
+            held = self._holding.get(attempt.provider)
             if held is not None and held.get(attempt.upstream_id) == job.id:
                 del held[attempt.upstream_id]
         keys = self._by_owner[job.owner]
@@ -407,7 +410,7 @@ class SqliteJobStore:
     def _hold(self, job: Job) -> None:
         for attempt in job.attempts:
             if attempt.upstream_id:  # an ``UNKNOWN`` attempt has none yet
-                self._holders.setdefault(attempt.provider, {}).setdefault(
+                self._holding.setdefault(attempt.provider, {}).setdefault(
                     attempt.upstream_id, job.id
                 )
 
@@ -441,10 +444,13 @@ class SqliteJobStore:
     # --- everything below runs on the writer thread ---
 
     def _run(
-        self, loop: asyncio.AbstractEventLoop, ready: asyncio.Future[_Loaded], expired: float
+        self,
+        loop: asyncio.AbstractEventLoop,
+        ready: asyncio.Future[_Loaded],
+        idempotency_cutoff: float,
     ) -> None:
         try:
-            conn, loaded = _open(self._path, expired)
+            conn, loaded = _open(self._path, idempotency_cutoff)
         except Exception as exc:
             _reply(loop, [(ready, None, exc)])
             return
@@ -499,9 +505,10 @@ def _job_row(job: Job) -> _JobRow:
     return (job.id, job.owner, job.created_at, int(job.state.finished), job.version, body)
 
 
-def _open(path: Path, expired: float) -> tuple[sqlite3.Connection, _Loaded]:
-    """Connect, create or migrate the schema, delete idempotency records from ``expired`` or
-    before, and load every job and the remaining records (on the writer thread)."""
+def _open(path: Path, idempotency_cutoff: float) -> tuple[sqlite3.Connection, _Loaded]:
+    """Connect, create or migrate the schema, delete idempotency records from
+    ``idempotency_cutoff`` or before, and load every job and the remaining records (on the
+    writer thread)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     # we issue BEGIN/COMMIT per batch
     conn = sqlite3.connect(path, isolation_level=None, cached_statements=_CACHED_STATEMENTS)
@@ -516,7 +523,7 @@ def _open(path: Path, expired: float) -> tuple[sqlite3.Connection, _Loaded]:
         if version < SCHEMA_VERSION:
             steps = "".join(_MIGRATIONS[version:])
             conn.executescript(f"BEGIN; {steps} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
-        conn.execute("DELETE FROM idempotency WHERE created_at <= ?", (expired,))
+        conn.execute("DELETE FROM idempotency WHERE created_at <= ?", (idempotency_cutoff,))
         rows = conn.execute("SELECT body FROM jobs").fetchall()
         jobs = [Job.from_record(jsonio.loads(body)) for (body,) in rows]
         records = [

@@ -38,7 +38,7 @@ async def test_counters_equal_the_traffic_sent(proxy_factory: ProxyFactory) -> N
     proxy = await traffic.traffic_proxy(proxy_factory)
     await traffic.run_traffic(proxy)
     _, s = await scrape(proxy)
-    renders = "sora_proxy_renders_total"
+    renders = "sora_proxy_jobs_finished_total"
     assert value(s, renders, provider="first", model="sora-2", outcome="completed") == len(
         traffic.SUCCESSES
     )
@@ -53,7 +53,7 @@ async def test_counters_equal_the_traffic_sent(proxy_factory: ProxyFactory) -> N
     assert value(s, moderation, provider="first", stage="output") == len(traffic.OUTPUT_MODERATED)
     failovers = "sora_proxy_failovers_total"
     assert value(
-        s, failovers, reason="provider", from_provider="first", to_provider="second"
+        s, failovers, reason="render_failed", from_provider="first", to_provider="second"
     ) == len(traffic.FAILOVERS)
     assert value(s, "sora_proxy_rejections_total", scope="providers") == traffic.RATE_LIMITED
     completed = len(traffic.SUCCESSES) + len(traffic.FAILOVERS)

@@ -117,7 +117,7 @@ async def test_every_dashboard_and_alert_expression_returns_series(
 
         async def scraped_after_traffic() -> bool:
             # a few scrapes since the last render settled, so rate() sees the change
-            up = await query(session, url, "count_over_time(sora_proxy_renders_total[3s])")
+            up = await query(session, url, "count_over_time(sora_proxy_jobs_finished_total[3s])")
             return len(up) > 0 and min(float(r["value"][1]) for r in up) >= 3
 
         await wait_for(scraped_after_traffic, within=30)

@@ -212,7 +212,7 @@ async def test_delete_removes_the_job_and_its_input_durably(
     conn.close()
 
 
-async def test_holder_names_the_job_of_each_upstream_render(
+async def test_job_holding_names_the_job_of_each_upstream_render(
     store: SqliteJobStore, db: Path
 ) -> None:
     placed, unanswered, gone = make_job(), make_job(), make_job()
@@ -223,20 +223,23 @@ async def test_holder_names_the_job_of_each_upstream_render(
     gone.attempts.append(Attempt(provider="b", upstream_id="up-1", submitted_at=1.0))
     for job in (placed, unanswered, gone):
         await store.insert(job)
-    assert store.holder("a", "up-1") == placed.id
-    assert store.holder("b", "up-1") == gone.id  # ids are per provider
-    assert store.holder("a", "up-2") is None and store.holder("c", "up-1") is None
+    assert store.job_holding("a", "up-1") == placed.id
+    assert store.job_holding("b", "up-1") == gone.id  # ids are per provider
+    assert store.job_holding("a", "up-2") is None and store.job_holding("c", "up-1") is None
 
     assert unanswered.confirm("up-2")  # found upstream by reconciliation
     store.save(unanswered)
     await store.delete(gone.id)
-    assert store.holder("a", "up-2") == unanswered.id
-    assert store.holder("b", "up-1") is None
+    assert store.job_holding("a", "up-2") == unanswered.id
+    assert store.job_holding("b", "up-1") is None
 
     await store.close()
     again = await opened(db)
-    assert (again.holder("a", "up-1"), again.holder("a", "up-2")) == (placed.id, unanswered.id)
-    assert again.holder("b", "up-1") is None
+    assert (again.job_holding("a", "up-1"), again.job_holding("a", "up-2")) == (
+        placed.id,
+        unanswered.id,
+    )
+    assert again.job_holding("b", "up-1") is None
     await again.close()
 
 
