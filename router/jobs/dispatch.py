@@ -49,7 +49,15 @@ from router.errors import (
     UpstreamFailed,
 )
 from router.jobs.poller import Poller
-from router.jobs.retry import AttemptFailure, RetryBudget, RetryDecision, RetryPolicy, RetryState
+from router.jobs.retry import (
+    RATE_LIMITED,
+    SUBMIT_FAILED,
+    AttemptFailure,
+    RetryBudget,
+    RetryDecision,
+    RetryPolicy,
+    RetryState,
+)
 from router.limits.local import Hold, Limits
 from router.records.job import Attempt, AttemptState, Job, JobState, new_job_id
 from router.records.request import CreateRequest
@@ -264,7 +272,7 @@ class Dispatcher:
                 log.warning("create on %s failed (%r); trying the next provider", name, exc)
                 failures.append(exc)
                 if index + 1 < len(candidates):
-                    reason = "rate_limited" if isinstance(exc, RateLimited) else "submit_failed"
+                    reason = RATE_LIMITED if isinstance(exc, RateLimited) else SUBMIT_FAILED
                     self._metrics.failover(reason, name, candidates[index + 1].entry.name)
                 continue
             health.submitted(name, True, loop.time() - started)

@@ -26,7 +26,7 @@ BUDGET_WINDOW = 300.0  # seconds of traffic the budget looks back over
 
 class AttemptFailure(enum.Enum):
     """Why an accepted attempt ended without the video; the value is the failover ``reason``
-    label, in one vocabulary with the create-time reasons (``FAILOVER_REASONS``)."""
+    label, in one vocabulary with the create-time reasons (``RATE_LIMITED``, ``SUBMIT_FAILED``)."""
 
     PROVIDER = "render_failed"  # the upstream failed the render (not moderation) or lost it
     STALLED = "stalled"  # no progress for stall_timeout
@@ -34,11 +34,9 @@ class AttemptFailure(enum.Enum):
     UNCONFIRMED = "submit_unconfirmed"  # an unanswered create not found upstream in the window
 
 
-# Every value of the failover counter's ``reason`` label: a create refused by one provider and
-# sent to the next (``rate_limited``: a 429; ``submit_failed``: anything else retryable), and
-# an accepted attempt that ended without the video (``AttemptFailure``).
-CREATE_FAILOVER_REASONS = ("rate_limited", "submit_failed")
-FAILOVER_REASONS = (*CREATE_FAILOVER_REASONS, *(failure.value for failure in AttemptFailure))
+# The failover counter's ``reason`` for a create refused by one provider and sent to the next:
+# a 429, or anything else retryable. An accepted attempt's reasons are ``AttemptFailure``'s.
+RATE_LIMITED, SUBMIT_FAILED = "rate_limited", "submit_failed"
 
 
 class RetryDecision(enum.Enum):
