@@ -27,6 +27,12 @@ RENDER_BUCKETS = (1, 5, 10, 30, 60, 120, 180, 300, 600, 900, 1800, 3600)
 ATTEMPT_BUCKETS = (1, 2, 3, 4, 5, 8)
 
 
+_FAILOVERS_DOC = (
+    "Moves of a render from one provider to another, by reason: rate_limited or submit_failed "
+    "at create; render_failed, stalled, output_moderated or submit_unconfirmed after acceptance."
+)
+
+
 class Metrics:
     """The catalogue; see the README's metrics section for what each series means."""
 
@@ -59,10 +65,7 @@ class Metrics:
             ["provider", "stage"], registry=r,
         )  # fmt: skip
         self.failovers = Counter(
-            PREFIX + "failovers_total",
-            "Moves of a render from one provider to another, by reason: rate_limited or "
-            "submit_failed at create; render_failed, stalled, output_moderated or "
-            "submit_unconfirmed after acceptance.",
+            PREFIX + "failovers_total", _FAILOVERS_DOC,
             ["reason", "from_provider", "to_provider"], registry=r,
         )  # fmt: skip
         self.rejections = Counter(

@@ -19,15 +19,8 @@ LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 def lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
     """Run import-linter on the packages under ``root``, with ``root`` first on the path."""
     env = {**os.environ, "PYTHONPATH": str(root)}
-    return subprocess.run(
-        [str(LINT_IMPORTS), "--no-cache", "--config", str(root / "pyproject.toml")],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    cmd = [str(LINT_IMPORTS), "--no-cache", "--config", str(root / "pyproject.toml")]
+    return subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, check=False)
 
 
 @pytest.fixture
