@@ -14,6 +14,11 @@ instantly. The proxy reaches them through four providers (one catalogue model ea
 * ``bench-create``: the 1 MiB simulator again, but polled once an hour, so the create runs
   measure the create path alone, not the status reads that follow it (the scale scenario
   measures those).
+* ``bench-gateway``: the set-up an outside harness measured (issue 21): two providers of the
+  same model (both on the 1 MiB simulator, polled once an hour), ordered by the balanced
+  strategy, created on by a second client key with every limit set (``LIMITED_KEY``). Its
+  creates pay for choosing between two candidates and for the key's rate, concurrency and
+  budget checks, which ``bench-create`` (one provider, an unlimited key) does not.
 
 The floor server stands in front of the 1 MiB simulator and answers polls with the exact bytes
 the proxy answered (checked before measuring).
@@ -31,7 +36,7 @@ from bench.client import Api, create_body
 from bench.measure import Measured, Paired, measure, paired
 from bench.profile import Hotspot, profile
 from bench.report import Row, at_least, below
-from bench.stack import Route, Server, Stack
+from bench.stack import Route, Server, Stack, new_key
 from bench.wrk import Load
 
 __all__ = ["MicroSettings", "run_micro"]
@@ -53,6 +58,7 @@ class MicroSettings:
 
 
 async def run_micro(stack: Stack, settings: MicroSettings) -> tuple[list[Row], dict[str, Any]]:
+    limited_key = new_key()
     small = await stack.upstream("upstream-1mb", render_seconds=0, video_bytes=MIB)
     large = await stack.upstream("upstream-32mb", render_seconds=0, video_bytes=32 * MIB)
     huge = await stack.upstream("upstream-128mb", render_seconds=0, video_bytes=128 * MIB)
@@ -63,7 +69,10 @@ async def run_micro(stack: Stack, settings: MicroSettings) -> tuple[list[Row], d
             Route("bench-32mb", large, 0.05),
             Route("bench-128mb", huge, 0.05),
             Route("bench-create", small, 3600.0),
+            Route("bench-gateway", small, 3600.0),
+            Route("bench-gateway", small, 3600.0),
         ],
+        limited_key=limited_key,
     )
     async with Api(proxy.url, stack.key) as api:
         small_id, large_id = await api.create("bench-1mb"), await api.create("bench-32mb")
@@ -80,12 +89,15 @@ async def run_micro(stack: Stack, settings: MicroSettings) -> tuple[list[Row], d
             raise RuntimeError("the floor does not answer the bytes the proxy answered")
     small_path, large_path = f"/v1/videos/{small_id}", f"/v1/videos/{large_id}"
 
-    def load(server: Server, path: str, **how: Any) -> Load:
-        return Load(url=server.url + path, key=stack.key, connections=settings.connections, **how)
+    def load(server: Server, path: str, *, key: str | None = None, **how: Any) -> Load:
+        connections = settings.connections
+        return Load(url=server.url + path, key=key or stack.key, connections=connections, **how)
 
-    async def pair(path: str, floor_path: str | None = None, **how: Any) -> Paired:
+    async def pair(
+        path: str, floor_path: str | None = None, proxy_key: str | None = None, **how: Any
+    ) -> Paired:
         return await paired(
-            (proxy, load(proxy, path, **how)),
+            (proxy, load(proxy, path, key=proxy_key, **how)),
             (floor, load(floor, floor_path or path, **how)),
             seconds=settings.seconds,
             rounds=settings.rounds,
@@ -94,7 +106,7 @@ async def run_micro(stack: Stack, settings: MicroSettings) -> tuple[list[Row], d
     poll_rounds = await pair(small_path)
     content_rounds = await pair(small_path + "/content", f"/v1/videos/{upstream_id}/content")
     # 32 connections take ~5 s per 128 MiB download here: more than wrk's usual 5 s limit
-    slow = {"timeout": 60.0}
+    slow: dict[str, Any] = {"timeout": 60.0}
     large_runs: list[Measured] = []
     huge_runs: list[Measured] = []
     for _ in range(_RSS_ROUNDS):  # alternated: neither size inherits the other's heap alone
@@ -110,6 +122,8 @@ async def run_micro(stack: Stack, settings: MicroSettings) -> tuple[list[Row], d
     content_huge = max(huge_runs, key=lambda run: run.rss_peak)
     create_how: dict[str, Any] = {"method": "POST", "body": create_body("bench-create")}
     create_rounds = await pair("/v1/videos", **create_how)
+    gateway_how: dict[str, Any] = {"method": "POST", "body": create_body("bench-gateway")}
+    gateway_rounds = await pair("/v1/videos", None, limited_key, **gateway_how)
     poll, content = poll_rounds.median, content_rounds.median
     hotspots: dict[str, dict[str, list[Hotspot]]] = {}
     if settings.profile_to is not None:
@@ -129,6 +143,8 @@ async def run_micro(stack: Stack, settings: MicroSettings) -> tuple[list[Row], d
         Row(scenario="client poll", metric="p99 ms", proxy=poll[0].wrk.p99_ms,
             reference=poll[1].wrk.p99_ms, target="< 5 ms", check=below(5.0)),
         *_ab_rows("create", create_rounds, "req/s", ">= 0.6x floor", 0.6),
+        *_ab_rows("create, 2 providers + key limits", gateway_rounds, "req/s", ">= 0.6x floor",
+                  0.6),
         *_ab_rows("content 1 MiB", content_rounds, "downloads/s", ">= 0.8x floor", 0.8),
         Row(scenario="content", metric="proxy RSS MiB, 1 MiB files", proxy=_mib(content[0])),
         Row(scenario="content", metric=f"proxy RSS MiB, 32 MiB files, top of {_RSS_ROUNDS}",
@@ -144,6 +160,7 @@ async def run_micro(stack: Stack, settings: MicroSettings) -> tuple[list[Row], d
     details = {
         "client_poll": poll_rounds.to_json(),
         "create": create_rounds.to_json(),
+        "create_gateway": gateway_rounds.to_json(),
         "content_1mib": content_rounds.to_json(),
         "content_32mib": {"proxy": [run.to_json() for run in large_runs]},
         "content_128mib": {"proxy": [run.to_json() for run in huge_runs]},

@@ -27,11 +27,15 @@ from bench.floor_servers import READY_PATH
 from bench.process import CLIENT_CORE, SERVER_CORE, PinnedProcess
 from bench.upstream import STATS_PATH
 
-__all__ = ["POLL_AFTER_MS", "Route", "Server", "Stack", "Upstream", "new_key"]
+__all__ = ["LIMITED_KEY", "POLL_AFTER_MS", "Route", "Server", "Stack", "Upstream", "new_key"]
 
 ROOT = Path(__file__).resolve().parent.parent
 POLL_AFTER_MS = 1000
 _UPSTREAM_KEY = "sk-bench-upstream"
+# A key's every limit, each far above what one bench run sends (a few thousand creates a
+# second for seconds, every render held for the hour the bench polls it): the checks run on
+# every create and never refuse one.
+LIMITED_KEY = {"rpm": 10_000_000, "max_concurrent": 10_000_000, "daily_budget_usd": 1e9}
 
 
 def new_key() -> str:
@@ -102,12 +106,21 @@ class Stack:
         await wait_answering(upstream.root + STATS_PATH)
         return upstream
 
-    async def proxy(self, name: str, routes: list[Route], root: Path = ROOT) -> Server:
-        """The proxy on ``routes``, run from the checkout at ``root`` (this one by default)."""
+    async def proxy(
+        self, name: str, routes: list[Route], root: Path = ROOT, limited_key: str | None = None
+    ) -> Server:
+        """The proxy on ``routes``, run from the checkout at ``root`` (this one by default).
+
+        A model named by several routes gets one provider per route, ordered by the default
+        strategy (balanced). ``limited_key``, when given, is a second client key with every
+        limit set (``LIMITED_KEY``) high enough never to refuse the bench's traffic, so its
+        creates pay for the checks without being turned away.
+        """
         port = _free_port()
         config = self.workdir / f"{name}.yaml"
         store = self.workdir / f"{name}.db"
-        config.write_text(yaml.safe_dump(_proxy_config(port, self.key, store, routes)))
+        document = _proxy_config(port, self.key, store, routes, limited_key)
+        config.write_text(yaml.safe_dump(document))
         argv = [
             sys.executable, "-m", "router", "--log-level", "warning", "serve", "--config",
             str(config),
@@ -136,15 +149,21 @@ class Stack:
         return process
 
 
-def _proxy_config(port: int, key: str, store: Path, routes: list[Route]) -> dict[str, Any]:
+def _proxy_config(
+    port: int, key: str, store: Path, routes: list[Route], limited_key: str | None
+) -> dict[str, Any]:
+    keys: list[dict[str, Any]] = [{"name": "bench", "key": key}]
+    if limited_key is not None:
+        keys.append({"name": "bench-limited", "key": limited_key, **LIMITED_KEY})
     return {
         "server": {"host": "127.0.0.1", "port": port, "poll_after_ms": POLL_AFTER_MS},
         "store": {"path": str(store)},
-        "keys": [{"name": "bench", "key": key}],
+        "keys": keys,
         "models": {r.model: {"sizes": ["720x1280"], "seconds": [4]} for r in routes},
+        "routing": {"strategy": "balanced"},
         "providers": [
             {
-                "name": f"up-{r.model}",
+                "name": f"up-{index}-{r.model}",
                 "kind": "openai",
                 "base_url": r.upstream.api,
                 "api_key": r.upstream.key,
@@ -152,7 +171,7 @@ def _proxy_config(port: int, key: str, store: Path, routes: list[Route]) -> dict
                 "poll_interval": r.poll_interval,
                 "timeout": 60,
             }
-            for r in routes
+            for index, r in enumerate(routes)
         ],
     }
 

@@ -1,0 +1,77 @@
+"""``python -m bench.pool [FILE ...]``: judge the ratio targets on pooled rounds.
+
+One run's median round still moves by about 0.05 from run to run on a shared machine (issue 7
+ended blocked inside that noise), so a target is judged on every round of several runs at
+once: the median of all their proxy/floor throughput ratios, with the spread beside it. Beside
+it stands the CPU ratio (the floor's CPU per request over the proxy's): on a machine whose
+other core is busy, the load generator may be the limit and throughput ratios drift towards 1,
+while CPU per request still says what the proxy costs. With no FILE it pools every
+``bench/results/*.json``; runs that lack a scenario are passed over.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+from pathlib import Path
+
+import orjson
+
+from bench.report import RESULTS
+
+__all__ = ["SCENARIOS", "pooled"]
+
+# results key -> (what the table calls it, the share of the floor issue 21 asks for)
+SCENARIOS = {
+    "client_poll": ("client poll", 0.8),
+    "create": ("create", 0.6),
+    "create_gateway": ("create, 2 providers + key limits", 0.6),
+    "content_1mib": ("content 1 MiB", 0.8),
+}
+
+
+def pooled(files: list[Path]) -> dict[str, list[tuple[float, float]]]:
+    """Every round of each A/B scenario over ``files`` (``python -m bench`` results), as
+    (throughput ratio, CPU ratio) pairs, each proxy over floor as the table reads them."""
+    found: dict[str, list[tuple[float, float]]] = {key: [] for key in SCENARIOS}
+    for path in files:
+        micro = orjson.loads(path.read_bytes()).get("micro", {})
+        for key, rounds in found.items():
+            for run in micro.get(key, {}).get("rounds", []):
+                proxy, floor = run["proxy"], run["floor"]
+                rounds.append(
+                    (
+                        proxy["rps"] / floor["rps"],
+                        floor["cpu_us_per_request"] / proxy["cpu_us_per_request"],
+                    )
+                )
+    return found
+
+
+def _spread(values: list[float]) -> str:
+    return (
+        f"median {statistics.median(values):.3f}x "
+        f"(lowest {min(values):.3f}, highest {max(values):.3f})"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.pool", description=__doc__)
+    parser.add_argument("files", nargs="*", type=Path, help="results JSON (default: all)")
+    args = parser.parse_args()
+    files = args.files or sorted(RESULTS.glob("*.json"))
+    print(f"{len(files)} runs pooled")
+    for key, rounds in pooled(files).items():
+        name, share = SCENARIOS[key]
+        if not rounds:
+            print(f"{name}: no rounds")
+            continue
+        throughput, cpu = [r[0] for r in rounds], [r[1] for r in rounds]
+        verdict = "pass" if statistics.median(throughput) >= share else "FAIL"
+        print(f"{name}, {len(rounds)} rounds:")
+        print(f"    throughput {_spread(throughput)}, target >= {share}x: {verdict}")
+        print(f"    CPU per request, floor/proxy: {_spread(cpu)}")
+
+
+if __name__ == "__main__":
+    main()
