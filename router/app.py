@@ -1,10 +1,14 @@
 """``create_app(config)``: routes and the lifecycle of every long-lived resource.
 
-Every route's handler is wrapped at registration (``fronted``): authenticate the client key,
-run the handler, render every failure as the OpenAI envelope, record request metrics. A
-wrapper rather than an aiohttp middleware: with any middleware aiohttp adds two coroutine
-layers to every request (bench/README.md, "Figures behind the design"). A catch-all route, last,
-answers paths no route takes with the OpenAI envelope's 404 or 405.
+Every route's handler is wrapped at registration (``fronted``): take or make the request id
+(``router.logs``: every log line of the request carries it), authenticate the client key, run
+the handler, render every failure as the OpenAI envelope, record request metrics, and write
+the access log line when it is on. A wrapper rather than an aiohttp middleware: with any
+middleware aiohttp adds two coroutine layers to every request (bench/README.md, "Figures behind
+the design"). A catch-all route, last, answers paths no route takes with the OpenAI envelope's
+404 or 405, and allowed origins' CORS preflights (``router.access.cors``). Headers every answer
+carries, streamed ones included (``X-Request-Id``, CORS), are added as it is prepared
+(``stamp``).
 
 Cleanup contexts, in dependency order (torn down in reverse): providers (adapters and
 embedded simulators), health (``router.runtime.health``: selector and probes), the job store (loads
@@ -16,6 +20,7 @@ Nothing is created at import time.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from functools import partial
@@ -27,6 +32,7 @@ from monitoring.metrics import Metrics
 from monitoring.state import StateCollector
 from router import appkeys as keys
 from router.access.auth import ClientKey, KeyRing
+from router.access.cors import CorsPolicy
 from router.access.links import CONTENT_PREFIX, LinkSigner
 from router.api import admin as api_admin
 from router.api import content
@@ -34,13 +40,14 @@ from router.api import openai as api_openai
 from router.api import relay as api_relay
 from router.config.live import LiveConfig
 from router.config.model import Config
-from router.errors import Handler, failure_response
+from router.errors import Handler, PayloadTooLarge, failure_response
 from router.jobs.dispatch import Dispatcher
 from router.jobs.idempotency import Idempotency
 from router.jobs.poller import Poller
 from router.jobs.retry import RetryPolicy
 from router.jsonio import json_headers, json_response
 from router.limits.local import Limits, completed_today
+from router.logs import ACCESS_LOGGER, REQUEST_ID, request_id_from
 from router.routing.pool import ProviderPool
 from router.runtime.health import health_context, live_state
 from router.runtime.heap import frozen_heap
@@ -48,6 +55,9 @@ from router.store.sqlite import SqliteJobStore
 
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 UNMATCHED = "unmatched"  # the route label of requests no route took
+REQUEST_ID_HEADER = "X-Request-Id"
+
+access_log = logging.getLogger(ACCESS_LOGGER)
 
 
 def create_app(
@@ -55,8 +65,10 @@ def create_app(
     *,
     clock: Callable[[], float] = time.time,
     config_path: Path | None = None,
+    log_access: bool = False,
 ) -> web.Application:
-    """The proxy for ``config``; ``config_path`` is the file ``router.runtime.reload`` re-reads."""
+    """The proxy for ``config``; ``config_path`` is the file ``router.runtime.reload`` re-reads;
+    ``log_access``: one log line per request (``sora_proxy.access``, at INFO)."""
     app = web.Application(client_max_size=config.server.max_body_bytes)
     app[keys.CONFIG] = LiveConfig(config, config_path)
     app[keys.CLOCK] = clock
@@ -71,12 +83,16 @@ def create_app(
         {"openai-poll-after-ms": str(config.server.poll_after_ms)}
     )
     app[keys.LINKS] = LinkSigner(config.server, clock)
+    app[keys.CORS] = CorsPolicy(config.server.cors_origins)
+    app.on_response_prepare.append(stamp)
     app.cleanup_ctx.extend([_providers, health_context, _store, _jobs, frozen_heap])
     routes = (*_ROUTES, *api_openai.ROUTES, *content.ROUTES, *api_relay.ROUTES, *api_admin.ROUTES)
     for route in routes:
-        handler = fronted(route.handler, route.path, needs_client_key(route.path))
+        handler = fronted(route.handler, route.path, needs_client_key(route.path), log_access)
         web.RouteDef(route.method, route.path, handler, route.kwargs).register(app.router)
-    app.router.add_route("*", "/{path:.*}", fronted(unmatched, UNMATCHED, authenticate=False))
+    app.router.add_route(
+        "*", "/{path:.*}", fronted(unmatched, UNMATCHED, authenticate=False, log=log_access)
+    )
     return app
 
 
@@ -157,29 +173,69 @@ def client_key(request: web.Request) -> ClientKey:
     return request.app[keys.KEYRING].authenticate(request.headers.get("Authorization"))
 
 
-def fronted(handler: Handler, route: str, authenticate: bool) -> Handler:
-    """``handler`` behind what every request goes through; ``route`` labels its metrics."""
+def fronted(handler: Handler, route: str, authenticate: bool, log: bool = False) -> Handler:
+    """``handler`` behind what every request goes through; ``route`` labels its metrics;
+    ``log``: write the access log line."""
 
     async def front(request: web.Request) -> web.StreamResponse:
         started = time.perf_counter()
+        request_id = request[keys.REQUEST_ID] = request_id_from(
+            request.headers.get(REQUEST_ID_HEADER)
+        )
+        token = REQUEST_ID.set(request_id)
         response: web.StreamResponse
         try:
-            if authenticate:
-                request[keys.CLIENT_KEY] = client_key(request)
-            response = await handler(request)
-        except Exception as exc:
-            response = failure_response(request, exc)
-        request.app[keys.METRICS].observe_request(
-            route, response.status, time.perf_counter() - started
-        )
+            try:
+                if authenticate:
+                    request[keys.CLIENT_KEY] = client_key(request)
+                response = await handler(request)
+            except web.HTTPRequestEntityTooLarge:
+                response = body_too_large(request).to_response()
+            except Exception as exc:
+                response = failure_response(request, exc)
+            seconds = time.perf_counter() - started
+            request.app[keys.METRICS].observe_request(route, response.status, seconds)
+            if log and access_log.isEnabledFor(logging.INFO):
+                access_log.info(
+                    "%s %s",
+                    request.method,
+                    request.path,  # never the query: a signed link's signature is there
+                    extra={"status": response.status, "duration_ms": round(seconds * 1000, 3)},
+                )
+        finally:
+            REQUEST_ID.reset(token)
         return response
 
     return front
 
 
+def body_too_large(request: web.Request) -> PayloadTooLarge:
+    """The 413, naming the limit (aiohttp's own exception does not carry it)."""
+    limit = request.app[keys.CONFIG].current.server.max_body_bytes
+    return PayloadTooLarge(
+        f"Request body is larger than this server accepts: the limit is {limit} bytes "
+        "(server.max_body_bytes), uploads included."
+    )
+
+
+async def stamp(request: web.Request, response: web.StreamResponse) -> None:
+    """Headers of every answer, streamed or not, errors included: the request id, and CORS for
+    an allowed origin. Runs as aiohttp prepares the response (``on_response_prepare``)."""
+    request_id = request.get(keys.REQUEST_ID)
+    if request_id is not None:
+        response.headers[REQUEST_ID_HEADER] = request_id
+    cors = request.app[keys.CORS]
+    if cors:
+        cors.decorate(request.headers.get("Origin"), response.headers)
+
+
 async def unmatched(request: web.Request) -> web.StreamResponse:
     """The catch-all route: 405 when another method has a route here, else 404. The client key
-    is checked first, as on the routes themselves, so a wrong key learns no route."""
+    is checked first, as on the routes themselves, so a wrong key learns no route. A CORS
+    preflight from an allowed origin (always unmatched: no route takes OPTIONS) needs no key."""
+    preflight = request.app[keys.CORS].preflight(request)
+    if preflight is not None:
+        return preflight
     if needs_client_key(request.path):
         client_key(request)
     catch_all = request.match_info.route.resource

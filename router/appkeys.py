@@ -9,6 +9,7 @@ from aiohttp import web
 from monitoring.health import HealthChecker, ProviderHealth
 from monitoring.metrics import Metrics
 from router.access.auth import ClientKey, KeyRing
+from router.access.cors import CorsPolicy
 from router.access.links import LinkSigner
 from router.config.live import LiveConfig
 from router.jobs.dispatch import Dispatcher
@@ -33,8 +34,10 @@ DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 IDEMPOTENCY = web.AppKey("idempotency", Idempotency)
 LIMITS = web.AppKey("limits", Limits)
 LINKS = web.AppKey("links", LinkSigner)
+CORS = web.AppKey("cors", CorsPolicy)  # server.cors_origins; needs a restart to change
 READY = web.AppKey("ready", list[bool])  # one mutable cell: flipped by startup and shutdown
 
 POLL_HEADERS = web.AppKey("poll_headers", dict[str, str])  # JSON + openai-poll-after-ms, built once
 
 CLIENT_KEY = web.RequestKey("client_key", ClientKey)
+REQUEST_ID = web.RequestKey("request_id", str)  # X-Request-Id, the client's or made by fronted

@@ -1,8 +1,10 @@
 """``sora-proxy serve | check | simulate | hash-key``: the command line, loop choice, exit codes.
 
 Exit codes: 0 fine, 1 the config has problems (each printed by dotted path), 2 bad usage (for
-``hash-key``, also an unusable key).
-uvloop is used when installed; the loop is chosen here and nowhere else.
+``hash-key``, also an unusable key), 3 the listen address cannot be taken (``serve``, checked
+before anything starts: one line, no traceback).
+``--log-level`` and ``--log-format`` go before or after the command. uvloop is used when
+installed; the loop is chosen here and nowhere else.
 """
 
 from __future__ import annotations
@@ -12,10 +14,12 @@ import asyncio
 import contextlib
 import getpass
 import hashlib
-import logging
+import os
+import socket
 import sys
 from collections.abc import Sequence
 from dataclasses import fields, replace
+from importlib.metadata import version
 from pathlib import Path
 
 from aiohttp import web
@@ -23,13 +27,15 @@ from aiohttp import web
 from providers.simulator.settings import SimulationSettings
 from router.config.load import load_config
 from router.config.model import Config, ConfigError
+from router.logs import FORMATS, configure_logging
 
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+LOG_LEVELS = ("debug", "info", "warning", "error")
+CANNOT_LISTEN = 3
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format=LOG_FORMAT)
+    configure_logging(args.log_level, args.log_format)
     if args.command == "simulate":
         return _simulate(args)
     if args.command == "hash-key":
@@ -51,17 +57,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     from router.runtime.reload import reload_on_sighup
 
     config = with_listen_overrides(config, args.host, args.port)
+    try:
+        listener = listen(config.server.host, config.server.port)
+    except OSError as exc:
+        print(
+            f"sora-proxy: cannot listen on {config.server.host}:{config.server.port}: "
+            f"{os.strerror(exc.errno) if exc.errno else exc}",
+            file=sys.stderr,
+        )
+        return CANNOT_LISTEN
     _install_uvloop()
-    app = create_app(config, config_path=Path(args.config))
+    app = create_app(config, config_path=Path(args.config), log_access=args.access_log)
     app.cleanup_ctx.append(reload_on_sighup)
     web.run_app(
         app,
-        host=config.server.host,
-        port=config.server.port,
+        sock=listener,
         shutdown_timeout=config.server.shutdown_timeout,
         access_log=None,
     )
     return 0
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """The server's socket, bound before the app (and its simulators) start, so a taken
+    address is one clear line instead of a traceback after start-up."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    return socket.create_server((host, port), family=family, backlog=1024)
 
 
 def with_listen_overrides(config: Config, host: str | None, port: int | None) -> Config:
@@ -127,23 +148,47 @@ def _install_uvloop() -> None:
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
+def _logging_options(parser: argparse.ArgumentParser, defaults: bool) -> None:
+    """``--log-level`` and ``--log-format``, on the main parser (with defaults) and on each
+    command (without, so a value given before the command is not reset after it)."""
+    suppress = argparse.SUPPRESS
+    parser.add_argument("--log-level", choices=LOG_LEVELS, default="info" if defaults else suppress)
+    parser.add_argument(
+        "--log-format",
+        choices=FORMATS,
+        default="text" if defaults else suppress,
+        help="text (the default, for a terminal) or json (one object per line)",
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sora-proxy", description=__doc__)
     parser.add_argument(
-        "--log-level", default="info", choices=["debug", "info", "warning", "error"]
+        "--version", action="version", version=f"%(prog)s {version('sora-api-proxy')}"
     )
+    _logging_options(parser, defaults=True)
+    logging_options = argparse.ArgumentParser(add_help=False)
+    _logging_options(logging_options, defaults=False)
     commands = parser.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser("serve", help="run the proxy")
+    serve = commands.add_parser("serve", help="run the proxy", parents=[logging_options])
     serve.add_argument("--config", default="config.yaml")
     serve.add_argument("--host", help="override server.host")
     serve.add_argument("--port", type=int, help="override server.port")
-    check = commands.add_parser("check", help="validate a config file and list every problem")
+    serve.add_argument(
+        "--access-log", action="store_true", help="log one line per request (off: faster)"
+    )
+    check = commands.add_parser(
+        "check", help="validate a config file and list every problem", parents=[logging_options]
+    )
     check.add_argument("--config", default="config.yaml")
     commands.add_parser(
         "hash-key",
         help="print the key_sha256 of a client key read from stdin (prompted on a terminal)",
+        parents=[logging_options],
     )
-    simulate = commands.add_parser("simulate", help="run a simulated upstream on its own")
+    simulate = commands.add_parser(
+        "simulate", help="run a simulated upstream on its own", parents=[logging_options]
+    )
     simulate.add_argument("--host", default="127.0.0.1")
     simulate.add_argument("--port", type=int, default=9000)
     simulate.add_argument("--api-key", default="", help="require this Bearer/api-key secret")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from router.config.load import parse_config
 from router.config.model import Config
 from router.records.job import Job
 from tests.fake_upstream import ScriptedFactory, ScriptedUpstream
+from tests.log_capture import CapturedLogs, captured_logs
 from tests.relay_client import RelayClient
 
 ALICE = "sk-test-alice"
@@ -128,9 +129,10 @@ async def start_proxy(
     sock: socket.socket | None = None,
     *,
     ready: bool = True,
+    log_access: bool = False,
 ) -> RunningProxy:
     """Serve ``config``; with ``ready``, return once ``/readyz`` would say so."""
-    app = create_app(config, clock=clock)
+    app = create_app(config, clock=clock, log_access=log_access)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.SockSite(runner, sock) if sock else web.TCPSite(runner, "127.0.0.1", 0)
@@ -175,6 +177,13 @@ async def simulators() -> AsyncIterator[SimulatorFactory]:
 
 
 @pytest.fixture
+def logs() -> Iterator[CapturedLogs]:
+    """The log lines written during the test (``tests.log_capture``)."""
+    with captured_logs() as captured:
+        yield captured
+
+
+@pytest.fixture
 async def scripted() -> AsyncIterator[ScriptedFactory]:
     """Start ``ScriptedUpstream`` servers (outside providers faked over HTTP); stopped after."""
     started: list[ScriptedUpstream] = []
@@ -206,13 +215,14 @@ async def proxy_factory(
         *,
         clock: Callable[[], float] = time.time,
         ready: bool = True,
+        log_access: bool = False,
         **sections: Any,
     ) -> RunningProxy:
         sock = listening_socket()
         public_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
         sections["server"] = {"public_url": public_url, **sections.get("server", {})}
         config = build_config(tmp_path, providers, **sections)
-        proxy = await start_proxy(config, clock, sock, ready=ready)
+        proxy = await start_proxy(config, clock, sock, ready=ready, log_access=log_access)
         started.append(proxy)
         return proxy
 

@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import aiohttp
@@ -24,8 +25,11 @@ def free_port() -> int:
 
 
 class ProxyProcess:
-    def __init__(self, config: Path, port: int, log: Path | None = None) -> None:
-        """``log``: a file that receives the proxy's log (warnings and errors); else dropped."""
+    def __init__(
+        self, config: Path, port: int, log: Path | None = None, args: Sequence[str] = ()
+    ) -> None:
+        """``log``: a file that receives the proxy's log (warnings and errors); else dropped.
+        ``args`` go after ``serve``'s own (e.g. ``--log-level info --log-format json``)."""
         self.url = f"http://127.0.0.1:{port}"
         sink = log.open("ab") if log is not None else None
         try:
@@ -41,6 +45,7 @@ class ProxyProcess:
                     str(config),
                     "--port",
                     str(port),
+                    *args,
                 ],
                 cwd=ROOT,
                 stdout=subprocess.DEVNULL,
@@ -76,8 +81,8 @@ class ProxyProcess:
 
 
 async def start_proxy_process(
-    config: Path, port: int | None = None, log: Path | None = None
+    config: Path, port: int | None = None, log: Path | None = None, args: Sequence[str] = ()
 ) -> ProxyProcess:
-    proxy = ProxyProcess(config, port or free_port(), log)
+    proxy = ProxyProcess(config, port or free_port(), log, args)
     await proxy.ready()
     return proxy

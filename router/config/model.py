@@ -44,6 +44,8 @@ class ServerConfig:
     link_ttl: float = 86400.0  # lifetime of signed content links (relay dialect)
     # HMAC key of those links; empty: a random one per process
     link_secret: str = field(default="", repr=False)
+    # browser origins allowed to call the proxy (router.access.cors); empty: no CORS headers
+    cors_origins: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -87,7 +87,21 @@ def parse_server(s: Section) -> ServerConfig:
         shutdown_timeout=s.positive("shutdown_timeout", d.shutdown_timeout),
         link_ttl=s.positive("link_ttl", d.link_ttl),
         link_secret=s.text("link_secret", d.link_secret),
+        cors_origins=_list_of(s, "cors_origins", _origin, _NOT_AN_ORIGIN) or d.cors_origins,
     )
+
+
+_NOT_AN_ORIGIN = 'must be "*" or an origin: scheme, host and optional port (https://app.example)'
+
+
+def _origin(raw: object) -> str | None:
+    """``*`` or ``http(s)://host[:port]`` as a browser sends it in ``Origin``: no path, no slash."""
+    if raw == "*":
+        return "*"
+    if not isinstance(raw, str) or not raw.startswith(("http://", "https://")):
+        return None
+    host = raw.split("://", 1)[1]
+    return raw if host and not any(c in host for c in "/?# ") else None
 
 
 def parse_store(s: Section) -> StoreConfig:

@@ -26,11 +26,11 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 from monitoring.metrics import Metrics
 from providers.base import (
     BadUpstreamReply,
-    InputReference,
     ModerationBlocked,
     ProviderError,
     RateLimited,
@@ -48,6 +48,7 @@ from router.errors import (
     Unavailable,
     UpstreamFailed,
 )
+from router.jobs import lifecycle
 from router.jobs.poller import Poller
 from router.jobs.retry import (
     RATE_LIMITED,
@@ -59,6 +60,7 @@ from router.jobs.retry import (
     RetryState,
 )
 from router.limits.local import Hold, Limits
+from router.logs import REQUEST_ID
 from router.records.job import Attempt, AttemptState, Job, JobState, new_job_id
 from router.records.request import CreateRequest
 from router.routing.selection import Candidate, Selector
@@ -131,19 +133,21 @@ class Dispatcher:
     ) -> Job:
         """Place a new render and store its job (with ``idempotency``'s record, if any)."""
         hold = self._admit(owner)
+        job_id = new_job_id()
         try:
-            placed = await self._place(request, hold)
+            placed = await self._place(job_id, request, hold)
         except BaseException:
             self._limits.release(hold)
             raise
         self._budget.created(self._clock())
-        job = self._new_job(owner, request, placed)
+        job = self._new_job(job_id, owner, request, placed)
         self._limits.bind(hold, job.id)
         await self._store.insert(job, request.input_reference, idempotency)
+        lifecycle.created(job)
         self._poller.track(job)
         return job
 
-    async def _place(self, request: CreateRequest, hold: Hold) -> _Placed:
+    async def _place(self, job_id: str, request: CreateRequest, hold: Hold) -> _Placed:
         """Submit to the first candidate that takes it; wait in the admission queue while every
         usable provider is at its cap, up to ``routing.admission_wait``."""
         loop = asyncio.get_running_loop()
@@ -155,9 +159,7 @@ class Dispatcher:
                 candidates = self._selector.candidates(model, size, seconds)
                 if candidates:
                     try:
-                        return await self._submit(
-                            candidates, request, request.input_reference, hold
-                        )
+                        return await self._submit(job_id, candidates, request, hold)
                     except _NoRoom:
                         pass
                 usable = self._selector.usable(model, size, seconds)
@@ -202,13 +204,16 @@ class Dispatcher:
         reference = await self._store.input_reference(job.id)
         request = CreateRequest(job.model, job.prompt, job.size, job.seconds, reference)
         try:
-            placed = await self._submit(candidates, request, reference, hold)
+            placed = await self._submit(job.id, candidates, request, hold, job.request_id)
         except (RouterError, _NoRoom) as exc:
             reason = exc.message if isinstance(exc, RouterError) else "every provider is full"
             log.warning("job %s: no provider took the re-submission (%s)", job.id, reason)
             return False
         candidate = placed.candidate
         self._metrics.failover(failure.value, job.current.provider, candidate.entry.name)
+        lifecycle.failover(
+            job.id, failure.value, job.current.provider, candidate.entry.name, job.request_id
+        )
         submitted = self._clock()
         job.add_attempt(placed.attempt(submitted), candidate.price_per_second or 0.0)
         if placed.seen is not None:
@@ -226,34 +231,41 @@ class Dispatcher:
 
     async def _submit(
         self,
+        job_id: str,
         candidates: list[Candidate],
         request: CreateRequest,
-        reference: InputReference | None,
         hold: Hold,
+        request_id: str | None = None,
     ) -> _Placed:
         """Create on the first candidate that takes it, failing over on provider errors.
 
         A candidate that filled up meanwhile, or whose price the key's budget cannot take, is
         skipped; when nothing was sent for the first reason ``_NoRoom`` asks the caller to
         wait, for the second the key is over budget. A create sent and never answered ends the
-        walk there (``_Placed.seen`` is None), holding that provider's slot.
+        walk there (``_Placed.seen`` is None), holding that provider's slot. ``request_id`` names
+        the creating request in log lines written outside it (a re-submission).
         """
         health = self._selector.health
         loop = asyncio.get_running_loop()
         failures: list[ProviderError] = []
+        passed: list[str] = []  # candidates passed over, with why, for the routed line
         over_budget = False
         for index, candidate in enumerate(candidates):
             name = candidate.entry.name
             cost = _cost(candidate, request.seconds, self._limits.budgeted(hold.key))
             if cost is None or not self._limits.assign(hold, name, cost):
                 over_budget = over_budget or self._limits.has_room(name)
+                passed.append(f"{name} full or over the key's budget")
                 continue
             upstream = RenderRequest(
                 model=candidate.upstream_model,
                 prompt=request.prompt,
                 size=request.size,
                 seconds=request.seconds,
-                input_reference=reference,
+                input_reference=request.input_reference,
+            )
+            lifecycle.routed(
+                job_id, name, partial(self._why, candidates, request, passed), request_id
             )
             sent_at = self._clock()
             started = loop.time()
@@ -264,6 +276,8 @@ class Dispatcher:
                     # It may be rendering there: another provider must not get it as well.
                     log.warning("create on %s went unanswered (%r); reconciling it", name, exc)
                     return _Placed(candidate, None, sent_at)
+                if isinstance(exc, ModerationBlocked):
+                    lifecycle.moderated(job_id, name, exc.stage.value, request_id)
                 _raise_if_final(exc)
                 if isinstance(exc, RateLimited):
                     health.cool(name, exc.retry_after)
@@ -271,9 +285,12 @@ class Dispatcher:
                     health.submitted(name, False, loop.time() - started)
                 log.warning("create on %s failed (%r); trying the next provider", name, exc)
                 failures.append(exc)
+                reason = RATE_LIMITED if isinstance(exc, RateLimited) else SUBMIT_FAILED
+                passed.append(f"{name} {reason}")
                 if index + 1 < len(candidates):
-                    reason = RATE_LIMITED if isinstance(exc, RateLimited) else SUBMIT_FAILED
-                    self._metrics.failover(reason, name, candidates[index + 1].entry.name)
+                    target = candidates[index + 1].entry.name
+                    self._metrics.failover(reason, name, target)
+                    lifecycle.failover(job_id, reason, name, target, request_id)
                 continue
             health.submitted(name, True, loop.time() - started)
             return _Placed(candidate, seen, sent_at)
@@ -286,6 +303,10 @@ class Dispatcher:
             self._metrics.rejected("key_budget")
             raise self._limits.over_budget(hold.key)
         raise _NoRoom
+
+    def _why(self, order: list[Candidate], request: CreateRequest, passed: list[str]) -> str:
+        why = self._selector.why(order, request.seconds)
+        return f"{why}; passed over: {', '.join(passed)}" if passed else why
 
     async def remix(
         self,
@@ -334,9 +355,11 @@ class Dispatcher:
             price_per_second=source.price_per_second,
             attempts=[Attempt(provider=entry.name, upstream_id=seen.upstream_id, submitted_at=now)],
         )
+        job.request_id = REQUEST_ID.get()
         self._first_sight(job, seen, now)
         self._limits.bind(hold, job.id)
         await self._store.insert(job, None, idempotency)
+        lifecycle.created(job)
         self._poller.track(job)
         return job
 
@@ -379,10 +402,10 @@ class Dispatcher:
         if attempt.state is not AttemptState.QUEUED:
             self._metrics.queued(attempt.provider, now - attempt.submitted_at)
 
-    def _new_job(self, owner: str, request: CreateRequest, placed: _Placed) -> Job:
+    def _new_job(self, job_id: str, owner: str, request: CreateRequest, placed: _Placed) -> Job:
         now = self._clock()
         job = Job(
-            id=new_job_id(),
+            id=job_id,
             owner=owner,
             model=request.model,
             prompt=request.prompt,
@@ -391,6 +414,7 @@ class Dispatcher:
             created_at=now,
             price_per_second=placed.candidate.price_per_second or 0.0,
             attempts=[placed.attempt(now)],
+            request_id=REQUEST_ID.get(),
         )
         if placed.seen is not None:
             self._first_sight(job, placed.seen, now)

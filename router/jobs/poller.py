@@ -35,6 +35,7 @@ from collections.abc import Awaitable, Callable
 from monitoring.health import ProviderHealth
 from monitoring.metrics import Metrics
 from providers.base import ProviderError, RateLimited, Rejected, UpstreamJob
+from router.jobs import lifecycle
 from router.jobs.reconcile import UNCONFIRMED_CODE, Verdict, reconcile
 from router.jobs.retry import AttemptFailure, RetryPolicy, RetryState
 from router.jobs.schedule import Schedule
@@ -275,11 +276,13 @@ class Poller:
         self._progress.pop(job.id, None)
         attempt = job.current
         completed = job.state is JobState.COMPLETED
+        outcome = _outcome(job)
+        lifecycle.settled(job, outcome)
         self._metrics.settled(
             provider=attempt.provider,
             model=job.model,
             key=job.owner,
-            outcome=_outcome(job),
+            outcome=outcome,
             attempts=len(job.attempts),
             job_seconds=(job.completed_at or self._clock()) - job.created_at,
             render_seconds=(attempt.finished_at or 0.0) - attempt.submitted_at

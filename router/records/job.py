@@ -152,6 +152,9 @@ class Job:
     # (version, bytes) of the client-facing body last served for this job; reads of an
     # unchanged job reuse it (``router.api.openai.video_body``). Not persisted.
     served: tuple[int, bytes] | None = field(default=None, repr=False, compare=False)
+    # The X-Request-Id of the request that created it, for the poller's log lines
+    # (``router.jobs.lifecycle``). Not persisted: after a restart the lines go without it.
+    request_id: str | None = field(default=None, repr=False, compare=False)
 
     @property
     def current(self) -> Attempt:

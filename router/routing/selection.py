@@ -27,7 +27,7 @@ from router.errors import UpstreamFailed
 from router.limits.local import Limits
 from router.records.job import Job
 from router.routing.pool import PoolEntry, ProviderPool
-from router.routing.strategies import STRATEGIES, Candidate, Context
+from router.routing.strategies import STRATEGIES, Candidate, Context, explain
 
 __all__ = ["Candidate", "Selector"]
 
@@ -44,6 +44,7 @@ class Selector:
         "_pool",
         "_rng",
         "_strategy",
+        "_strategy_name",
         "health",
     )
 
@@ -62,6 +63,7 @@ class Selector:
         self._capable: dict[tuple[str, str, int], tuple[Candidate, ...]] = {}
         self._contexts: dict[int, Context] = {}  # by seconds; what strategies see is fixed
         self._strategy = STRATEGIES[config.routing.strategy]
+        self._strategy_name = config.routing.strategy
         self._panic_threshold = config.health.panic_threshold
         self._latency_weight = config.routing.latency_weight
         self._drained &= {entry.name for entry in self._pool}
@@ -116,12 +118,22 @@ class Selector:
                 if not panic:
                     continue
             usable.append(c)
+        return self._strategy(usable, self._context(seconds))
+
+    def why(self, order: list[Candidate], seconds: int) -> str:
+        """The strategy's reasons for ``order`` (a log line's "why")."""
+        return explain(self._strategy_name, order, self._context(seconds))
+
+    def _context(self, seconds: int) -> Context:
         ctx = self._contexts.get(seconds)
         if ctx is None:
             ctx = self._contexts[seconds] = Context(
-                health=health, rng=self._rng, seconds=seconds, latency_weight=self._latency_weight
+                health=self.health,
+                rng=self._rng,
+                seconds=seconds,
+                latency_weight=self._latency_weight,
             )
-        return self._strategy(usable, ctx)
+        return ctx
 
     def panicking(self, entries: Collection[PoolEntry] | None = None) -> bool:
         """Whether too few of ``entries`` (default: all providers) are healthy to route on."""

@@ -76,15 +76,32 @@ def weighted(found: list[Candidate], ctx: Context) -> list[Candidate]:
     )
 
 
-def balanced(found: list[Candidate], ctx: Context) -> list[Candidate]:
+def balanced_score(c: Candidate, ctx: Context) -> float:
     """Expected cost per successful render plus the expected time, priced by latency_weight."""
+    cost = (c.price_per_second or 0.0) * ctx.seconds
+    rate = ctx.health.stats(c.entry.name).success_rate
+    return cost / rate + ctx.latency_weight * expected_seconds(c, ctx)
 
-    def score(c: Candidate) -> float:
-        cost = (c.price_per_second or 0.0) * ctx.seconds
-        rate = ctx.health.stats(c.entry.name).success_rate
-        return cost / rate + ctx.latency_weight * expected_seconds(c, ctx)
 
-    return sorted(_priced(found, ctx), key=score)
+def balanced(found: list[Candidate], ctx: Context) -> list[Candidate]:
+    return sorted(_priced(found, ctx), key=lambda c: balanced_score(c, ctx))
+
+
+# What each strategy ordered by, in words, for the log line that says why a provider was chosen.
+_EXPLAIN: dict[str, Callable[[Candidate, Context], str]] = {
+    "balanced": lambda c, ctx: f"score {balanced_score(c, ctx):.3f}",
+    "cheapest": lambda c, ctx: f"${c.price_per_second or 0.0:g}/s",
+    "fastest": lambda c, ctx: f"expected {expected_seconds(c, ctx):.1f}s",
+    "priority": lambda c, ctx: f"priority {c.entry.config.priority}",
+    "weighted": lambda c, ctx: f"weight {c.entry.config.weight:g}",
+}
+
+
+def explain(strategy: str, order: list[Candidate], ctx: Context) -> str:
+    """``order`` in the strategy's words: ``balanced: a (score 0.4), then b (score 0.5)``."""
+    words = _EXPLAIN[strategy]
+    ranked = ", then ".join(f"{c.entry.name} ({words(c, ctx)})" for c in order)
+    return f"{strategy}: {ranked}"
 
 
 STRATEGIES: dict[str, Strategy] = {

@@ -1,0 +1,119 @@
+"""Log lines an operator can follow: request ids, job fields, and the text or JSON format.
+
+Every line carries the request id of the request it was written for: ``fronted`` (``router.app``)
+sets ``REQUEST_ID`` for the handler's task, and ``RequestIdFilter`` copies it into each record,
+so code that logs needs no request in hand. Work done outside a request (the poller) names the
+request itself through ``extra``, which the filter leaves alone.
+
+Fields a record may carry through ``extra`` (``FIELDS``): ``request_id``, ``job_id``,
+``provider``, ``outcome``, ``event``, and on access log lines ``status`` and ``duration_ms``.
+The text format appends them as ``key=value`` after the message; the JSON format writes one
+object per line with ``time``, ``level``, ``logger``, ``message`` and those fields. Nothing
+here reads a secret: what is logged is what callers pass.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import time
+from contextvars import ContextVar
+from typing import TextIO
+
+import orjson
+
+FORMATS = ("text", "json")
+FIELDS = ("request_id", "job_id", "provider", "outcome", "event", "status", "duration_ms")
+ACCESS_LOGGER = "sora_proxy.access"
+MAX_REQUEST_ID = 128  # characters of a client's X-Request-Id we take; longer ones are replaced
+
+REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
+
+# A random prefix per process and a counter: unique across restarts and workers without a
+# system call per request (a request id is a label to grep for, not a secret).
+_PREFIX = f"req_{os.urandom(6).hex()}"
+_counter = itertools.count(1)
+
+
+def new_request_id() -> str:
+    return f"{_PREFIX}{next(_counter):010x}"
+
+
+def request_id_from(header: str | None) -> str:
+    """The client's ``X-Request-Id`` when it is 1-128 printable ASCII characters without
+    spaces (it lands in log lines and headers: nothing that could split either), else a new
+    one."""
+    if (
+        header
+        and len(header) <= MAX_REQUEST_ID
+        and header.isascii()
+        and header.isprintable()
+        and " " not in header
+    ):
+        return header
+    return new_request_id()
+
+
+class RequestIdFilter(logging.Filter):
+    """Stamp each record with the current request's id unless the caller named one."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "request_id", None) is None:
+            record.request_id = REQUEST_ID.get()
+        return True
+
+
+class TextFormatter(logging.Formatter):
+    """``time LEVEL logger: message key=value ...`` for a terminal."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        pairs = [
+            f"{name}={value}"
+            for name in FIELDS
+            if (value := getattr(record, name, None)) is not None
+        ]
+        if not pairs:
+            return line
+        head, newline, rest = line.partition("\n")  # keep a traceback below the fields
+        return f"{head} {' '.join(pairs)}{newline}{rest}"
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, for log collectors."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, object] = {
+            "time": _iso_time(record.created),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for name in FIELDS:
+            value = getattr(record, name, None)
+            if value is not None:
+                entry[name] = value
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return orjson.dumps(entry, default=str).decode()
+
+
+def _iso_time(created: float) -> str:
+    millis = int(created * 1000) % 1000
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created)) + f".{millis:03d}Z"
+
+
+def configure_logging(level: str, fmt: str, stream: TextIO | None = None) -> None:
+    """The process's one log handler: ``level`` (a logging level name), ``fmt`` in ``FORMATS``."""
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    handler.addFilter(RequestIdFilter())
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level.upper())
