@@ -9,22 +9,45 @@ Downstream requests and upstream calls, one sample per call, and queue waits, on
 attempt, are counted by ``monitoring.callstats`` in plain numbers and turned into series at
 scrape time. Gauges of live state (health, panic, in-flight, poller lag) are read at scrape
 time by ``monitoring.state.StateCollector``, so they can never drift from the state they show.
+
+No ``*_created`` series (a timestamp per counter child: noise in every scrape), and the
+process's own ``process_*`` series (CPU, memory, open files). Every known label value of the
+labelled counters is exported at 0 from the start (scopes, reasons, stages and outcomes are
+fixed words; providers and models come from config, again after a reload), so a panel shows 0
+instead of "no data" until the first event.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    disable_created_metrics,
+    generate_latest,
+)
 from prometheus_client.registry import Collector
 
 from monitoring.callstats import CountedLatency, Latencies
+from providers.base import ModerationStage
 
 PREFIX = "sora_proxy_"
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 # Renders take seconds to most of an hour; the low buckets keep simulated runs readable.
 RENDER_BUCKETS = (1, 5, 10, 30, 60, 120, 180, 300, 600, 900, 1800, 3600)
 ATTEMPT_BUCKETS = (1, 2, 3, 4, 5, 8)
+# The bounded words of the labelled counters (tests check them against the code that counts).
+REJECTION_SCOPES = ("key", "key_budget", "providers")
+FAILOVER_REASONS = (
+    "rate_limited", "submit_failed", "render_failed", "stalled", "output_moderated",
+    "submit_unconfirmed",
+)  # fmt: skip
+JOB_OUTCOMES = ("completed", "failed", "moderated", "deadline_exceeded")
+MODERATION_STAGES = tuple(stage.value for stage in ModerationStage)
 
 
 _FAILOVERS_DOC = (
@@ -36,7 +59,16 @@ _FAILOVERS_DOC = (
 class Metrics:
     """The catalogue; see the README's metrics section for what each series means."""
 
-    def __init__(self, *, key_label: bool = True, budgets: Mapping[str, float] | None = None):
+    def __init__(
+        self,
+        *,
+        key_label: bool = True,
+        budgets: Mapping[str, float] | None = None,
+        offers: Mapping[str, Collection[str]] | None = None,
+    ):
+        """``offers``: each configured provider's models (``add_providers``)."""
+        # Process-wide; no registry of ours wants them. The library leaves it unannotated.
+        disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = CollectorRegistry(auto_describe=True)
         self.key_label = key_label
         r = self.registry
@@ -104,7 +136,27 @@ class Metrics:
             PREFIX + "key_daily_budget_usd", "A client key's configured daily budget.",
             ["key"], registry=r,
         ) if key_label else None  # fmt: skip
+        for scope in REJECTION_SCOPES:
+            self.rejections.labels(scope)
+        ProcessCollector(registry=r)
+        self._providers: set[str] = set()
         self.set_budgets(budgets or {})
+        self.add_providers(offers or {})
+
+    def add_providers(self, offers: Mapping[str, Collection[str]]) -> None:
+        """Export the series of these providers (name -> its models) at 0; again after a
+        reload, for providers it added (a removed provider's series keep their counts)."""
+        for provider, models in offers.items():
+            for stage in MODERATION_STAGES:
+                self.moderations.labels(provider, stage)
+            for model in models:
+                for outcome in JOB_OUTCOMES:
+                    self.jobs_finished.labels(provider, model, outcome)
+        self._providers |= set(offers)
+        for source in self._providers:
+            for target in self._providers - {source}:
+                for reason in FAILOVER_REASONS:
+                    self.failovers.labels(reason, source, target)
 
     def set_budgets(self, budgets: Mapping[str, float]) -> None:
         """Each key's configured daily budget (again after a reload)."""

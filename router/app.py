@@ -75,6 +75,7 @@ def create_app(
     app[keys.METRICS] = Metrics(
         key_label=config.metrics.key_label,
         budgets={k.name: k.daily_budget_usd for k in config.keys if k.daily_budget_usd},
+        offers={p.name: list(p.models) for p in config.providers},
     )
     app[keys.KEYRING] = KeyRing(config.keys)
     app[keys.LIMITS] = Limits(config, clock)

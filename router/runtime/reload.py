@@ -69,6 +69,7 @@ async def reload_config(app: web.Application) -> ReloadResult:
         app[keys.METRICS].set_budgets(
             {k.name: k.daily_budget_usd for k in config.keys if k.daily_budget_usd}
         )
+        app[keys.METRICS].add_providers({p.name: list(p.models) for p in config.providers})
         live.current = config
     log.info(
         "config reloaded from %s: %d providers, %d keys%s",

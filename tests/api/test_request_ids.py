@@ -21,10 +21,12 @@ async def small_proxy(proxy_factory: ProxyFactory) -> RunningProxy:
 
 @pytest.fixture
 async def http(small_proxy: RunningProxy) -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(
-        base_url=small_proxy.url, headers={"Authorization": f"Bearer {ALICE}"}
-    ) as session:
+    """Alice's session on ``small_proxy``."""
+    session = aiohttp.ClientSession(small_proxy.url, headers={"Authorization": f"Bearer {ALICE}"})
+    try:
         yield session
+    finally:
+        await session.close()
 
 
 @pytest.mark.parametrize(
