@@ -10,7 +10,8 @@ the design"). A catch-all route, last, answers paths no route takes with the Ope
 carries, streamed ones included (``X-Request-Id``, CORS), are added as it is prepared
 (``stamp``).
 
-Cleanup contexts, in dependency order (torn down in reverse): providers (adapters and
+Cleanup contexts, in dependency order (torn down in reverse): the Redis client when the store
+backend is redis (``router.runtime.redis_connection``), providers (adapters and
 embedded simulators), health (``router.runtime.health``: selector and probes), the job store (loads
 jobs), the poller and dispatcher (resume in-flight jobs), then the frozen heap
 (``router.runtime.heap``: keeps full GC passes off requests).
@@ -51,6 +52,7 @@ from router.logs import ACCESS_LOGGER, REQUEST_ID, request_id_from
 from router.routing.pool import ProviderPool
 from router.runtime.health import health_context, live_state
 from router.runtime.heap import frozen_heap
+from router.runtime.redis_connection import redis_context
 from router.store.sqlite import SqliteJobStore
 
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
@@ -86,7 +88,7 @@ def create_app(
     app[keys.LINKS] = LinkSigner(config.server, clock)
     app[keys.CORS] = CorsPolicy(config.server.cors_origins)
     app.on_response_prepare.append(stamp)
-    app.cleanup_ctx.extend([_providers, health_context, _store, _jobs, frozen_heap])
+    app.cleanup_ctx.extend([redis_context, _providers, health_context, _store, _jobs, frozen_heap])
     routes = (*_ROUTES, *api_openai.ROUTES, *content.ROUTES, *api_relay.ROUTES, *api_admin.ROUTES)
     for route in routes:
         handler = fronted(route.handler, route.path, needs_client_key(route.path), log_access)

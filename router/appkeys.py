@@ -18,6 +18,7 @@ from router.jobs.poller import Poller
 from router.limits.local import Limits
 from router.routing.pool import ProviderPool
 from router.routing.selection import Selector
+from router.store.redis_client import RedisClient
 from router.store.sqlite import JobStore
 
 CONFIG = web.AppKey("config", LiveConfig)  # the config in force; reloads replace .current
@@ -29,6 +30,8 @@ SELECTOR = web.AppKey("selector", Selector)
 HEALTH = web.AppKey("health", ProviderHealth)
 HEALTH_CHECKER = web.AppKey("health_checker", HealthChecker)  # readiness: first_round
 STORE = web.AppKey("store", JobStore)
+# the shared Redis client, only when store.backend is redis (router.runtime.redis_connection)
+REDIS: web.AppKey[RedisClient] = web.AppKey("redis")
 POLLER = web.AppKey("poller", Poller)
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 IDEMPOTENCY = web.AppKey("idempotency", Idempotency)

@@ -26,6 +26,7 @@ from router.config.model import Config
 from router.records.job import Job
 from tests.fake_upstream import ScriptedFactory, ScriptedUpstream
 from tests.log_capture import CapturedLogs, captured_logs
+from tests.redis_rig import RedisCluster, RedisServer, start_cluster, start_server
 from tests.relay_client import RelayClient
 
 ALICE = "sk-test-alice"
@@ -68,7 +69,7 @@ def upstream_provider(
 def build_config(tmp_path: Path, providers: list[dict[str, Any]], **sections: Any) -> Config:
     raw: dict[str, Any] = {
         "server": {"port": 0, "poll_after_ms": 50, **sections.pop("server", {})},
-        "store": {"path": str(tmp_path / "jobs.db")},
+        "store": {"path": str(tmp_path / "jobs.db"), **sections.pop("store", {})},
         "keys": sections.pop(
             "keys", [{"name": "alice", "key": ALICE}, {"name": "bob", "key": BOB}]
         ),
@@ -134,7 +135,13 @@ async def start_proxy(
     """Serve ``config``; with ``ready``, return once ``/readyz`` would say so."""
     app = create_app(config, clock=clock, log_access=log_access)
     runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
+    try:
+        await runner.setup()
+    except BaseException:
+        await runner.cleanup()  # the contexts that did start are torn down
+        if sock is not None:
+            sock.close()
+        raise
     site = web.SockSite(runner, sock) if sock else web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     if ready:
@@ -261,3 +268,32 @@ async def wait_for(predicate: Callable[[], Awaitable[bool]], *, within: float = 
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"condition not met within {within}s")
         await asyncio.sleep(0.02)
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A fresh ``redis-server`` on a free loopback port for this test (``.url``, ``.kill()``,
+    ``.start()`` again on the same port and files); stopped by PID after it."""
+    server = start_server(tmp_path / "redis")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisCluster]:
+    """A three-master Redis Cluster on loopback, shared by the session (building one takes
+    about a second); tests take ``redis_cluster_url`` to get it empty."""
+    cluster = start_cluster(tmp_path_factory.mktemp("redis-cluster"))
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def redis_cluster_url(redis_cluster: RedisCluster) -> str:
+    """The URL of one node of the session's cluster, every master flushed first."""
+    redis_cluster.flush()
+    return redis_cluster.url

@@ -48,7 +48,7 @@ def load_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = No
     if config.store.path == ":memory:" or os.path.isabs(config.store.path):
         return config
     resolved = os.path.abspath(file.parent / config.store.path)
-    return replace(config, store=StoreConfig(path=resolved))
+    return replace(config, store=replace(config.store, path=resolved))
 
 
 def _yaml_problem(file: Path, exc: yaml.YAMLError) -> str:
@@ -70,9 +70,12 @@ def parse_config(raw: object, env: Mapping[str, str] | None = None) -> Config:
         problems.unset_variable(path, variable)
     top = Section(tree, "", problems, field_names(Config))
     catalogue = sections.parse_catalogue(top)
+    server = sections.parse_server(top.section("server", field_names(ServerConfig)))
+    store = sections.parse_store(top.section("store", field_names(StoreConfig)))
+    sections.check_fleet_secrets(server, store, top)
     config = Config(
-        server=sections.parse_server(top.section("server", field_names(ServerConfig))),
-        store=sections.parse_store(top.section("store", field_names(StoreConfig))),
+        server=server,
+        store=store,
         keys=sections.parse_keys(top, catalogue),
         models=MappingProxyType(catalogue),
         default_model=sections.parse_default_model(top, catalogue),

@@ -21,6 +21,8 @@ from providers.simulator.settings import SimulationSettings
 # The names an operator may give ``routing.strategy``; ``router.routing.strategies`` keys its
 # table by exactly these (a test holds the two together: routing sits above config).
 STRATEGIES = ("balanced", "cheapest", "fastest", "priority", "weighted")
+# Where jobs live: one process's SQLite file, or a Redis (or Redis Cluster) a fleet shares.
+STORE_BACKENDS = ("sqlite", "redis")
 
 
 class ConfigError(Exception):
@@ -50,7 +52,12 @@ class ServerConfig:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StoreConfig:
-    path: str = "./data/sora-proxy.db"  # load_config resolves it against the file's directory
+    backend: str = "sqlite"  # one of STORE_BACKENDS
+    path: str = "./data/sora-proxy.db"  # sqlite; load_config resolves it against the file's dir
+    # redis: redis://[user:password@]host:port[/db], rediss:// for TLS; may hold a password
+    url: str = field(default="", repr=False)
+    cluster: bool = False  # redis: url names one node of a Redis Cluster
+    timeout: float = 2.0  # redis: seconds a command may take before the store counts as down
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

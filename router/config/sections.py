@@ -22,6 +22,7 @@ from typing import TypeVar
 from providers.registry import KINDS
 from providers.simulator.settings import SimulationSettings
 from router.config.model import (
+    STORE_BACKENDS,
     STRATEGIES,
     ClientKeyConfig,
     HealthConfig,
@@ -42,6 +43,7 @@ from router.config.reader import (
     report_repeats,
 )
 
+_REDIS_SCHEMES = ("redis://", "rediss://")
 _SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
 _BAD_SIZE = "must be a size like 1280x720"
 _BAD_SECONDS = "must be a whole number of seconds > 0"
@@ -105,7 +107,30 @@ def _origin(raw: object) -> str | None:
 
 
 def parse_store(s: Section) -> StoreConfig:
-    return StoreConfig(path=s.required_text("path", StoreConfig().path))
+    d = StoreConfig()
+    backend = s.choice("backend", d.backend, STORE_BACKENDS)
+    url = s.text("url", d.url)
+    if backend == "redis" and not url.startswith(_REDIS_SCHEMES):
+        # the message never repeats the value: a URL may carry a password
+        s.problem("url", f"must start with {' or '.join(_REDIS_SCHEMES)} when backend is redis")
+    return StoreConfig(
+        backend=backend,
+        path=s.required_text("path", d.path),
+        url=url,
+        cluster=s.flag("cluster", d.cluster),
+        timeout=s.positive("timeout", d.timeout),
+    )
+
+
+def check_fleet_secrets(server: ServerConfig, store: StoreConfig, top: Section) -> None:
+    """With a shared store, many processes serve one URL: a link one signs must verify on the
+    others, so they need one ``link_secret`` (a per-process random one would not do)."""
+    if store.backend == "redis" and not server.link_secret:
+        top.problems.add(
+            "server.link_secret",
+            "is required when store.backend is redis (every instance must verify the links "
+            "the others sign)",
+        )
 
 
 def parse_routing(s: Section) -> RoutingConfig:

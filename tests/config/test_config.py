@@ -590,3 +590,50 @@ def test_kinds_and_strategies_are_the_documented_ones() -> None:
 
 def test_every_strategy_name_config_accepts_has_an_ordering() -> None:
     assert tuple(strategies.STRATEGIES) == STRATEGIES
+
+
+def test_the_store_backend_defaults_to_sqlite() -> None:
+    store = parse_config(minimal(), env={}).store
+
+    assert (store.backend, store.url, store.cluster) == ("sqlite", "", False)
+
+
+def test_the_redis_backend_takes_a_url_cluster_flag_and_timeout() -> None:
+    raw = minimal() | {
+        "server": {"link_secret": "fleet-wide"},
+        "store": {
+            "backend": "redis",
+            "url": "redis://:hunter2@10.0.0.5:6379/0",
+            "cluster": True,
+            "timeout": 0.5,
+        },
+    }
+
+    store = parse_config(raw, env={}).store
+
+    assert (store.backend, store.url, store.cluster, store.timeout) == (
+        "redis",
+        "redis://:hunter2@10.0.0.5:6379/0",
+        True,
+        0.5,
+    )
+    assert "hunter2" not in repr(store)
+
+
+def test_the_redis_backend_requires_a_redis_url_and_a_link_secret() -> None:
+    raw = minimal() | {"store": {"backend": "redis", "url": "http://:hunter2@cache:6379"}}
+
+    problems = problems_of(raw)
+
+    assert set(problems) == {
+        "store.url: must start with redis:// or rediss:// when backend is redis",
+        "server.link_secret: is required when store.backend is redis (every instance must "
+        "verify the links the others sign)",
+    }
+    assert not any("hunter2" in problem for problem in problems)
+
+
+def test_an_unknown_store_backend_is_a_problem() -> None:
+    raw = minimal() | {"store": {"backend": "postgres"}}
+
+    assert problems_of(raw) == ["store.backend: must be one of sqlite, redis"]

@@ -1,0 +1,41 @@
+"""Cleanup context: the process's Redis client, when ``store.backend`` is redis.
+
+Built before everything that shares state through Redis (health, the job store, limits) and
+closed after them. Start-up pings once, so a wrong ``store.url`` or a Redis that is not there
+stops the proxy at start with a clear message instead of failing the first request. Nothing is
+stored in ``keys.REDIS`` on the sqlite backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+from redis.exceptions import RedisError
+
+from router import appkeys as keys
+from router.store.redis_client import connect
+
+
+class RedisUnavailable(RuntimeError):
+    """Start-up could not reach the Redis that ``store.url`` names."""
+
+
+async def redis_context(app: web.Application) -> AsyncIterator[None]:
+    store = app[keys.CONFIG].current.store
+    if store.backend != "redis":
+        yield
+        return
+    client = connect(store)
+    try:
+        try:
+            await client.ping()
+        except (RedisError, OSError) as exc:
+            # the class name only: an error text may repeat the URL and so its password
+            raise RedisUnavailable(
+                f"store.url: Redis does not answer ({type(exc).__name__})"
+            ) from None
+        app[keys.REDIS] = client
+        yield
+    finally:
+        await client.aclose()
