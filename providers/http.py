@@ -2,7 +2,21 @@
 
 Each wire format subclasses ``HttpProvider`` and says only how its URLs, auth headers and
 bodies look. Failures are translated here, once, into the ``ProviderError`` tree, so adapters
-never inspect aiohttp exceptions or raw statuses. The session is created lazily on first use,
+never inspect aiohttp exceptions or raw statuses.
+
+This is also the boundary against a broken or hostile upstream (README, "Security model"):
+
+- API calls never follow redirects (a 3xx is a failed call), so a body or a credential never
+  goes to a host the operator did not configure; content downloads follow up to
+  ``MAX_REDIRECTS`` hops, each judged by the provider's ``AddressPolicy``
+  (``providers.addresses``), with credentials only for the provider's own origin;
+- a JSON reply is read up to ``max_reply_bytes``; a longer one is a ``BadUpstreamReply``;
+- every string of every reply, and the text of every failure, passes the ``Scrubber``
+  (``providers.scrubber``) and is clipped, before an adapter, a log line or a client sees it;
+- ids an upstream hands us must look like ids (``UPSTREAM_ID``) and go into paths escaped
+  (``segment``);
+- content is relayed only as a video or image type, with ``nosniff`` and a
+  ``Content-Disposition``. The session is created lazily on first use,
 which is always inside the running loop (aiohttp sessions must not be built outside it).
 OpenAI-style cursor lists are read here too, a page at a time (``read_page``, for the adapters'
 ``list_page``) or walked back as far as a search needs (``read_list``, for their ``find``).
@@ -11,12 +25,17 @@ OpenAI-style cursor lists are read here too, a page at a time (``read_page``, fo
 from __future__ import annotations
 
 import math
+import mimetypes
+import re
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 import orjson
+from yarl import URL
 
+from providers.addresses import AddressPolicy, ForbiddenAddress, GuardedResolver
 from providers.base import (
     BadUpstreamReply,
     ConnectFailed,
@@ -30,6 +49,7 @@ from providers.base import (
     Unsearchable,
     UpstreamTimeout,
 )
+from providers.scrubber import LOG_LIMIT, TEXT_LIMIT, Scrubber, clip
 
 # Connections per provider: status reads are capped by poll_max_concurrent and renders by
 # max_concurrent (router.limits.local); this only bounds creates, content streams and probes on top.
@@ -38,6 +58,12 @@ _PASSED_HEADERS = ("Content-Range", "Accept-Ranges", "ETag", "Last-Modified")
 LIST_PAGE = 100  # entries per list page, the most the OpenAI list takes
 LIST_MAX_PAGES = 20  # a walk longer than this cannot be finished honestly within a poll
 MODERATION_CODES = frozenset({"moderation_blocked", "content_policy_violation", "content_filter"})
+MAX_REPLY_BYTES = 8 * 1024 * 1024  # default cap on a JSON reply (100 Videos with long prompts fit)
+MAX_REDIRECTS = 5  # hops a content download may take (an upstream may send it on to its CDN)
+# What an upstream id may look like: what every known upstream uses, and nothing that changes
+# a URL's meaning (no "/", "?", "#", "%", no leading dot).
+UPSTREAM_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:\-]{0,255}")
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 
 class HttpContentStream:
@@ -48,9 +74,14 @@ class HttpContentStream:
     def __init__(self, response: aiohttp.ClientResponse) -> None:
         self._response = response
         self.status = response.status
-        self.content_type = response.headers.get("Content-Type", "application/octet-stream")
+        self.content_type = response.content_type  # the media type alone, lower case
         self.content_length = response.content_length
         self.headers = {h: response.headers[h] for h in _PASSED_HEADERS if h in response.headers}
+        # The proxy's origin serves it: a browser must neither sniff it into a page nor guess.
+        extension = mimetypes.guess_extension(self.content_type) or ""
+        name = self.content_type.split("/", 1)[0] + extension
+        self.headers["X-Content-Type-Options"] = "nosniff"
+        self.headers["Content-Disposition"] = f'inline; filename="{name}"'
 
     async def chunks(self) -> AsyncIterator[bytes]:
         # iter_any hands over what the socket delivered without re-slicing it.
@@ -75,10 +106,20 @@ class HttpProvider:
         api_key: str,
         timeout: float,
         api_version: str = "",
+        scrubber: Scrubber | None = None,
+        content_hosts: tuple[str, ...] = (),
+        allow_private_addresses: bool = False,
+        max_reply_bytes: int = MAX_REPLY_BYTES,
     ) -> None:
         self.name = name
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key
+        # The pool shares one scrubber that knows every secret of the proxy; alone, an adapter
+        # at least knows its own key.
+        self._scrubber = scrubber if scrubber is not None else Scrubber([api_key])
+        self._scrubber.learn([api_key])
+        self.addresses = AddressPolicy(self.base_url, content_hosts, allow_private_addresses)
+        self.max_reply_bytes = max_reply_bytes
         self._api_version = api_version  # only wire formats that version their API send it
         self.timeout = timeout  # seconds per call; an answer later than this never comes
         self._timeout = aiohttp.ClientTimeout(total=timeout, connect=min(timeout, 10.0))
@@ -112,7 +153,9 @@ class HttpProvider:
     @property
     def session(self) -> aiohttp.ClientSession:
         if self._session is None:
-            connector = aiohttp.TCPConnector(limit=CONNECTIONS, ttl_dns_cache=300)
+            connector = aiohttp.TCPConnector(
+                limit=CONNECTIONS, ttl_dns_cache=300, resolver=GuardedResolver(self.addresses)
+            )
             self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout)
         return self._session
 
@@ -143,28 +186,82 @@ class HttpProvider:
             payload, headers = orjson.dumps(json), self._json_headers
         try:
             async with self.session.request(
-                method, url, data=payload, params=query, headers=headers
+                method, url, data=payload, params=query, headers=headers, allow_redirects=False
             ) as response:
-                body = await response.read()
                 if response.status >= 400:
+                    body = await self._read_capped(response, operation, whole=False)
                     raise self.translate_status(response.status, body, response.headers, operation)
+                if response.status >= 300:
+                    # Following it would send our credential and the client's body to a host
+                    # nobody configured; an API answering this way is broken.
+                    raise ServerFailed(
+                        f"{operation}: the upstream answered a redirect (HTTP {response.status}),"
+                        " which the proxy does not follow",
+                        provider=self.name,
+                        status=response.status,
+                        sent=True,
+                    )
+                body = await self._read_capped(response, operation, whole=True)
         except ProviderError:
             raise
         except aiohttp.ClientConnectorError as exc:
-            raise ConnectFailed(str(exc), provider=self.name, sent=False) from exc
-        except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
+            raise ConnectFailed(self.describe(exc), provider=self.name, sent=False) from None
+        except (TimeoutError, aiohttp.ServerTimeoutError):
             raise UpstreamTimeout(
                 f"{operation}: no answer within the timeout", provider=self.name, sent=None
-            ) from exc
+            ) from None
         except aiohttp.ClientError as exc:
             # The connection broke after the request went out: it may have been accepted.
-            raise UpstreamTimeout(f"{operation}: {exc!r}", provider=self.name, sent=None) from exc
+            raise UpstreamTimeout(
+                f"{operation}: {self.describe(exc)}", provider=self.name, sent=None
+            ) from None
         try:
-            return orjson.loads(body) if body else {}
-        except orjson.JSONDecodeError as exc:
+            reply = orjson.loads(body) if body else {}
+        except orjson.JSONDecodeError:
             raise BadUpstreamReply(
                 f"{operation}: reply is not JSON", provider=self.name, status=response.status
-            ) from exc
+            ) from None
+        return self._scrubber.scrub_json(reply)
+
+    async def _read_capped(
+        self, response: aiohttp.ClientResponse, operation: str, *, whole: bool
+    ) -> bytes:
+        """The body, up to ``max_reply_bytes``. Past that a reply that must be read ``whole``
+        is a ``BadUpstreamReply``; an error reply is cut (only its start is read)."""
+        cap = self.max_reply_bytes
+        too_long = BadUpstreamReply(
+            f"{operation}: reply longer than {cap} bytes",
+            provider=self.name,
+            status=response.status,
+            sent=True,
+        )
+        if whole and response.content_length is not None and response.content_length > cap:
+            raise too_long
+        parts: list[bytes] = []
+        size = 0
+        async for chunk in response.content.iter_any():
+            parts.append(chunk)
+            size += len(chunk)
+            if size > cap:
+                if whole:
+                    raise too_long
+                break
+        return b"".join(parts)[:cap]
+
+    def describe(self, exc: BaseException) -> str:
+        """An exception of the HTTP client as log-safe text: scrubbed and clipped, never its
+        repr (aiohttp's reprs carry the request headers, our key among them)."""
+        return clip(self._scrubber.scrub(f"{type(exc).__name__}: {exc}"), LOG_LIMIT)
+
+    def upstream_text(self, value: object, limit: int = TEXT_LIMIT) -> str | None:
+        """A piece of upstream text (already scrubbed with the reply) for a record: clipped."""
+        return None if value is None else clip(str(value), limit)
+
+    def upstream_id(self, value: object) -> str:
+        """An id from an upstream reply; one no upstream would issue is a malformed reply."""
+        if isinstance(value, str) and UPSTREAM_ID.fullmatch(value):
+            return value
+        raise BadUpstreamReply("reply carries a malformed id", provider=self.name, sent=True)
 
     async def read_page(
         self, url: str, *, operation: str, after: str | None = None
@@ -218,22 +315,75 @@ class HttpProvider:
         raise Unsearchable(f"{operation}: more than {max_pages} pages to read", provider=self.name)
 
     async def open_stream(
-        self, url: str, *, headers: Mapping[str, str], params: Mapping[str, str] | None = None
+        self,
+        url: str,
+        *,
+        range_header: str | None = None,
+        params: Mapping[str, str] | None = None,
     ) -> HttpContentStream:
-        """Start a download; the caller owns the returned stream and must close it."""
-        try:
-            response = await self.session.get(
-                url, params=params, headers=headers, timeout=self._content_timeout
-            )
-        except aiohttp.ClientConnectorError as exc:
-            raise ConnectFailed(str(exc), provider=self.name) from exc
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            raise UpstreamTimeout(f"content: {exc!r}", provider=self.name, sent=None) from exc
+        """Start a download; the caller owns the returned stream and must close it.
+
+        Redirects are followed by hand, up to ``MAX_REDIRECTS``: each hop must pass the address
+        policy, and the credential goes only to the provider's own origin. The answer must be
+        a video or an image, else ``BadUpstreamReply``.
+        """
+        target = URL(url)
+        if params:
+            target = target.update_query(params)
+        for _ in range(MAX_REDIRECTS + 1):
+            response = await self._get_content(target, range_header)
+            if response.status not in _REDIRECTS:
+                break
+            location = response.headers.get("Location", "")
+            response.release()
+            try:
+                target = target.join(URL(location))
+            except ValueError:
+                raise BadUpstreamReply(
+                    "content: a redirect to an unreadable address", provider=self.name
+                ) from None
+        else:
+            response.release()
+            raise BadUpstreamReply("content: too many redirects", provider=self.name)
         if response.status >= 400:
-            body = await response.read()
+            body = await self._read_capped(response, "content", whole=False)
             response.release()
             raise self.translate_status(response.status, body, response.headers, "content")
+        if not _is_media(response.content_type):
+            response.release()
+            raise BadUpstreamReply(
+                f"content: the upstream served {clip(response.content_type, 60)!r}, "
+                "not a video or an image",
+                provider=self.name,
+                status=response.status,
+            )
         return HttpContentStream(response)
+
+    async def _get_content(self, target: URL, range_header: str | None) -> aiohttp.ClientResponse:
+        """One hop of a download; never follows a redirect itself."""
+        try:
+            self.addresses.check(target)
+        except ForbiddenAddress as exc:
+            raise BadUpstreamReply(
+                f"content: refused to fetch: {exc}", provider=self.name
+            ) from None
+        headers = self.auth_headers() if target.origin() == self.addresses.origin else {}
+        if range_header:
+            headers["Range"] = range_header
+        try:
+            return await self.session.get(
+                target, headers=headers, timeout=self._content_timeout, allow_redirects=False
+            )
+        except aiohttp.ClientConnectorError as exc:
+            if isinstance(exc.os_error, ForbiddenAddress):
+                raise BadUpstreamReply(
+                    f"content: refused to fetch: {exc.os_error}", provider=self.name
+                ) from None
+            raise ConnectFailed(self.describe(exc), provider=self.name) from None
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise UpstreamTimeout(
+                f"content: {self.describe(exc)}", provider=self.name, sent=None
+            ) from None
 
     def translate_status(
         self, status: int, body: bytes, headers: Mapping[str, str], operation: str
@@ -245,6 +395,7 @@ class HttpProvider:
         a log line or, for a refusal passed through, in a client's answer.
         """
         code, message, param = (self._scrub(f) for f in error_fields(body))
+        code, param = self.upstream_text(code, 64), self.upstream_text(param, 64)
         text = message or f"upstream answered HTTP {status}"
         common: dict[str, Any] = {
             "provider": self.name,
@@ -265,9 +416,22 @@ class HttpProvider:
         return Rejected(text, **common)
 
     def _scrub(self, text: str | None) -> str | None:
-        if text is None or not self._api_key or self._api_key not in text:
-            return text
-        return text.replace(self._api_key, "[redacted]")
+        return None if text is None else clip(self._scrubber.scrub(text))
+
+
+def segment(upstream_id: str) -> str:
+    """``upstream_id`` as one path segment: ids are checked when they arrive
+    (``HttpProvider.upstream_id``), and escaped again here for ids stored before that was so.
+    The three values escaping cannot keep in their segment are a ``BadUpstreamReply``."""
+    if upstream_id in ("", ".", ".."):
+        raise BadUpstreamReply("a malformed upstream id", sent=False)
+    return quote(upstream_id, safe="")
+
+
+def _is_media(content_type: str) -> bool:
+    """A video or a raster image: a type no browser runs as a page or a script."""
+    major, _, minor = content_type.partition("/")
+    return major in ("video", "image") and "svg" not in minor and "xml" not in minor
 
 
 def error_fields(body: bytes) -> tuple[str | None, str | None, str | None]:
@@ -275,7 +439,7 @@ def error_fields(body: bytes) -> tuple[str | None, str | None, str | None]:
     try:
         parsed = orjson.loads(body) if body else None
     except orjson.JSONDecodeError:
-        return None, body[:200].decode("utf-8", "replace") or None, None
+        return None, body[:LOG_LIMIT].decode("utf-8", "replace") or None, None
     if not isinstance(parsed, dict):
         return None, None, None
     error = parsed.get("error", parsed)

@@ -28,7 +28,7 @@ from providers.base import (
     Unsearchable,
     UpstreamJob,
 )
-from providers.http import HttpProvider
+from providers.http import HttpProvider, segment
 from providers.statuses import normalise, reported_progress
 
 __all__ = ["CLOCK_SKEW", "OpenAIVideosProvider"]
@@ -67,30 +67,31 @@ class OpenAIVideosProvider(HttpProvider):
         return self.video_to_job(reply)
 
     async def get(self, upstream_id: str) -> UpstreamJob:
-        reply = await self.request_json("GET", self.url(f"/videos/{upstream_id}"), operation="get")
+        reply = await self.request_json(
+            "GET", self.url(f"/videos/{segment(upstream_id)}"), operation="get"
+        )
         return self.video_to_job(reply)
 
     async def remix(self, upstream_id: str, prompt: str) -> UpstreamJob:
         reply = await self.request_json(
             "POST",
-            self.url(f"/videos/{upstream_id}/remix"),
+            self.url(f"/videos/{segment(upstream_id)}/remix"),
             json={"prompt": prompt},
             operation="remix",
         )
         return self.video_to_job(reply)
 
     async def delete(self, upstream_id: str) -> None:
-        await self.request_json("DELETE", self.url(f"/videos/{upstream_id}"), operation="delete")
+        await self.request_json(
+            "DELETE", self.url(f"/videos/{segment(upstream_id)}"), operation="delete"
+        )
 
     async def open_content(
         self, upstream_id: str, variant: str, range_header: str | None = None
     ) -> ContentStream:
-        headers = self.auth_headers()
-        if range_header:
-            headers["Range"] = range_header
         return await self.open_stream(
-            self.url(f"/videos/{upstream_id}/content"),
-            headers=headers,
+            self.url(f"/videos/{segment(upstream_id)}/content"),
+            range_header=range_header,
             params={**self.query(), "variant": variant},
         )
 
@@ -164,17 +165,13 @@ class OpenAIVideosProvider(HttpProvider):
         raw = str(reply["status"])
         status = normalise(raw)
         return UpstreamJob(
-            upstream_id=str(reply["id"]),
+            upstream_id=self.upstream_id(reply["id"]),
             status=status,
             progress=reported_progress(status, reply.get("progress")),
-            error_code=_str_or_none(error.get("code")),
-            error_message=_str_or_none(error.get("message")),
+            error_code=self.upstream_text(error.get("code"), 64),
+            error_message=self.upstream_text(error.get("message")),
             expires_at=_number_or_none(reply.get("expires_at")),
         )
-
-
-def _str_or_none(value: object) -> str | None:
-    return None if value is None else str(value)
 
 
 def _number_or_none(value: object) -> float | None:

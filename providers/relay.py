@@ -8,7 +8,8 @@ answers a task object with upper-case status words and ``"NN%"`` progress, both 
 
 The finished video is a link in ``data.output`` (sometimes ``data.outputs[0]``), usually on a
 CDN host with a limited lifetime, so it is looked up afresh for every download and streamed
-through. Our key goes only to the relay's own origin, never to another host.
+through, from the relay's own host or a host listed in the provider's ``content_hosts`` only
+(``providers.addresses``). Our key goes only to the relay's own origin, never to another host.
 
 The dialect has no list, delete or remix; ``delete`` is a no-op, ``remix`` is refused, and
 ``find`` and ``list_page`` raise ``Unsearchable``: a create that went unanswered can never be
@@ -33,7 +34,7 @@ from providers.base import (
     UpstreamJob,
     UpstreamStatus,
 )
-from providers.http import HttpProvider
+from providers.http import HttpProvider, segment
 from providers.sizes import LANDSCAPE, PORTRAIT, aspect_ratio_of, dimensions
 from providers.statuses import normalise, reported_progress
 
@@ -85,7 +86,9 @@ class RelayProvider(HttpProvider):
         task_id = reply.get("task_id") if isinstance(reply, dict) else None
         if not isinstance(task_id, str) or not task_id:
             raise BadUpstreamReply("create reply has no task_id", provider=self.name)
-        return UpstreamJob(upstream_id=task_id, status=UpstreamStatus.QUEUED, progress=0)
+        return UpstreamJob(
+            upstream_id=self.upstream_id(task_id), status=UpstreamStatus.QUEUED, progress=0
+        )
 
     async def get(self, upstream_id: str) -> UpstreamJob:
         return self.task_to_job(await self._task(upstream_id, "get"))
@@ -112,14 +115,14 @@ class RelayProvider(HttpProvider):
                 code="invalid_value",
             )
         output = _output(await self._task(upstream_id, "content"))
-        root = URL(self.base_url)
-        target = root.join(URL(output)) if output is not None else None
-        if target is None or target.scheme not in ("http", "https"):
+        try:
+            target = URL(self.base_url).join(URL(output)) if output is not None else None
+        except ValueError:
+            target = None
+        if target is None:
             raise BadUpstreamReply(f"task {upstream_id} has no output link", provider=self.name)
-        headers = self.auth_headers() if target.origin() == root.origin() else {}
-        if range_header:
-            headers["Range"] = range_header
-        return await self.open_stream(str(target), headers=headers)
+        # Where the link may point, and whether our key goes with it: the base decides.
+        return await self.open_stream(str(target), range_header=range_header)
 
     async def find(self, request: RenderRequest, since: float) -> list[UpstreamJob]:
         """Always ``Unsearchable``: tasks are reachable only by the id a create answers with."""
@@ -157,16 +160,16 @@ class RelayProvider(HttpProvider):
         reason = found if isinstance(found, str) and found else None
         moderated = status is UpstreamStatus.FAILED and _mentions_moderation(reason)
         return UpstreamJob(
-            upstream_id=str(task["task_id"]),
+            upstream_id=self.upstream_id(task["task_id"]),
             status=status,
             progress=reported_progress(status, task.get("progress")),
             error_code="moderation_blocked" if moderated else None,
-            error_message=reason,
+            error_message=self.upstream_text(reason),
         )
 
     async def _task(self, upstream_id: str, operation: str) -> Any:
         return await self.request_json(
-            "GET", self.url(f"{TASKS_PATH}/{upstream_id}"), operation=operation
+            "GET", self.url(f"{TASKS_PATH}/{segment(upstream_id)}"), operation=operation
         )
 
 

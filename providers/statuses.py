@@ -2,8 +2,10 @@
 
 Every adapter goes through ``normalise``; no adapter compares status strings itself. Words are
 matched case-insensitively (relays answer ``SUCCESS``, OpenAI ``completed``). A word missing
-from the table is logged once per word and reported as ``UNRECOGNISED``, which keeps a job in
-flight: an upstream inventing a new word must never fail renders that are fine.
+from the table is reported as ``UNRECOGNISED``, which keeps a job in flight: an upstream
+inventing a new word must never fail renders that are fine. It is logged once per word, for
+the first ``REPORTED_MAX`` words, clipped to ``WORD_LOG_LIMIT`` characters: an upstream that
+invents a long word on every poll must not grow the log or the memory without end.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import logging
 
 from providers.base import UpstreamStatus
+from providers.scrubber import clip
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +46,8 @@ STATUS_WORDS: dict[str, UpstreamStatus] = {
     ),
 }
 
+REPORTED_MAX = 64  # distinct unrecognised words remembered (and logged) per process
+WORD_LOG_LIMIT = 40  # characters of an unrecognised word kept and logged
 _reported: set[str] = set()
 
 
@@ -52,9 +57,11 @@ def normalise(word: object) -> UpstreamStatus:
     status = STATUS_WORDS.get(text)
     if status is not None:
         return status
-    if text not in _reported:
-        _reported.add(text)
-        log.warning("unrecognised upstream status %r: keeping the job in flight", text)
+    word = clip(text, WORD_LOG_LIMIT)
+    if word not in _reported and len(_reported) < REPORTED_MAX:
+        _reported.add(word)
+        more = "" if len(_reported) < REPORTED_MAX else "; no more new words will be logged"
+        log.warning("unrecognised upstream status %r: keeping the job in flight%s", word, more)
     return UpstreamStatus.UNRECOGNISED
 
 

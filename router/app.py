@@ -102,6 +102,7 @@ def create_app(
 async def _providers(app: web.Application) -> AsyncIterator[None]:
     metrics = app[keys.METRICS]
     pool = ProviderPool(metrics.observe_upstream, metrics.moderated)
+    pool.learn_secrets(app[keys.CONFIG].current)
     try:
         await pool.start(app[keys.CONFIG].current.providers)
         app[keys.POOL] = pool

@@ -195,8 +195,8 @@ async def scripted() -> AsyncIterator[ScriptedFactory]:
     """Start ``ScriptedUpstream`` servers (outside providers faked over HTTP); stopped after."""
     started: list[ScriptedUpstream] = []
 
-    async def make() -> ScriptedUpstream:
-        upstream = ScriptedUpstream()
+    async def make(host: str = "127.0.0.1") -> ScriptedUpstream:
+        upstream = ScriptedUpstream(host=host)
         await upstream.start()
         started.append(upstream)
         return upstream

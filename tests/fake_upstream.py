@@ -40,6 +40,7 @@ class ScriptedUpstream:
     answers: dict[tuple[str, str], Answer] = field(default_factory=dict)
     seen: list[Seen] = field(default_factory=list)
     url: str = ""
+    host: str = "127.0.0.1"  # another loopback address (127.0.0.2) plays another host
     _runner: web.AppRunner | None = None
 
     def reply(
@@ -51,10 +52,11 @@ class ScriptedUpstream:
         status: int = 200,
         body: bytes | None = None,
         headers: dict[str, str] | None = None,
+        content_type: str | None = None,
     ) -> None:
         """Answer ``method path`` with ``payload`` as JSON (or raw ``body``) from now on."""
         data = orjson.dumps(payload) if body is None else body
-        kind = "application/json" if body is None else "application/octet-stream"
+        kind = content_type or ("application/json" if body is None else "application/octet-stream")
         self.answers[method, path] = lambda _: web.Response(
             body=data, status=status, content_type=kind, headers=headers
         )
@@ -67,8 +69,8 @@ class ScriptedUpstream:
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        self.url = str(URL.build(scheme="http", host="127.0.0.1", port=self._port()))
+        await web.TCPSite(self._runner, self.host, 0).start()
+        self.url = str(URL.build(scheme="http", host=self.host, port=self._port()))
 
     async def stop(self) -> None:
         if self._runner is not None:
@@ -95,4 +97,4 @@ class ScriptedUpstream:
         return await reply if inspect.isawaitable(reply) else reply
 
 
-ScriptedFactory = Callable[[], Awaitable[ScriptedUpstream]]  # the ``scripted`` fixture
+ScriptedFactory = Callable[..., Awaitable[ScriptedUpstream]]  # the ``scripted`` fixture

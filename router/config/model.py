@@ -125,6 +125,11 @@ class ProviderConfig:
     weight: float = 1.0
     priority: int = 0  # lower goes first under the priority strategy
     simulate: SimulationSettings | None = None  # set exactly when kind is simulator
+    # hosts besides base_url's that content may be fetched from ("*.cdn.example" for a domain)
+    content_hosts: tuple[str, ...] = ()
+    # let content come from loopback/link-local/private addresses when base_url's host is public
+    allow_private_addresses: bool = False
+    max_reply_bytes: int = 8388608  # a longer JSON reply from the upstream is an upstream error
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

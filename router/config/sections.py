@@ -48,6 +48,8 @@ _SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
 _BAD_SIZE = "must be a size like 1280x720"
 _BAD_SECONDS = "must be a whole number of seconds > 0"
 _OUTSIDE_CATALOGUE = "not in the catalogue entry of this model"
+_HOST = re.compile(r"(\*\.)?[A-Za-z0-9]([A-Za-z0-9.\-:]*[A-Za-z0-9])?")
+_BAD_HOST = "must be a host name, an IP address, or *.domain"
 
 _T = TypeVar("_T")
 
@@ -299,7 +301,17 @@ def _parse_provider(s: Section, catalogue: Mapping[str, ModelSpec]) -> ProviderC
         weight=s.positive("weight", d.weight),
         priority=s.integer("priority", d.priority),
         simulate=_parse_simulate(s) if kind == "simulator" else None,
+        content_hosts=_list_of(s, "content_hosts", _as_host, _BAD_HOST) or d.content_hosts,
+        allow_private_addresses=s.flag("allow_private_addresses", d.allow_private_addresses),
+        max_reply_bytes=s.integer("max_reply_bytes", d.max_reply_bytes, low=1024),
     )
+
+
+def _as_host(value: object) -> str | None:
+    """A host name or IP literal, optionally ``*.`` for every name under a domain."""
+    if not isinstance(value, str) or not _HOST.fullmatch(value):
+        return None
+    return value.lower()
 
 
 def _parse_simulate(s: Section) -> SimulationSettings:

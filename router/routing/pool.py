@@ -22,9 +22,10 @@ from dataclasses import dataclass
 from providers.base import Provider
 from providers.metered import MeteredProvider, Moderated, Observer
 from providers.registry import adapter_class
+from providers.scrubber import Scrubber
 from providers.simulator.server import Simulator
 from providers.simulator.settings import SimulationSettings
-from router.config.model import ProviderConfig
+from router.config.model import Config, ProviderConfig
 
 log = logging.getLogger(__name__)
 
@@ -44,17 +45,27 @@ class ProviderPool:
     """Owns every adapter (and embedded simulator) for the life of the app.
 
     Each adapter is wrapped in a ``MeteredProvider`` reporting to ``observe`` and
-    ``moderated``, so every upstream call is measured whoever makes it.
+    ``moderated``, so every upstream call is measured whoever makes it. Every adapter shares
+    ``scrubber``, which knows every secret of the proxy (``learn_secrets``).
     """
 
-    __slots__ = ("_entries", "_moderated", "_observe", "_replaced", "_retired")
+    __slots__ = ("_entries", "_moderated", "_observe", "_replaced", "_retired", "scrubber")
 
     def __init__(self, observe: Observer, moderated: Moderated) -> None:
+        self.scrubber = Scrubber()
         self._entries: dict[str, PoolEntry] = {}
         self._retired: dict[str, PoolEntry] = {}  # removed from the config; still polled
         self._replaced: list[PoolEntry] = []  # superseded adapters, closed at shutdown
         self._observe = observe
         self._moderated = moderated
+
+    def learn_secrets(self, config: Config) -> None:
+        """Teach the scrubber every secret ``config`` holds (at start and on each reload)."""
+        self.scrubber.learn(
+            [p.api_key for p in config.providers]
+            + [config.server.admin_key, config.server.link_secret],
+            [k.key_sha256 for k in config.keys],
+        )
 
     async def start(self, configs: Iterable[ProviderConfig]) -> None:
         for config in configs:
@@ -114,7 +125,7 @@ class ProviderPool:
         return iter(self._entries.values())
 
     async def _build(self, config: ProviderConfig) -> PoolEntry:
-        entry = await _build(config)
+        entry = await _build(config, self.scrubber)
         entry.adapter = MeteredProvider(entry.adapter, self._observe, self._moderated)
         return entry
 
@@ -128,10 +139,19 @@ def _connection(config: ProviderConfig) -> tuple[object, ...]:
         config.api_version,
         config.timeout,
         config.simulate,
+        config.content_hosts,
+        config.allow_private_addresses,
+        config.max_reply_bytes,
     )
 
 
-async def _build(config: ProviderConfig) -> PoolEntry:
+async def _build(config: ProviderConfig, scrubber: Scrubber) -> PoolEntry:
+    boundary = {
+        "scrubber": scrubber,
+        "content_hosts": config.content_hosts,
+        "allow_private_addresses": config.allow_private_addresses,
+        "max_reply_bytes": config.max_reply_bytes,
+    }
     if config.kind != "simulator":
         adapter = adapter_class(config.kind)(
             name=config.name,
@@ -139,6 +159,7 @@ async def _build(config: ProviderConfig) -> PoolEntry:
             api_key=config.api_key,
             timeout=config.timeout,
             api_version=config.api_version,
+            **boundary,
         )
         return PoolEntry(config=config, adapter=adapter)
     # A private per-process secret, so the embedded upstream also exercises auth.
@@ -151,5 +172,6 @@ async def _build(config: ProviderConfig) -> PoolEntry:
         base_url=f"{root}/v1",
         api_key=secret,
         timeout=config.timeout,
+        **boundary,
     )
     return PoolEntry(config=config, adapter=adapter, simulator=simulator)

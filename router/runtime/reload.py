@@ -59,6 +59,7 @@ async def reload_config(app: web.Application) -> ReloadResult:
         config = replace(
             new, server=old.server, store=old.store, health=old.health, metrics=old.metrics
         )
+        pool.learn_secrets(config)
         await pool.apply(config.providers)
         app[keys.HEALTH].track([entry.name for entry in pool])
         app[keys.KEYRING].replace(config.keys)

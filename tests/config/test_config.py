@@ -464,6 +464,17 @@ PROVIDER_MODEL = "providers[0].models.sora-2"
             {"sizes": ["1x1"], "seconds": [4], "default_seconds": 8},
             "models.m.default_seconds: must be one of seconds",
         ),
+        (
+            "providers[0].content_hosts",
+            ["cdn.example", "http://x/"],
+            "providers[0].content_hosts[1]: must be a host name, an IP address, or *.domain",
+        ),
+        (
+            "providers[0].allow_private_addresses",
+            "yes",
+            "providers[0].allow_private_addresses: must be true or false",
+        ),
+        ("providers[0].max_reply_bytes", 10, "providers[0].max_reply_bytes: must be >= 1024"),
         ("routing.seed", 1.0, "routing.seed: must be an integer"),
         ("routing.stall_timeout", "soon", "routing.stall_timeout: must be a number"),
         ("metrics.key_label", "no", "metrics.key_label: must be true or false"),
@@ -472,6 +483,17 @@ PROVIDER_MODEL = "providers[0].models.sora-2"
 )
 def test_each_mistake_is_named_by_its_path(path: str, value: object, problem: str) -> None:
     assert problems_of(changed(path, value)) == [problem]
+
+
+def test_upstream_boundary_fields_are_read_with_their_defaults() -> None:
+    default = parse_config(minimal(), {}).providers[0]
+    assert (default.content_hosts, default.allow_private_addresses) == ((), False)
+    assert default.max_reply_bytes == 8 * 1024 * 1024
+    raw = changed("providers[0].content_hosts", ["CDN.example", "*.files.example", "10.0.0.5"])
+    raw["providers"][0]["max_reply_bytes"] = 65536
+    provider = parse_config(raw, {}).providers[0]
+    assert provider.content_hosts == ("cdn.example", "*.files.example", "10.0.0.5")
+    assert provider.max_reply_bytes == 65536
 
 
 def test_two_keys_with_the_same_secret_are_a_problem_however_given() -> None:

@@ -78,7 +78,7 @@ async def test_azure_every_call_uses_the_api_key_header_and_the_api_version(
     upstream.reply("GET", f"{base}/video_up1", {**VIDEO, "status": "completed"})
     upstream.reply("POST", f"{base}/video_up1/remix", {**VIDEO, "id": "video_up2"})
     upstream.reply("DELETE", f"{base}/video_up1", {"id": "video_up1", "deleted": True})
-    upstream.reply("GET", f"{base}/video_up1/content", body=b"mp4")
+    upstream.reply("GET", f"{base}/video_up1/content", body=b"mp4", content_type="video/mp4")
     azure = adapters(AzureVideosProvider, upstream.url, api_version=api_version)
 
     assert (await azure.create(REQUEST)).upstream_id == "video_up1"
@@ -338,7 +338,12 @@ async def test_relay_probe_takes_a_404_as_proof_and_a_401_as_unusable(
 def ranged(request: web.Request) -> web.StreamResponse:
     """A CDN that honours ``Range: bytes=0-2`` on a ten-byte file."""
     if request.headers.get("Range") == "bytes=0-2":
-        return web.Response(status=206, body=b"012", headers={"Content-Range": "bytes 0-2/10"})
+        return web.Response(
+            status=206,
+            body=b"012",
+            headers={"Content-Range": "bytes 0-2/10"},
+            content_type="video/mp4",
+        )
     return web.Response(body=b"0123456789", content_type="video/mp4")
 
 

@@ -77,7 +77,7 @@ async def test_an_unknown_word_keeps_the_job_in_flight_end_to_end(
     answer = {"status": word, "progress": 30}
     upstream.reply("POST", "/v1/videos", {"id": "up-1", "status": "queued", "progress": 0})
     upstream.answer("GET", "/v1/videos/up-1", lambda _: web.json_response({"id": "up-1", **answer}))
-    upstream.reply("GET", "/v1/videos/up-1/content", body=b"mp4!")
+    upstream.reply("GET", "/v1/videos/up-1/content", body=b"mp4!", content_type="video/mp4")
     proxy = await proxy_factory(
         [
             {

@@ -1,0 +1,83 @@
+"""Answers a broken or malicious upstream gives, for ``ScriptedUpstream`` (issue 15).
+
+Each is an ``Answer``: redirects (to another host, or to itself without end), bodies that are
+huge or never end (counting what they managed to send), and the Video and task objects a
+hostile upstream fills with our secrets in the encodings it might use.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, quote_plus
+
+from aiohttp import web
+
+from tests.fake_upstream import Answer
+
+CHUNK = b"a" * 65536
+
+
+def redirect(location: str, status: int = 307) -> Answer:
+    """Send the caller to ``location`` (absolute, or a path on the same host)."""
+    return lambda _: web.Response(status=status, headers={"Location": location})
+
+
+def loop_to_self(status: int = 302) -> Answer:
+    """A redirect back to the very path asked for: an endless loop for a client that follows."""
+    return lambda request: web.Response(status=status, headers={"Location": str(request.url)})
+
+
+@dataclass
+class Endless:
+    """A 200 JSON answer that never ends; ``sent`` counts the bytes it got out."""
+
+    sent: int = 0
+    closed: bool = False
+
+    async def __call__(self, request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await response.prepare(request)
+        try:
+            await response.write(b'{"id": "video_x", "status": "queued", "pad": "')
+            while True:
+                await response.write(CHUNK)
+                self.sent += len(CHUNK)
+        except (ConnectionResetError, ConnectionError):
+            self.closed = True
+        return response
+
+
+def echoes(secret: str) -> str:
+    """Upstream text holding ``secret`` as it is, percent-encoded, form-encoded and in base64."""
+    b64 = base64.b64encode(secret.encode()).decode()
+    return (
+        f"Incorrect API key {secret}; request was /v1/videos?key={quote(secret, safe='')} "
+        f"form key={quote_plus(secret)} basic {b64}"
+    )
+
+
+def encoded_forms(secret: str) -> dict[str, str]:
+    """What a leak check looks for: the secret and the encodings ``echoes`` uses."""
+    return {
+        "plain": secret,
+        "percent-encoded": quote(secret, safe=""),
+        "form-encoded": quote_plus(secret),
+        "base64": base64.b64encode(secret.encode()).decode().rstrip("="),
+    }
+
+
+def failed_video(upstream_id: str, message: str, status: str = "failed") -> dict[str, Any]:
+    return {
+        "id": upstream_id,
+        "object": "video",
+        "status": status,
+        "progress": 0,
+        "created_at": 1,
+        "error": {"code": "render_failed", "message": message},
+    }
+
+
+def failed_task(task_id: str, reason: str) -> dict[str, Any]:
+    return {"task_id": task_id, "status": "FAILURE", "progress": "0%", "fail_reason": reason}
