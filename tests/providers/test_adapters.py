@@ -8,7 +8,7 @@ mapping round trips run against the simulator, which speaks both dialects.
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -29,32 +29,18 @@ from providers.base import (
     Unsearchable,
     UpstreamStatus,
 )
-from providers.http import LIST_MAX_PAGES, HttpProvider
+from providers.http import LIST_MAX_PAGES
 from providers.openai import CLOCK_SKEW, OpenAIVideosProvider
 from providers.relay import RelayProvider
 from tests.clock import ManualClock
 from tests.conftest import SimulatorFactory
 from tests.fake_upstream import ScriptedFactory
+from tests.providers.conftest import UPSTREAM_KEY
 
-KEY = "sk-upstream-secret"
+KEY = UPSTREAM_KEY
 TASKS = "/v2/videos/generations"
 VIDEO = {"id": "video_up1", "object": "video", "status": "queued", "progress": 0}
 REQUEST = RenderRequest(model="my-sora", prompt="a kite", size="1280x720", seconds=8)
-
-
-@pytest.fixture
-async def adapters() -> AsyncIterator[Callable[..., Any]]:
-    """Build adapters of a class against a base URL; every one is closed after the test."""
-    built: list[HttpProvider] = []
-
-    def make(cls: type[HttpProvider], base_url: str, **extra: Any) -> Any:
-        adapter = cls(name="up", base_url=base_url, api_key=KEY, timeout=5, **extra)
-        built.append(adapter)
-        return adapter
-
-    yield make
-    for adapter in built:
-        await adapter.aclose()
 
 
 async def read_all(stream: ContentStream) -> bytes:

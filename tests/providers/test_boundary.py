@@ -6,7 +6,7 @@ address policy (issue 15; the end-to-end cases are in ``test_hostile_replies`` a
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -15,26 +15,10 @@ from yarl import URL
 
 from providers.addresses import AddressPolicy, ForbiddenAddress, GuardedResolver, is_public
 from providers.base import BadUpstreamReply, Rejected
-from providers.http import HttpProvider, segment
+from providers.http import segment
 from providers.openai import OpenAIVideosProvider
 from providers.scrubber import REDACTED, WITHHELD, Scrubber
 from tests.fake_upstream import ScriptedFactory
-
-KEY = "sk-boundary/key+1"
-
-
-@pytest.fixture
-async def adapters() -> AsyncIterator[Callable[..., Any]]:
-    built: list[HttpProvider] = []
-
-    def make(cls: type[HttpProvider], base_url: str, **extra: Any) -> Any:
-        adapter = cls(name="up", base_url=base_url, api_key=KEY, timeout=5, **extra)
-        built.append(adapter)
-        return adapter
-
-    yield make
-    for adapter in built:
-        await adapter.aclose()
 
 
 def test_segment_escapes_what_would_change_the_url() -> None:

@@ -7,7 +7,7 @@ Imports only what existed before issue 15, so each test can be run against the o
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -15,30 +15,14 @@ from aiohttp import web
 
 from providers import statuses
 from providers.base import BadUpstreamReply, Rejected, RenderRequest, UpstreamStatus
-from providers.http import HttpProvider
 from providers.openai import OpenAIVideosProvider
 from providers.relay import RelayProvider
 from tests.fake_upstream import ScriptedFactory
 from tests.hostile_upstream import Endless
 
-KEY = "sk-boundary/key+1"
 REQUEST = RenderRequest(model="sora-2", prompt="a kite", size="1280x720", seconds=8)
 TASKS = "/v2/videos/generations"
 CAP = 8 * 1024 * 1024  # the default max_reply_bytes
-
-
-@pytest.fixture
-async def adapters() -> AsyncIterator[Callable[..., Any]]:
-    built: list[HttpProvider] = []
-
-    def make(cls: type[HttpProvider], base_url: str, **extra: Any) -> Any:
-        adapter = cls(name="up", base_url=base_url, api_key=KEY, timeout=5, **extra)
-        built.append(adapter)
-        return adapter
-
-    yield make
-    for adapter in built:
-        await adapter.aclose()
 
 
 @pytest.mark.parametrize("upstream_id", ["../../admin?steal=1#x", "a/../../b", "..", "x%2F..%2Fy"])
