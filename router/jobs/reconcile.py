@@ -3,8 +3,12 @@
 An ``UNKNOWN`` attempt's create was sent and its answer never came, so the render may or may
 not exist upstream. Sending it again could render (and bill) twice, so the poller asks here
 instead, once per poll interval: ``find`` on the attempt's provider lists the renders it made
-around the send time that match prompt, upstream model, size and seconds; the nearest one that
-no stored job holds (``JobStore.job_holding``) is the attempt's render (``FOUND``). Until
+around the send time that match prompt, upstream model, size and seconds. A match says nothing
+about who sent it (upstream times are whole seconds, and two tenants may send the same prompt
+at once, each with a private reference image), so a render is claimed (``FOUND``) only when
+exactly one render matches that no stored job holds (``JobStore.job_holding``) and no other
+unknown attempt on that provider could own it (``rivals``). Any ambiguity is no claim for
+anyone: the attempt is treated as not listed. Until
 ``routing.reconcile_window`` has passed since the send (injected clock), absence means
 ``WAIT``. After it, a definite "not there" means the create never arrived (``RESUBMIT``:
 another provider may take it), while a provider that cannot be searched (``Unsearchable``:
@@ -23,7 +27,7 @@ from dataclasses import dataclass
 
 from providers.base import ProviderError, RenderRequest, Unsearchable, UpstreamJob
 from router.limits.local import Limits
-from router.records.job import Job
+from router.records.job import AttemptState, Job
 from router.routing.pool import PoolEntry
 from router.store.sqlite import JobStore
 
@@ -73,11 +77,17 @@ async def reconcile(
         )
     except ProviderError as exc:
         return Finding(Verdict.RETRY, error=exc)
-    match = next(
-        (s for s in found or () if store.job_holding(attempt.provider, s.upstream_id) is None), None
-    )
-    if match is not None:
-        return Finding(Verdict.FOUND, match=match)
+    free = [s for s in found or () if store.job_holding(attempt.provider, s.upstream_id) is None]
+    if len(free) == 1 and not rivals(job, store):
+        return Finding(Verdict.FOUND, match=free[0])
+    if free:
+        log.info(
+            "job %s: %d renders on %s match its unanswered create and other creates wait for "
+            "one like it: claiming none",
+            job.id,
+            len(free),
+            attempt.provider,
+        )
     if clock() - attempt.submitted_at < window:
         return Finding(Verdict.WAIT)
     if found is None:
@@ -90,4 +100,19 @@ async def reconcile(
     return Finding(
         Verdict.RESUBMIT,
         message=f"The provider did not answer the create and did not list it within {window:g}s.",
+    )
+
+
+def rivals(job: Job, store: JobStore) -> bool:
+    """Whether another job's unanswered create on the same provider asked for the same render,
+    so a matching render could be either's. A scan of the unfinished jobs, made only when a
+    render matches."""
+    attempt = job.current
+    wanted = (job.model, job.prompt, job.size, job.seconds)
+    return any(
+        other.id != job.id
+        and other.current.state is AttemptState.UNKNOWN
+        and other.current.provider == attempt.provider
+        and (other.model, other.prompt, other.size, other.seconds) == wanted
+        for other in store.unfinished()
     )

@@ -20,6 +20,8 @@ from router import appkeys as keys
 from router.records.job import AttemptState, JobState
 from tests.clock import ManualClock
 from tests.conftest import (
+    ALICE,
+    BOB,
     ProxyFactory,
     RunningProxy,
     SimulatorFactory,
@@ -121,34 +123,79 @@ async def test_a_create_that_never_arrived_goes_to_another_provider_after_the_wi
     assert (await proxy.client().videos.retrieve(created.id)).status == "completed"
 
 
-async def test_two_identical_unanswered_creates_claim_two_different_renders(
+async def test_two_tenants_same_prompt_same_second_claim_nothing_and_go_elsewhere(
     proxy_factory: ProxyFactory, simulators: SimulatorFactory
 ) -> None:
+    """Issue 15, point 4: two unanswered creates that match the same renders (upstream times
+    are whole seconds): a claim could hand one tenant the other's video, so neither claims,
+    and after the window both go elsewhere like a create that was never listed."""
     sim_clock = ManualClock(time.time())  # renders wait for the test: both stay unfinished
+    clock = ManualClock(time.time())
     sim = await simulators(clock=sim_clock, render_seconds=30, **SLOW_REPLY)
     proxy = await proxy_factory(
         [
             upstream_provider("a", "openai", sim, timeout=TIMEOUT),
             sim_provider("b", price=0.5),
         ],
-        routing={"strategy": "cheapest"},
+        clock=clock,
+        routing={"strategy": "cheapest", "reconcile_window": 30},
     )
-    client = proxy.client()
     first, second = await asyncio.gather(
-        client.videos.create(model="sora-2", prompt=SLOW),
-        client.videos.create(model="sora-2", prompt=SLOW),
+        proxy.client(ALICE).videos.create(model="sora-2", prompt=SLOW),
+        proxy.client(BOB).videos.create(model="sora-2", prompt=SLOW),
     )
 
-    async def both_found() -> bool:
-        return all(stored_job(proxy, v.id).current.upstream_id for v in (first, second))
+    async def both_renders_listed_and_looked_at() -> bool:
+        return len(sim.jobs) == 2 and upstream_calls(proxy, "a", "find", "ok") >= 6
 
-    await wait_for(both_found)
-    claimed = {stored_job(proxy, v.id).current.upstream_id for v in (first, second)}
-    assert claimed == set(sim.jobs) and len(claimed) == 2
-    sim_clock.advance(31)
+    await wait_for(both_renders_listed_and_looked_at)
     for video in (first, second):
-        assert (await finished_job(proxy, video.id)).state is JobState.COMPLETED
-    assert (sim.stats.creates_received, proxy.stats("b").creates_received) == (2, 0)
+        assert [
+            (x.provider, x.state, x.upstream_id) for x in stored_job(proxy, video.id).attempts
+        ] == [("a", AttemptState.UNKNOWN, "")]
+    clock.advance(31)
+    for video in (first, second):
+        done = await finished_job(proxy, video.id)
+        assert done.state is JobState.COMPLETED
+        assert [(x.provider, x.error_code) for x in done.attempts] == [
+            ("a", "submit_unconfirmed"),
+            ("b", None),
+        ]
+    assert (sim.stats.creates_received, proxy.stats("b").creates_received) == (2, 2)
+
+
+async def test_one_unanswered_create_and_two_matching_renders_claims_neither(
+    proxy_factory: ProxyFactory, simulators: SimulatorFactory
+) -> None:
+    """Point 4's other half: a second matching render (sent around the proxy, with the same
+    key) makes the match ambiguous, so nothing is claimed."""
+    sim_clock = ManualClock(time.time())
+    clock = ManualClock(time.time())
+    sim = await simulators(clock=sim_clock, render_seconds=30, **SLOW_REPLY)
+    proxy = await proxy_factory(
+        [upstream_provider("a", "openai", sim, timeout=TIMEOUT), sim_provider("b", price=0.5)],
+        clock=clock,
+        routing={"strategy": "cheapest", "reconcile_window": 30},
+    )
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
+            f"{sim.base_url}/v1/videos",
+            json={"prompt": SLOW, "model": "sora-2", "size": "720x1280", "seconds": "4"},
+            headers={"Authorization": f"Bearer {sim.api_key}"},
+        ) as response,
+    ):
+        assert response.status == 200
+    created = await proxy.client().videos.create(model="sora-2", prompt=SLOW)
+
+    async def looked_at() -> bool:
+        return len(sim.jobs) == 2 and upstream_calls(proxy, "a", "find", "ok") >= 3
+
+    await wait_for(looked_at)
+    assert stored_job(proxy, created.id).current.state is AttemptState.UNKNOWN
+    clock.advance(31)
+    done = await finished_job(proxy, created.id)
+    assert [x.provider for x in done.attempts] == ["a", "b"]
 
 
 async def test_a_relay_that_cannot_be_searched_fails_the_job_unconfirmed_and_sends_nothing_else(
