@@ -221,7 +221,7 @@ class HttpProvider:
             raise BadUpstreamReply(
                 f"{operation}: reply is not JSON", provider=self.name, status=response.status
             ) from None
-        return self._scrubber.scrub_json(reply)
+        return self._scrubber.scrub_reply(body, reply)
 
     async def _read_capped(
         self, response: aiohttp.ClientResponse, operation: str, *, whole: bool

@@ -55,6 +55,7 @@ def encodings(secret: str) -> set[str]:
         quote(secret, safe=""),
         quote_plus(secret),
         json.dumps(secret)[1:-1],
+        json.dumps(secret)[1:-1].replace("/", "\\/"),  # JSON may escape "/" too
         base64.b64encode(raw).decode().rstrip("="),
         base64.urlsafe_b64encode(raw).decode().rstrip("="),
         raw.hex(),
@@ -64,13 +65,18 @@ def encodings(secret: str) -> set[str]:
 
 
 class Scrubber:
-    """Replaces every known secret, in any known encoding, in upstream text."""
+    """Replaces every known secret, in any known encoding, in upstream text.
+
+    Most text holds no secret, so ``holds_secret`` answers that first with plain substring
+    tests on the lowered text (a few microseconds for a Video object); only text that fails it
+    is rewritten.
+    """
 
     __slots__ = ("_digests", "_forms", "_pattern", "_plain")
 
     def __init__(self, secrets: Iterable[str] = (), digests: Iterable[str] = ()) -> None:
         self._plain: set[str] = set()
-        self._forms: set[str] = set()
+        self._forms: frozenset[str] = frozenset()  # lower case
         self._digests: set[str] = set()
         self._pattern: re.Pattern[str] | None = None
         self.learn(secrets, digests)
@@ -80,29 +86,45 @@ class Scrubber:
 
     def learn(self, secrets: Iterable[str] = (), digests: Iterable[str] = ()) -> None:
         """Add secrets held in plain, and SHA-256 hex digests of secrets held only hashed."""
+        forms = set(self._forms)
         for secret in secrets:
             if len(secret) >= MIN_SECRET and secret not in self._plain:
                 self._plain.add(secret)
-                self._forms |= encodings(secret)
+                forms |= {form.lower() for form in encodings(secret)}
         for digest in digests:
             if digest:
                 self._digests.add(digest.lower())
-                self._forms.add(digest.lower())
-        forms = sorted(self._forms, key=len, reverse=True)  # the longest form wins a tie
-        joined = "|".join(map(re.escape, forms))
-        self._pattern = re.compile(joined, re.IGNORECASE) if forms else None
+                forms.add(digest.lower())
+        self._forms = frozenset(forms)
+        ordered = sorted(forms, key=len, reverse=True)  # the longest form wins a tie
+        joined = "|".join(map(re.escape, ordered))
+        self._pattern = re.compile(joined, re.IGNORECASE) if ordered else None
+
+    def holds_secret(self, text: str) -> bool:
+        """Whether ``text`` shows a secret, as it is or once percent-decoded (up to 3 times)."""
+        for _ in range(4):
+            lowered = text.lower()
+            if any(form in lowered for form in self._forms):
+                return True
+            if self._digests and any(self._is_client_key(t) for t in TOKEN.findall(text)):
+                return True
+            if "%" not in text:
+                return False
+            decoded = unquote_plus(text)
+            if decoded == text:
+                return False
+            text = decoded
+        return True  # encoded more deeply than anyone would: treat as a secret
 
     def scrub(self, text: str) -> str:
         """``text`` with every secret replaced; withheld whole when only decoding shows one."""
+        if not self.holds_secret(text):
+            return text
         if self._pattern is not None:
             text = self._pattern.sub(REDACTED, text)
         if self._digests:
             text = TOKEN.sub(self._token, text)
-        if "%" in text or "+" in text:
-            decoded = unquote_plus(text)
-            if decoded != text and self.scrub(decoded) != decoded:
-                return WITHHELD
-        return text
+        return WITHHELD if self.holds_secret(text) else text
 
     def scrub_json(self, value: Any) -> Any:
         """A parsed JSON document with every string in it (keys too) scrubbed."""
@@ -114,7 +136,17 @@ class Scrubber:
             return [self.scrub_json(item) for item in value]
         return value
 
+    def scrub_reply(self, body: bytes, parsed: Any) -> Any:
+        """``parsed`` (from ``body``) scrubbed; walked string by string only when the body as
+        sent holds a secret or escapes (``\\u``) that could hide one."""
+        text = body.decode("utf-8", "replace")
+        if "\\u" not in text and not self.holds_secret(text):
+            return parsed
+        return self.scrub_json(parsed)
+
+    def _is_client_key(self, token: str) -> bool:
+        return hashlib.sha256(token.encode()).hexdigest() in self._digests
+
     def _token(self, found: re.Match[str]) -> str:
         token = found.group()
-        digest = hashlib.sha256(token.encode()).hexdigest()
-        return REDACTED if digest in self._digests else token
+        return REDACTED if self._is_client_key(token) else token
