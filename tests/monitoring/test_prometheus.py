@@ -125,6 +125,25 @@ async def test_every_dashboard_and_alert_expression_returns_series(
         for name, expr in dashboard_exprs() + rule_exprs():
             if not await query(session, url, concrete(expr)):
                 empty.append(f"{name}: {expr}")
+        # The error panel: two 404s on a route, each seen by a scrape, make a 4xx rate there.
+        title = "overview: Error responses per second by route (4xx, 5xx)"
+        four, five = (expr for name, expr in dashboard_exprs() if name == title)
+        assert '"4.."' in four and '"5.."' in five
+        missing = 'sora_proxy_requests_total{route="/v1/videos/{video_id}",status="404"}'
+        for count in (1, 2):
+            async with session.get(
+                f"{proxy.url}/v1/videos/video_missing", headers={"Authorization": f"Bearer {ALICE}"}
+            ) as response:
+                assert response.status == 404
+
+            async def scraped(count: int = count) -> bool:
+                found = await query(session, url, missing)
+                return bool(found) and float(found[0]["value"][1]) == count
+
+            await wait_for(scraped, within=30)
+        client_errors = await query(session, url, four.replace("$__rate_interval", "1m"))
+        by_route = {r["metric"]["route"]: float(r["value"][1]) for r in client_errors}
+        assert by_route["/v1/videos/{video_id}"] > 0
     assert len(dashboard_exprs()) >= 16
     assert not empty, "\n".join(empty)
 
