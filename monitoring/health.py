@@ -88,6 +88,10 @@ class ProviderHealth:
     def cooling(self, provider: str) -> bool:
         return self._stats[provider].cooling_until > self._clock()
 
+    def cooling_for(self, provider: str) -> float:
+        """Seconds of cooldown left (0 when not cooling)."""
+        return max(0.0, self._stats[provider].cooling_until - self._clock())
+
     def ejected(self, provider: str) -> bool:
         return self.outliers.ejected(provider)
 

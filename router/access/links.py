@@ -4,8 +4,10 @@ Relay clients expect ``data.output`` to be a plain link, as a CDN would hand out
 ``{server.public_url}/v2/videos/content/{job_id}?expires=<unix>&sig=<hex>``, where ``sig`` is
 HMAC-SHA256 under ``server.link_secret`` over the job id and the expiry exactly as written in
 the link. Whoever holds a link can fetch that one video until ``expires`` (``server.link_ttl``
-after the poll that handed it out); changing any part of it breaks the signature. Without a
-configured secret a random one is drawn per process, so links stop working at a restart.
+after the poll that handed it out, but never past the asset's own expiry upstream: a link must
+not promise what the provider will have deleted); changing any part of it breaks the
+signature. Without a configured secret a random one is drawn per process, so links stop working
+at a restart.
 
 Signing only: the route that honours links is in ``router.api.relay``.
 """
@@ -37,9 +39,13 @@ class LinkSigner:
     def __repr__(self) -> str:
         return f"LinkSigner(base={self._base!r})"  # never the key
 
-    def link(self, job_id: str) -> str:
-        """A link to the video of ``job_id``, good for ``link_ttl`` seconds from now."""
-        expires = str(math.ceil(self._clock() + self._ttl))
+    def link(self, job_id: str, asset_expires_at: float | None = None) -> str:
+        """A link to the video of ``job_id``, good for ``link_ttl`` seconds from now or until
+        ``asset_expires_at`` (the provider's expiry of the video), whichever comes first."""
+        ends = self._clock() + self._ttl
+        if asset_expires_at is not None:
+            ends = min(ends, asset_expires_at)
+        expires = str(math.ceil(ends))
         query = urlencode({"expires": expires, "sig": self._signature(job_id, expires)})
         return f"{self._base}{CONTENT_PREFIX}{job_id}?{query}"
 

@@ -98,10 +98,21 @@ def _row(app: web.Application, entry: PoolEntry) -> dict[str, Any]:
         "ejected_until": outliers.ejected_until,
         "submit_latency_ewma": stats.submit_latency,
         "render_time_ewma": stats.render_time,
-        "success_rate": round(stats.success_rate, 4),
-        "failure_rate": round(outliers.failure_rate, 4),
+        # Two windows, each named with its counts so the figures read together: the last
+        # render outcomes (what routing's success rate is built from, without its prior), and
+        # what outlier detection judges (submits and renders since the last readmission).
+        "renders": _share(list(stats.renders), "succeeded", "success_rate", True),
+        "outlier_window": _share(list(outliers.outcomes), "failed", "failure_rate", False),
         "in_flight": app[keys.LIMITS].rendering(name),
     }
+
+
+def _share(outcomes: list[bool], name: str, rate: str, counted: bool) -> dict[str, Any]:
+    """``{"counted": n, name: k, rate: k / n}`` for the outcomes equal to ``counted``; the
+    rate is None before the first outcome."""
+    hits = outcomes.count(counted)
+    share = round(hits / len(outcomes), 4) if outcomes else None
+    return {"counted": len(outcomes), name: hits, rate: share}
 
 
 async def job(request: web.Request) -> web.Response:

@@ -69,7 +69,9 @@ def task_object(job: Job, links: LinkSigner) -> dict[str, Any]:
         "submit_time": int(job.created_at),
         "start_time": None if started is None else int(started),
         "finish_time": None if job.completed_at is None else int(job.completed_at),
-        "data": {"output": links.link(job.id)} if job.state is JobState.COMPLETED else None,
+        "data": {"output": links.link(job.id, job.expires_at)}
+        if job.state is JobState.COMPLETED
+        else None,
     }
 
 

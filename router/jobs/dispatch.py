@@ -45,7 +45,6 @@ from router.errors import (
     NotReady,
     RouterError,
     TooManyRequests,
-    Unavailable,
     UpstreamFailed,
 )
 from router.jobs import lifecycle
@@ -166,9 +165,7 @@ class Dispatcher:
                 if not usable:
                     if not self._selector.capable(model, size, seconds):
                         raise self._unrenderable(request)
-                    raise Unavailable(
-                        "Every capable provider is cooling down or ejected; retry later."
-                    )
+                    raise self._selector.unavailable(model, size, seconds)
                 names = [c.entry.name for c in usable]
                 remaining = give_up - loop.time()
                 if remaining <= 0 or (
@@ -387,12 +384,31 @@ class Dispatcher:
         await self._store.delete(job.id)
 
     def _admit(self, owner: str) -> Hold:
-        """The key's slot for one more render, or its 429 (counted as a key rejection)."""
+        """The key's slot for one more render, or its 429 (counted as a key rejection). At its
+        ``max_concurrent`` the ``Retry-After`` is when its oldest render should finish."""
         try:
             return self._limits.admit(owner)
-        except TooManyRequests:
+        except TooManyRequests as refusal:
             self._metrics.rejected("key")
-            raise
+            oldest = self._limits.oldest_render(owner)
+            if oldest is None:
+                raise
+            raise TooManyRequests(refusal.message, retry_after=self._finishes_in(oldest)) from None
+
+    def _finishes_in(self, hold: Hold) -> float:
+        """Seconds until the render of ``hold`` should be done: its provider's expected submit
+        plus render time (EWMAs) after its start, never sooner than that provider's poll
+        interval (the proxy cannot see it finish sooner) nor later than the job deadline."""
+        entry = self._selector.configured(hold.provider) if hold.provider else None
+        if entry is None:
+            return 1.0
+        stats = self._selector.health.stats(entry.name)
+        left = 0.0
+        if stats.render_time is not None:
+            expected = (stats.submit_latency or 0.0) + stats.render_time
+            left = hold.since + expected - self._clock()
+        floor = entry.config.poll_interval
+        return min(max(left, floor), self._routing.job_deadline)
 
     def _first_sight(self, job: Job, seen: UpstreamJob, now: float) -> None:
         """Fold in the create's own answer; if it already says rendering, the queue wait was

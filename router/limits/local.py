@@ -26,7 +26,7 @@ import asyncio
 import math
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from router.config.model import ClientKeyConfig, Config, ProviderConfig
 from router.errors import TooManyRequests
@@ -84,6 +84,7 @@ class KeyUsage:
     reserved: float = 0.0  # USD held by renders in flight
     spent: float = 0.0  # USD of renders completed on ``day``
     day: int = 0
+    renders: dict[str, Hold] = field(default_factory=dict)  # by job id, oldest first
 
     def committed(self, now: float) -> float:
         """Spent today plus reserved by renders in flight."""
@@ -116,6 +117,7 @@ class Hold:
     provider: str | None = None
     cost: float = 0.0
     open: bool = True
+    since: float = 0.0  # when its job was created (injected clock), once bound
 
 
 class Limits:
@@ -139,6 +141,7 @@ class Limits:
             if old is not None:
                 usage.in_flight, usage.reserved = old.in_flight, old.reserved
                 usage.spent, usage.day = old.spent, old.day
+                usage.renders = old.renders
             keys[key.name] = usage
         # Keys removed from the config keep their counters while their renders finish.
         for name, old in self._keys.items():
@@ -289,7 +292,21 @@ class Limits:
         hold.cost = 0.0
 
     def bind(self, hold: Hold, job_id: str) -> None:
+        hold.since = self._clock()
         self._holds[job_id] = hold
+        usage = self._keys.get(hold.key)
+        if usage is not None:
+            usage.renders[job_id] = hold
+
+    def oldest_render(self, key: str) -> Hold | None:
+        """The hold of ``key``'s oldest render in flight, when the key is at its
+        ``max_concurrent`` (what a client waits for before its next create fits)."""
+        usage = self._keys.get(key)
+        if usage is None or usage.config.max_concurrent is None:
+            return None
+        if usage.in_flight < usage.config.max_concurrent or not usage.renders:
+            return None
+        return next(iter(usage.renders.values()))
 
     def hold_of(self, job_id: str) -> Hold | None:
         return self._holds.get(job_id)
@@ -305,6 +322,9 @@ class Limits:
         hold = self._holds.pop(job.id, None)
         if hold is None:
             return
+        owner = self._keys.get(hold.key)
+        if owner is not None:
+            owner.renders.pop(job.id, None)
         if job.state is JobState.COMPLETED:
             key = self._keys.get(hold.key)
             if key is not None:
@@ -323,11 +343,12 @@ class Limits:
                 key.committed(now)
                 key.spent += job.cost_usd
         for job in unfinished:
-            hold = Hold(job.owner, cost=job.price_per_second * job.seconds)
+            hold = Hold(job.owner, cost=job.price_per_second * job.seconds, since=job.created_at)
             key = self._keys.get(job.owner)
             if key is not None:
                 key.in_flight += 1
                 key.reserved += hold.cost
+                key.renders[job.id] = hold
             if not job.current.state.finished:
                 usage = self._providers.get(job.current.provider)
                 if usage is not None:

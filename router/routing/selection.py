@@ -18,12 +18,13 @@ detector that ejected everyone cannot turn the proxy into a wall of 502s.
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Collection, Mapping
 
 from monitoring.health import ProviderHealth
 from router.config.model import Config, ModelSpec
-from router.errors import UpstreamFailed
+from router.errors import Unavailable, UpstreamFailed
 from router.limits.local import Limits
 from router.records.job import Job
 from router.routing.pool import PoolEntry, ProviderPool
@@ -42,6 +43,7 @@ class Selector:
         "_limits",
         "_panic_threshold",
         "_pool",
+        "_probe_interval",
         "_rng",
         "_strategy",
         "_strategy_name",
@@ -65,6 +67,7 @@ class Selector:
         self._strategy = STRATEGIES[config.routing.strategy]
         self._strategy_name = config.routing.strategy
         self._panic_threshold = config.health.panic_threshold
+        self._probe_interval = config.health.probe_interval
         self._latency_weight = config.routing.latency_weight
         self._drained &= {entry.name for entry in self._pool}
 
@@ -134,6 +137,30 @@ class Selector:
                 latency_weight=self._latency_weight,
             )
         return ctx
+
+    def unavailable(self, model: str, size: str, seconds: int) -> Unavailable:
+        """The 503 for a render every capable provider refuses now, naming each one's state
+        (drained, cooling down, ejected), with a ``Retry-After``: the soonest end of a cooldown,
+        else the probe interval (a drain or an ejection has no end time; a probe is the
+        soonest the proxy would see a provider back)."""
+        states: list[str] = []
+        waits: list[float] = []
+        for c in self.capable(model, size, seconds):
+            name = c.entry.name
+            if name in self._drained:
+                states.append(f"{name} is drained")
+                waits.append(self._probe_interval)
+            elif self.health.cooling(name):
+                states.append(f"{name} is cooling down after a 429")
+                waits.append(self.health.cooling_for(name))
+            else:
+                states.append(f"{name} is ejected after failures")
+                waits.append(self._probe_interval)
+        return Unavailable(
+            f"No capable provider can take this render now: {'; '.join(states)}. Retry later.",
+            code="providers_unavailable",
+            headers={"Retry-After": str(max(1, math.ceil(min(waits, default=1.0))))},
+        )
 
     def panicking(self, entries: Collection[PoolEntry] | None = None) -> bool:
         """Whether too few of ``entries`` (default: all providers) are healthy to route on."""
