@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from functools import partial
 
@@ -201,7 +201,9 @@ class Dispatcher:
         reference = await self._store.input_reference(job.id)
         request = CreateRequest(job.model, job.prompt, job.size, job.seconds, reference)
         try:
-            placed = await self._submit(job.id, candidates, request, hold, job.request_id)
+            placed = await self._submit(
+                job.id, candidates, request, hold, job.request_id, tried=tried
+            )
         except (RouterError, _NoRoom) as exc:
             reason = exc.message if isinstance(exc, RouterError) else "every provider is full"
             log.warning("job %s: no provider took the re-submission (%s)", job.id, reason)
@@ -233,14 +235,17 @@ class Dispatcher:
         request: CreateRequest,
         hold: Hold,
         request_id: str | None = None,
+        *,
+        tried: Collection[str] = (),
     ) -> _Placed:
         """Create on the first candidate that takes it, failing over on provider errors.
 
-        A candidate that filled up meanwhile, or whose price the key's budget cannot take, is
-        skipped; when nothing was sent for the first reason ``_NoRoom`` asks the caller to
-        wait, for the second the key is over budget. A create sent and never answered ends the
-        walk there (``_Placed.seen`` is None), holding that provider's slot. ``request_id`` names
-        the creating request in log lines written outside it (a re-submission).
+                A candidate that filled up meanwhile, or whose price the key's budget cannot take, is
+                skipped; when nothing was sent for the first reason ``_NoRoom`` asks the caller to
+                wait, for the second the key is over budget. A create sent and never answered ends the
+                walk there (``_Placed.seen`` is None), holding that provider's slot. ``request_id`` names
+                the creating request in log lines written outside it (a re-submission), ``tried`` the
+        providers it had before.
         """
         health = self._selector.health
         loop = asyncio.get_running_loop()
@@ -261,9 +266,8 @@ class Dispatcher:
                 seconds=request.seconds,
                 input_reference=request.input_reference,
             )
-            lifecycle.routed(
-                job_id, name, partial(self._why, candidates, request, passed), request_id
-            )
+            why = partial(self._why, candidates, request, passed, tried)
+            lifecycle.routed(job_id, name, why, request_id)
             sent_at = self._clock()
             started = loop.time()
             try:
@@ -301,8 +305,14 @@ class Dispatcher:
             raise self._limits.over_budget(hold.key)
         raise _NoRoom
 
-    def _why(self, order: list[Candidate], request: CreateRequest, passed: list[str]) -> str:
-        why = self._selector.why(order, request.seconds)
+    def _why(
+        self,
+        order: list[Candidate],
+        request: CreateRequest,
+        passed: list[str],
+        tried: Collection[str],
+    ) -> str:
+        why = self._selector.why(order, request.model, request.size, request.seconds, tried)
         return f"{why}; passed over: {', '.join(passed)}" if passed else why
 
     async def remix(

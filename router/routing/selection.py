@@ -123,9 +123,31 @@ class Selector:
             usable.append(c)
         return self._strategy(usable, self._context(seconds))
 
-    def why(self, order: list[Candidate], seconds: int) -> str:
-        """The strategy's reasons for ``order`` (a log line's "why")."""
-        return explain(self._strategy_name, order, self._context(seconds))
+    def why(
+        self, order: list[Candidate], model: str, size: str, seconds: int, tried: Collection[str]
+    ) -> str:
+        """The strategy's reasons for ``order`` (a log line's "why"), and why each capable
+        provider outside it is not a candidate."""
+        reasons = explain(self._strategy_name, order, self._context(seconds))
+        ordered = {c.entry.name for c in order}
+        left_out = [
+            f"{c.entry.name} {self._left_out_because(c, tried)}"
+            for c in self.capable(model, size, seconds)
+            if c.entry.name not in ordered
+        ]
+        return f"{reasons}; not candidates: {', '.join(left_out)}" if left_out else reasons
+
+    def _left_out_because(self, c: Candidate, tried: Collection[str]) -> str:
+        name = c.entry.name
+        if name in tried:
+            return "tried already"
+        if name in self._drained:
+            return "drained"
+        if self.health.cooling(name):
+            return "cooling down"
+        if self.health.ejected(name):
+            return "ejected"
+        return "unpriced" if c.price_per_second is None else "at its limits"
 
     def _context(self, seconds: int) -> Context:
         ctx = self._contexts.get(seconds)
