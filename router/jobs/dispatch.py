@@ -240,12 +240,12 @@ class Dispatcher:
     ) -> _Placed:
         """Create on the first candidate that takes it, failing over on provider errors.
 
-                A candidate that filled up meanwhile, or whose price the key's budget cannot take, is
-                skipped; when nothing was sent for the first reason ``_NoRoom`` asks the caller to
-                wait, for the second the key is over budget. A create sent and never answered ends the
-                walk there (``_Placed.seen`` is None), holding that provider's slot. ``request_id`` names
-                the creating request in log lines written outside it (a re-submission), ``tried`` the
-        providers it had before.
+        A candidate that filled up meanwhile, or whose price the key's budget cannot take, is
+        skipped; when nothing was sent for the first reason ``_NoRoom`` asks the caller to
+        wait, for the second the key is over budget. A create sent and never answered ends the
+        walk there (``_Placed.seen`` is None), holding that provider's slot. ``request_id``
+        names the creating request in log lines written outside it (a re-submission),
+        ``tried`` the providers it had before.
         """
         health = self._selector.health
         loop = asyncio.get_running_loop()
