@@ -6,6 +6,7 @@ grow with the number of jobs (issue 6, points 2 and 3).
 from __future__ import annotations
 
 import aiohttp
+import pytest
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -98,6 +99,9 @@ async def test_key_label_off_drops_the_key_label(proxy_factory: ProxyFactory) ->
     ) == traffic.SECONDS * len(traffic.SUCCESSES)
 
 
+# 1000 creates one after another: 20-30 s alone, past the default 60 s under coverage on a
+# shared 2-core machine (seen twice in full runs at load 8). A bound, not a speed target.
+@pytest.mark.timeout(180)
 async def test_series_count_stays_bounded_while_a_thousand_jobs_run(
     proxy_factory: ProxyFactory,
 ) -> None:
