@@ -88,7 +88,7 @@ class Metrics:
         self.jobs_finished = Counter(
             PREFIX + "jobs_finished_total",
             "Finished jobs by the provider of their last attempt, model and outcome "
-            "(completed, failed, moderated, deadline_exceeded).",
+            "(completed, failed, moderated, deadline_exceeded, cancelled).",
             ["provider", "model", "outcome"], registry=r,
         )  # fmt: skip
         self.moderations = Counter(

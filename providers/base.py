@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 # Seconds our clock and an upstream's may disagree by; ``created_at`` is also whole seconds.
@@ -55,14 +55,40 @@ class InputReference:
     url: str | None = None
 
 
+class Operation(enum.Enum):
+    """Which wire operation renders a request; a kind that lacks one says so in ``features``."""
+
+    CREATE = "create"  # a new render from a prompt (and maybe an image and characters)
+    REMIX = "remix"  # a new render from a completed one, by its upstream id
+    EDIT = "edit"  # a completed render (by upstream id) or an uploaded video, edited
+    EXTEND = "extend"  # a completed render or an uploaded video, continued by ``seconds``
+
+
+# What a kind can do besides create; ``Provider.features`` is a subset of these words.
+FEATURES = ("remix", "edit", "extend", "characters")
+
+
+@dataclass(slots=True, frozen=True)
+class SourceVideo:
+    """The video an edit or extension starts from: a render the upstream holds (its upstream
+    id) or uploaded bytes, sent along with the request."""
+
+    upstream_id: str | None = None
+    data: bytes | None = field(default=None, repr=False)
+    filename: str = "video.mp4"
+    content_type: str = "video/mp4"
+
+
 @dataclass(slots=True)
 class RenderRequest:
     """What a provider is asked to render, in the client catalogue's terms.
 
     ``model`` is already the provider's upstream model name; size and seconds are the
-    catalogue's values, which each adapter maps to its wire format. Treated as immutable but
-    not frozen, like ``UpstreamJob``: built on every create, and a frozen dataclass sets each
-    field through ``object.__setattr__``, about five times slower.
+    catalogue's values, which each adapter maps to its wire format (for an extension,
+    ``seconds`` is the new segment's length, not the stitched total). ``characters`` are
+    this provider's own ids of the characters to cast. Treated as immutable but not frozen,
+    like ``UpstreamJob``: built on every create, and a frozen dataclass sets each field
+    through ``object.__setattr__``, about five times slower.
     """
 
     model: str
@@ -70,6 +96,9 @@ class RenderRequest:
     size: str
     seconds: int
     input_reference: InputReference | None = None
+    operation: Operation = Operation.CREATE
+    source: SourceVideo | None = None
+    characters: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -108,17 +137,41 @@ class ContentStream(Protocol):
 
 
 class Provider(Protocol):
-    """One upstream account. One method per wire operation; all raise ``ProviderError``."""
+    """One upstream account. One method per wire operation; all raise ``ProviderError``.
+
+    ``features`` names the operations beyond create the wire format has (words of
+    ``FEATURES``); a provider without one is never a candidate for it, and the method answers
+    ``Rejected`` (code ``<feature>_not_supported``) if called anyway.
+    """
 
     name: str
     kind: str
     lists: bool  # whether ``list_page`` can work: the wire format has a list of renders
+    features: frozenset[str]
+    cancels: bool  # whether ``cancel`` stops a render upstream
 
     async def create(self, request: RenderRequest) -> UpstreamJob: ...
 
     async def get(self, upstream_id: str) -> UpstreamJob: ...
 
     async def remix(self, upstream_id: str, prompt: str) -> UpstreamJob: ...
+
+    async def edit(self, request: RenderRequest) -> UpstreamJob:
+        """A new render editing ``request.source`` as ``request.prompt`` says."""
+        ...
+
+    async def extend(self, request: RenderRequest) -> UpstreamJob:
+        """A new render continuing ``request.source`` by ``request.seconds``; the answer's
+        length is the stitched total."""
+        ...
+
+    async def create_character(self, name: str, clip: SourceVideo) -> str:
+        """Upload a character clip; returns this upstream's id for it."""
+        ...
+
+    async def cancel(self, upstream_id: str) -> None:
+        """Stop a render in flight (``cancels``: the wire format can)."""
+        ...
 
     async def delete(self, upstream_id: str) -> None: ...
 

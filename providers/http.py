@@ -45,8 +45,11 @@ from providers.base import (
     ProviderUnusable,
     RateLimited,
     Rejected,
+    RenderRequest,
     ServerFailed,
+    SourceVideo,
     Unsearchable,
+    UpstreamJob,
     UpstreamTimeout,
 )
 from providers.scrubber import LOG_LIMIT, TEXT_LIMIT, Scrubber, clip
@@ -97,6 +100,9 @@ class HttpProvider:
 
     kind = ""
     lists = False  # wire formats with a list of renders say so (``Provider.list_page``)
+    # Operations beyond create (``providers.base.FEATURES``): none unless a format says so.
+    features: frozenset[str] = frozenset()
+    cancels = False  # whether the format can stop a render in flight
 
     def __init__(
         self,
@@ -147,6 +153,28 @@ class HttpProvider:
     def query(self) -> dict[str, str]:
         """Query parameters every call carries (Azure's api-version)."""
         return {}
+
+    # -- operations a wire format may lack: "cannot" unless it overrides them -------------
+
+    async def edit(self, request: RenderRequest) -> UpstreamJob:
+        raise self.cannot("edit")
+
+    async def extend(self, request: RenderRequest) -> UpstreamJob:
+        raise self.cannot("extend")
+
+    async def create_character(self, name: str, clip: SourceVideo) -> str:
+        raise self.cannot("characters")
+
+    async def cancel(self, upstream_id: str) -> None:
+        raise self.cannot("cancel")
+
+    def cannot(self, operation: str) -> Rejected:
+        """The refusal of an operation this wire format does not have."""
+        return Rejected(
+            f"Provider kind '{self.kind}' cannot do '{operation}'.",
+            provider=self.name,
+            code=f"{operation}_not_supported",
+        )
 
     # -- shared plumbing ----------------------------------------------------------------
 

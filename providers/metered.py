@@ -20,6 +20,7 @@ from providers.base import (
     RateLimited,
     Rejected,
     RenderRequest,
+    SourceVideo,
     Unsearchable,
     UpstreamJob,
     UpstreamTimeout,
@@ -48,7 +49,7 @@ def outcome_of(exc: ProviderError) -> str:
 class MeteredProvider:
     """A ``Provider`` that reports each call's operation, outcome and latency."""
 
-    __slots__ = ("_inner", "_moderated", "_observe", "kind", "lists", "name")
+    __slots__ = ("_inner", "_moderated", "_observe", "cancels", "features", "kind", "lists", "name")
 
     def __init__(self, inner: Provider, observe: Observer, moderated: Moderated) -> None:
         self._inner = inner
@@ -57,6 +58,8 @@ class MeteredProvider:
         self.name = inner.name
         self.kind = inner.kind
         self.lists = inner.lists
+        self.features = inner.features
+        self.cancels = inner.cancels
 
     async def _call(self, operation: str, call: Awaitable[T]) -> T:
         started = time.perf_counter()
@@ -80,6 +83,18 @@ class MeteredProvider:
 
     def remix(self, upstream_id: str, prompt: str) -> Coroutine[Any, Any, UpstreamJob]:
         return self._call("remix", self._inner.remix(upstream_id, prompt))
+
+    def edit(self, request: RenderRequest) -> Coroutine[Any, Any, UpstreamJob]:
+        return self._call("edit", self._inner.edit(request))
+
+    def extend(self, request: RenderRequest) -> Coroutine[Any, Any, UpstreamJob]:
+        return self._call("extend", self._inner.extend(request))
+
+    def create_character(self, name: str, clip: SourceVideo) -> Coroutine[Any, Any, str]:
+        return self._call("characters", self._inner.create_character(name, clip))
+
+    def cancel(self, upstream_id: str) -> Coroutine[Any, Any, None]:
+        return self._call("cancel", self._inner.cancel(upstream_id))
 
     def delete(self, upstream_id: str) -> Coroutine[Any, Any, None]:
         return self._call("delete", self._inner.delete(upstream_id))

@@ -1,9 +1,13 @@
 """The OpenAI Videos wire format (``/v1/videos``), as served by OpenAI-compatible gateways.
 
-``base_url`` is what a user would hand the ``openai`` SDK (it ends in ``/v1``). Creates go as
-JSON (the spec allows both; JSON is cheaper) unless an image was uploaded: then multipart, so
-the file passes through as an ``input_reference`` part. A URL reference goes as JSON
-``{"image_url": ...}``, the only form JSON allows.
+``base_url`` is what a user would hand the ``openai`` SDK (it ends in ``/v1``). Creates, edits
+and extensions go as JSON (the spec allows both; JSON is cheaper) unless a file goes along (an
+uploaded image as ``input_reference``, an uploaded source video as ``video``): then multipart.
+A URL reference goes as JSON ``{"image_url": ...}``, the only form JSON allows; a source held
+upstream as ``video: {"id": ...}``; characters as ``characters: [{"id": ...}]`` (OpenAI's
+final surface took them beside the spec, as the SDK sends ``extra_body``). A character is
+uploaded with ``POST /videos/characters`` (multipart ``name`` and ``video``). The format has no
+cancel.
 Azure reuses everything here and changes only URLs and auth (``providers.azure``).
 
 ``find`` looks for a render whose create was sent but never answered in the video list:
@@ -25,6 +29,7 @@ from providers.base import (
     ContentStream,
     ListPage,
     RenderRequest,
+    SourceVideo,
     Unsearchable,
     UpstreamJob,
 )
@@ -37,33 +42,86 @@ __all__ = ["CLOCK_SKEW", "OpenAIVideosProvider"]
 class OpenAIVideosProvider(HttpProvider):
     kind = "openai"
     lists = True
+    features = frozenset({"remix", "edit", "extend", "characters"})
 
     async def create(self, request: RenderRequest) -> UpstreamJob:
         ref = request.input_reference
-        fields = {
+        fields: dict[str, Any] = {
             "prompt": request.prompt,
             "model": request.model,
             "seconds": str(request.seconds),
             "size": request.size,
         }
-        if ref is None or ref.data is None:
-            # JSON is cheaper to build and parse than a form; files need multipart.
-            body: Any = (
-                fields if ref is None else {**fields, "input_reference": {"image_url": ref.url}}
-            )
+        if request.characters:
+            fields["characters"] = [{"id": c} for c in request.characters]
+        upload: tuple[str, bytes, str, str] | None = None
+        if ref is not None and ref.data is not None:
+            upload = ("input_reference", ref.data, ref.filename, ref.content_type)
+        elif ref is not None:
+            fields["input_reference"] = {"image_url": ref.url}
+        return await self._render("/videos", fields, upload, "create")
+
+    async def edit(self, request: RenderRequest) -> UpstreamJob:
+        fields: dict[str, Any] = {"prompt": request.prompt, "model": request.model}
+        return await self._render("/videos/edits", *self._with_source(fields, request), "edit")
+
+    async def extend(self, request: RenderRequest) -> UpstreamJob:
+        fields: dict[str, Any] = {
+            "prompt": request.prompt,
+            "model": request.model,
+            "seconds": str(request.seconds),
+        }
+        return await self._render(
+            "/videos/extensions", *self._with_source(fields, request), "extend"
+        )
+
+    async def create_character(self, name: str, clip: SourceVideo) -> str:
+        form = aiohttp.FormData()
+        form.add_field("name", name)
+        form.add_field(
+            "video", clip.data or b"", filename=clip.filename, content_type=clip.content_type
+        )
+        reply = await self.request_json(
+            "POST", self.url("/videos/characters"), data=form, operation="characters"
+        )
+        found = reply.get("id") if isinstance(reply, dict) else None
+        if not isinstance(found, str) or not found:
+            raise BadUpstreamReply("character reply has no id", provider=self.name)
+        return found
+
+    @staticmethod
+    def _with_source(
+        fields: dict[str, Any], request: RenderRequest
+    ) -> tuple[dict[str, Any], tuple[str, bytes, str, str] | None]:
+        """``video`` as ``{"id"}`` of a render held here, or the uploaded file."""
+        source = request.source
+        if source is None:
+            raise ValueError("an edit or extension needs a source video")
+        if source.upstream_id is not None:
+            return {**fields, "video": {"id": source.upstream_id}}, None
+        return fields, ("video", source.data or b"", source.filename, source.content_type)
+
+    async def _render(
+        self,
+        path: str,
+        fields: dict[str, Any],
+        upload: tuple[str, bytes, str, str] | None,
+        operation: str,
+    ) -> UpstreamJob:
+        """POST a render: JSON (cheaper to build and parse) unless a file goes along, then
+        multipart, with nested fields flattened the way the SDK flattens them
+        (``characters[0][id]``, ``video[id]``)."""
+        if upload is None:
             reply = await self.request_json(
-                "POST", self.url("/videos"), json=body, operation="create"
+                "POST", self.url(path), json=fields, operation=operation
             )
-        else:
-            form = aiohttp.FormData()
-            for key, value in fields.items():
-                form.add_field(key, value)
-            form.add_field(
-                "input_reference", ref.data, filename=ref.filename, content_type=ref.content_type
-            )
-            reply = await self.request_json(
-                "POST", self.url("/videos"), data=form, operation="create"
-            )
+            return self.video_to_job(reply)
+        form = aiohttp.FormData()
+        for key, value in _flatten(fields):
+            form.add_field(key, value)
+        name, data, filename, content_type = upload
+        form.add_field(name, data, filename=filename, content_type=content_type)
+        reply = await self.request_json("POST", self.url(path), data=form, operation=operation)
         return self.video_to_job(reply)
 
     async def get(self, upstream_id: str) -> UpstreamJob:
@@ -172,6 +230,20 @@ class OpenAIVideosProvider(HttpProvider):
             error_message=self.upstream_text(error.get("message")),
             expires_at=_number_or_none(reply.get("expires_at")),
         )
+
+
+def _flatten(fields: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
+    """Form fields of a JSON-shaped body: ``{"a": [{"id": "x"}]}`` -> ``a[0][id]=x``."""
+    pairs: list[tuple[str, str]] = []
+    for key, value in fields.items():
+        name = f"{prefix}[{key}]" if prefix else str(key)
+        if isinstance(value, dict):
+            pairs.extend(_flatten(value, name))
+        elif isinstance(value, list):
+            pairs.extend(_flatten({str(i): item for i, item in enumerate(value)}, name))
+        else:
+            pairs.append((name, str(value)))
+    return pairs
 
 
 def _number_or_none(value: object) -> float | None:

@@ -36,7 +36,11 @@ from router.access.auth import ClientKey, KeyRing
 from router.access.cors import CorsPolicy
 from router.access.links import CONTENT_PREFIX, LinkSigner
 from router.api import admin as api_admin
+from router.api import cancel as api_cancel
+from router.api import characters as api_characters
 from router.api import content
+from router.api import follow_ups as api_follow_ups
+from router.api import models as api_models
 from router.api import openai as api_openai
 from router.api import relay as api_relay
 from router.config.live import LiveConfig
@@ -44,6 +48,7 @@ from router.config.model import Config
 from router.errors import Handler, PayloadTooLarge, failure_response
 from router.jobs.dispatch import Dispatcher
 from router.jobs.idempotency import Idempotency
+from router.jobs.operations import Sender
 from router.jobs.poller import Poller
 from router.jobs.retry import RetryPolicy
 from router.jsonio import json_headers, json_response
@@ -53,6 +58,7 @@ from router.routing.pool import ProviderPool
 from router.runtime.health import health_context, live_state
 from router.runtime.heap import frozen_heap
 from router.runtime.redis_connection import redis_context
+from router.store.characters import SqliteCharacterStore
 from router.store.sqlite import SqliteJobStore
 
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
@@ -74,6 +80,7 @@ def create_app(
     app = web.Application(client_max_size=config.server.max_body_bytes)
     app[keys.CONFIG] = LiveConfig(config, config_path)
     app[keys.CLOCK] = clock
+    app[keys.STARTED] = clock()
     app[keys.METRICS] = Metrics(
         key_label=config.metrics.key_label,
         budgets={k.name: k.daily_budget_usd for k in config.keys if k.daily_budget_usd},
@@ -89,7 +96,18 @@ def create_app(
     app[keys.CORS] = CorsPolicy(config.server.cors_origins)
     app.on_response_prepare.append(stamp)
     app.cleanup_ctx.extend([redis_context, _providers, health_context, _store, _jobs, frozen_heap])
-    routes = (*_ROUTES, *api_openai.ROUTES, *content.ROUTES, *api_relay.ROUTES, *api_admin.ROUTES)
+    routes = (
+        *_ROUTES,
+        # fixed /v1/videos/... paths before api_openai's /v1/videos/{video_id}
+        *api_models.ROUTES,
+        *api_characters.ROUTES,
+        *api_follow_ups.ROUTES,
+        *api_openai.ROUTES,
+        *api_cancel.ROUTES,
+        *content.ROUTES,
+        *api_relay.ROUTES,
+        *api_admin.ROUTES,
+    )
     for route in routes:
         handler = fronted(route.handler, route.path, needs_client_key(route.path), log_access)
         web.RouteDef(route.method, route.path, handler, route.kwargs).register(app.router)
@@ -112,13 +130,18 @@ async def _providers(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _store(app: web.Application) -> AsyncIterator[None]:
-    store = SqliteJobStore(app[keys.CONFIG].current.store.path)
+    path = app[keys.CONFIG].current.store.path
+    store = SqliteJobStore(path)
     await store.open()
-    app[keys.STORE] = store
-    app[keys.IDEMPOTENCY] = Idempotency(store)
+    characters = SqliteCharacterStore(path)
     try:
+        await characters.open()
+        app[keys.STORE] = store
+        app[keys.CHARACTERS] = characters
+        app[keys.IDEMPOTENCY] = Idempotency(store)
         yield
     finally:
+        await characters.close()
         await store.close()
 
 
@@ -145,6 +168,7 @@ async def _jobs(app: web.Application) -> AsyncIterator[None]:
         metrics=metrics,
         limits=app[keys.LIMITS],
         routing=app[keys.CONFIG].current.routing,
+        sender=Sender(app[keys.CHARACTERS]),
     )
     poller.resubmit = dispatcher.resubmit
     app[keys.DISPATCHER] = dispatcher

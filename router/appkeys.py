@@ -18,6 +18,7 @@ from router.jobs.poller import Poller
 from router.limits.local import Limits
 from router.routing.pool import ProviderPool
 from router.routing.selection import Selector
+from router.store.characters import CharacterStore
 from router.store.redis_client import RedisClient
 from router.store.sqlite import JobStore
 
@@ -32,6 +33,8 @@ HEALTH_CHECKER = web.AppKey("health_checker", HealthChecker)  # readiness: first
 STORE = web.AppKey("store", JobStore)
 # the shared Redis client, only when store.backend is redis (router.runtime.redis_connection)
 REDIS: web.AppKey[RedisClient] = web.AppKey("redis")
+CHARACTERS = web.AppKey("characters", CharacterStore)  # the proxy's own characters and clips
+STARTED: web.AppKey[float] = web.AppKey("started")  # when the app was built (injected clock)
 POLLER = web.AppKey("poller", Poller)
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 IDEMPOTENCY = web.AppKey("idempotency", Idempotency)

@@ -35,6 +35,7 @@ __all__ = [
     "JobError",
     "JobTable",
     "RenderState",
+    "SimulatedCharacter",
     "SimulatedJob",
     "SimulatorStats",
     "VideoStatus",
@@ -123,6 +124,8 @@ class SimulatedJob:
     remixed_from_video_id: str | None = None
     input_bytes: bytes | None = field(default=None, repr=False)  # an uploaded input_reference
     input_reference: str | None = None  # an image_url, file_id or relay image named instead
+    characters: tuple[str, ...] = ()  # ids of this table's characters cast in the render
+    sequence: int = 0  # this table's count of jobs and characters made before it, plus one
 
     def state_at(self, now: float, settings: SimulationSettings) -> RenderState:
         started = self.created_at + settings.queue_seconds
@@ -143,6 +146,17 @@ class SimulatedJob:
         return RenderState(VideoStatus.IN_PROGRESS, min(progress, ceiling), started)
 
 
+@dataclass(slots=True, frozen=True)
+class SimulatedCharacter:
+    """An uploaded character clip; ``sequence`` orders it among the table's jobs."""
+
+    id: str
+    name: str
+    created_at: float
+    clip: bytes = field(repr=False)
+    sequence: int
+
+
 @dataclass(slots=True)
 class SimulatorStats:
     """Requests that reached a handler (past auth and api-version checks), by operation."""
@@ -155,6 +169,9 @@ class SimulatorStats:
     lists: int = 0
     content_downloads: int = 0  # /content and /files requests, refused ones included
     remixes: int = 0  # remix POSTs, refused ones included
+    edits: int = 0  # edit POSTs, refused ones included
+    extensions: int = 0  # extension POSTs, refused ones included
+    characters_created: int = 0  # character uploads accepted
     deletes: int = 0  # delete requests, refused ones included
 
 
@@ -168,6 +185,7 @@ class CreateParams:
     seconds: str
     input_bytes: bytes | None = None
     input_reference: str | None = None
+    characters: tuple[str, ...] = ()
 
     @property
     def has_image(self) -> bool:
@@ -181,6 +199,8 @@ class JobTable:
         self.settings = settings
         self.stats = SimulatorStats()
         self.jobs: dict[str, SimulatedJob] = {}  # insertion order is creation order
+        self.characters: dict[str, SimulatedCharacter] = {}
+        self._sequence = 0
         self._order: list[str] = []  # ids in creation order, gaps (ids gone from jobs) included
         self._position: dict[str, int] = {}  # id -> its index in _order
         self._clock = clock
@@ -202,8 +222,13 @@ class JobTable:
     def start(
         self, params: CreateParams, *, job_id: str, remixed_from: str | None = None
     ) -> SimulatedJob:
-        """Admit a create or remix and add its job; raises ``ApiError`` if refused."""
+        """Admit a create, remix, edit or extension and add its job; raises ``ApiError`` if
+        refused (a character it names is unknown, or a fault drawn for it)."""
+        for character in params.characters:
+            if character not in self.characters:
+                raise invalid("characters", f"Character '{character}' not found.")
         fault = self._admit(params.prompt, has_image=params.has_image)
+        self._sequence += 1
         job = SimulatedJob(
             id=job_id,
             model=params.model,
@@ -215,12 +240,22 @@ class JobTable:
             remixed_from_video_id=remixed_from,
             input_bytes=params.input_bytes,
             input_reference=params.input_reference,
+            characters=params.characters,
+            sequence=self._sequence,
         )
         self.jobs[job.id] = job
         self._position[job.id] = len(self._order)
         self._order.append(job.id)
         _log.debug("simulated job %s created, fault %s", job.id, fault.value)
         return job
+
+    def add_character(self, name: str, clip: bytes, *, character_id: str) -> SimulatedCharacter:
+        """Keep an uploaded character clip under ``character_id``."""
+        self._sequence += 1
+        character = SimulatedCharacter(character_id, name, self._clock(), clip, self._sequence)
+        self.characters[character_id] = character
+        self.stats.characters_created += 1
+        return character
 
     def page(
         self, *, after: str | None, limit: int, descending: bool

@@ -17,7 +17,10 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from providers.mp4 import header
+
 _BLOCK_SIZE = 4096
+MOOV_MIN_BYTES = 512  # smaller MP4s get no moov box (its boxes take 248 bytes)
 _THUMBNAIL_BYTES = 2048
 _SPRITESHEET_BYTES = 8192
 
@@ -58,10 +61,22 @@ class Asset:
         return bytes(out)
 
 
-def make_asset(job_id: str, variant: Variant, video_bytes: int) -> Asset:
-    """The asset a completed job serves for ``variant``; the MP4 is ``video_bytes`` long (>= 64)."""
+def make_asset(
+    job_id: str, variant: Variant, video_bytes: int, *, size: str = "720x1280", seconds: int = 4
+) -> Asset:
+    """The asset a completed job serves for ``variant``; the MP4 is ``video_bytes`` long (>= 64).
+
+    From ``MOOV_MIN_BYTES`` up, the MP4 also carries a ``moov`` box saying ``size`` and
+    ``seconds`` (``providers.mp4``), so a render downloaded and uploaded again for an edit or
+    an extension reads back as what it is.
+    """
     block = hashlib.shake_256(f"{job_id}/{variant.value}".encode()).digest(_BLOCK_SIZE)
     if variant is Variant.VIDEO:
+        if video_bytes >= MOOV_MIN_BYTES:
+            width, height = (int(side) for side in size.split("x"))
+            return Asset(
+                "video/mp4", video_bytes, header(width, height, seconds, video_bytes), block
+            )
         # An ISO-BMFF file: a 24-byte ftyp box, then one mdat box holding the rest.
         ftyp = struct.pack(">I4s4sI8s", 24, b"ftyp", b"mp42", 0, b"mp42isom")
         mdat = struct.pack(">I4s", video_bytes - len(ftyp), b"mdat")

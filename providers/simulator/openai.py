@@ -89,7 +89,7 @@ class VideosApi:
         params = _parse_create(*await read_fields(request), default_model="sora-2")
         job = self._table.create(params, job_id=_new_video_id())
         await self._table.hold_reply(job)
-        return json_response(self._video_object(job, self._table.now()))
+        return json_response(self.video_object(job, self._table.now()))
 
     async def create_azure(self, request: web.Request) -> web.Response:
         self._table.stats.creates_received += 1
@@ -104,11 +104,11 @@ class VideosApi:
             )
         job = self._table.create(params, job_id=_new_video_id())
         await self._table.hold_reply(job)
-        return json_response(self._video_object(job, self._table.now()))
+        return json_response(self.video_object(job, self._table.now()))
 
     async def retrieve(self, request: web.Request) -> web.Response:
         self._table.stats.gets += 1
-        return json_response(self._video_object(self._find(request), self._table.now()))
+        return json_response(self.video_object(self.find(request), self._table.now()))
 
     async def list_videos(self, request: web.Request) -> web.Response:
         self._table.stats.lists += 1
@@ -123,7 +123,7 @@ class VideosApi:
         return json_response(
             {
                 "object": "list",
-                "data": [self._video_object(job, now) for job in page],
+                "data": [self.video_object(job, now) for job in page],
                 "first_id": page[0].id if page else None,
                 "last_id": page[-1].id if page else None,
                 "has_more": more,
@@ -132,7 +132,7 @@ class VideosApi:
 
     async def delete(self, request: web.Request) -> web.Response:
         self._table.stats.deletes += 1
-        job = self._find(request)
+        job = self.find(request)
         if not self._table.state(job).status.finished:
             raise ApiError(
                 400,
@@ -145,16 +145,19 @@ class VideosApi:
 
     async def content(self, request: web.Request) -> web.StreamResponse:
         self._table.stats.content_downloads += 1
-        job = self._find(request)
+        job = self.find(request)
         variants = [v.value for v in Variant]
         variant = Variant(read_choice(request.query, "variant", variants, "video"))
         self._table.check_downloadable(job)
         video_bytes = self._table.settings.video_bytes
-        return await send_asset(request, make_asset(job.id, variant, video_bytes))
+        return await send_asset(
+            request,
+            make_asset(job.id, variant, video_bytes, size=job.size, seconds=int(job.seconds)),
+        )
 
     async def remix(self, request: web.Request) -> web.Response:
         self._table.stats.remixes += 1
-        source = self._find(request)
+        source = self.find(request)
         fields, _ = await read_fields(request)
         prompt = read_prompt(fields)
         if self._table.state(source).status is not VideoStatus.COMPLETED:
@@ -165,18 +168,18 @@ class VideosApi:
             )
         params = CreateParams(prompt, source.model, source.size, source.seconds)
         job = self._table.start(params, job_id=_new_video_id(), remixed_from=source.id)
-        return json_response(self._video_object(job, self._table.now()))
+        return json_response(self.video_object(job, self._table.now()))
 
     # -- the Video object --------------------------------------------------------------------
 
-    def _find(self, request: web.Request) -> SimulatedJob:
+    def find(self, request: web.Request) -> SimulatedJob:
         video_id = request.match_info["video_id"]
         job = self._table.jobs.get(video_id)
         if job is None:
             raise ApiError(404, f"Video with id '{video_id}' not found.", param="video_id")
         return job
 
-    def _video_object(self, job: SimulatedJob, now: float) -> dict[str, object]:
+    def video_object(self, job: SimulatedJob, now: float) -> dict[str, object]:
         state = job.state_at(now, self._table.settings)
         error = state.error
         return {
@@ -207,6 +210,7 @@ def _parse_create(
         raise invalid("model", "Invalid 'model': expected a non-empty string.", "invalid_type")
     input_bytes, input_reference = _input_reference(fields.get("input_reference"), form)
     return CreateParams(
+        characters=character_ids(fields, form),
         prompt=prompt,
         model=model,
         size=read_choice(fields, "size", _SIZES, "720x1280"),
@@ -229,6 +233,22 @@ def _input_reference(value: object, form: bool) -> tuple[bytes | None, str | Non
     expected = "a file" if form else "an object with 'image_url' or 'file_id'"
     message = f"Invalid type for 'input_reference': expected {expected}."
     raise invalid("input_reference", message, "invalid_type")
+
+
+def character_ids(fields: Mapping[str, object], form: bool) -> tuple[str, ...]:
+    """``characters: [{"id"}]`` from JSON, or the form fields ``characters[N][id]`` and
+    ``characters[][id]`` the SDK flattens it into."""
+    if not form:
+        value = fields.get("characters", [])
+        entries = value if isinstance(value, list) else [None]
+        ids = [e.get("id") if isinstance(e, dict) else None for e in entries]
+    else:
+        getall = getattr(fields, "getall", None)
+        names = [k for k in dict.fromkeys(fields) if k.startswith("characters[")]
+        ids = [v for name in names for v in (getall(name) if getall else [fields[name]])]
+    if not all(isinstance(i, str) and i for i in ids):
+        raise invalid("characters", "Invalid 'characters': expected a list of {\"id\": ...}.")
+    return tuple(str(i) for i in ids)
 
 
 def _limit(raw: str) -> int:

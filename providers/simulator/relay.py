@@ -107,7 +107,10 @@ class RelayApi:
         except ApiError as error:  # a CDN has no error envelope, only a status
             raise web.HTTPNotFound(text=error.message) from error
         video_bytes = self._table.settings.video_bytes
-        return await send_asset(request, make_asset(job.id, Variant.VIDEO, video_bytes))
+        return await send_asset(
+            request,
+            make_asset(job.id, Variant.VIDEO, video_bytes, size=job.size, seconds=int(job.seconds)),
+        )
 
 
 def _parse_relay(fields: Mapping[str, object]) -> CreateParams:

@@ -3,6 +3,7 @@
 One aiohttp server speaks three wire formats over one in-memory job table::
 
     /v1/videos...               OpenAI Videos API     Authorization: Bearer <key>
+                                (edits, extensions, characters included)
     /openai/v1/videos...        Azure OpenAI Sora 2   api-key: <key>, ?api-version=preview|v1
     /v2/videos/generations...   relay task dialect    Authorization: Bearer <key>
     /files/{id}.mp4             the relay's CDN link  no auth
@@ -29,7 +30,8 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from yarl import URL
 
-from providers.simulator.jobs import JobTable, SimulatedJob, SimulatorStats
+from providers.simulator.follow_ups import FollowUpApi
+from providers.simulator.jobs import JobTable, SimulatedCharacter, SimulatedJob, SimulatorStats
 from providers.simulator.openai import VideosApi
 from providers.simulator.relay import RelayApi
 from providers.simulator.settings import SimulationSettings
@@ -44,9 +46,9 @@ _MAX_BODY = 32 * 1024**2  # input images may be up to 20 MiB; aiohttp's default 
 class Simulator:
     """The simulated upstream. Build it, ``await start()``, point a provider at ``base_url``.
 
-    Tests may read ``jobs`` (id -> job, in creation order), ``stats``, ``settings`` and
-    ``api_key``, and swap ``settings`` while it runs (each request reads them afresh); ``app``
-    is the aiohttp application, for embedding in another runner.
+    Tests may read ``jobs`` (id -> job, in creation order), ``characters``, ``stats``,
+    ``settings`` and ``api_key``, and swap ``settings`` while it runs (each request reads them
+    afresh); ``app`` is the aiohttp application, for embedding in another runner.
     """
 
     def __init__(
@@ -80,13 +82,23 @@ class Simulator:
     def jobs(self) -> dict[str, SimulatedJob]:
         return self._table.jobs
 
+    @property
+    def characters(self) -> dict[str, SimulatedCharacter]:
+        return self._table.characters
+
     def _build_app(self) -> web.Application:
         videos = VideosApi(
             self._table, key_matches=self._key_matches, deployments=self._deployments
         )
         openai = web.Application(middlewares=[videos.openai_gate])
         azure = web.Application(middlewares=[videos.azure_gate])
+        follow_ups = FollowUpApi(self._table, videos)
         for sub, create in ((openai, videos.create_openai), (azure, videos.create_azure)):
+            # fixed paths before /videos/{video_id}, which would take "characters" as an id
+            sub.router.add_post("/videos/edits", follow_ups.edit)
+            sub.router.add_post("/videos/extensions", follow_ups.extend)
+            sub.router.add_post("/videos/characters", follow_ups.create_character)
+            sub.router.add_get("/videos/characters/{character_id}", follow_ups.get_character)
             sub.router.add_post("/videos", create)
             sub.router.add_get("/videos", videos.list_videos)
             sub.router.add_get("/videos/{video_id}", videos.retrieve)

@@ -14,6 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from router import appkeys as keys
+from router.api.characters import cast, form_fields
 from router.api.requests import (
     build_create,
     check_prompt,
@@ -27,7 +28,7 @@ from router.jobs.idempotency import Remix, key_from
 from router.jsonio import JSON_HEADERS, dumps, json_response
 from router.records.job import Job
 
-CREATE_FIELDS = frozenset({"prompt", "model", "seconds", "size", "input_reference"})
+CREATE_FIELDS = frozenset({"prompt", "model", "seconds", "size", "input_reference", "characters"})
 REMIX_FIELDS = frozenset({"prompt"})
 LIST_LIMIT_DEFAULT = 20
 LIST_LIMIT_MAX = 100
@@ -58,7 +59,9 @@ def video_object(job: Job) -> dict[str, Any]:
 async def create_video(request: web.Request) -> web.Response:
     idempotency_key = key_from(request.headers)
     fields = await read_create_body(request)
-    reject_unknown(fields, CREATE_FIELDS)
+    casting = cast(request, fields)
+    slots = form_fields(fields)
+    reject_unknown({name: v for name, v in fields.items() if name not in slots}, CREATE_FIELDS)
     create = build_create(
         request.app[keys.CONFIG].current,
         request[keys.CLIENT_KEY],
@@ -67,6 +70,7 @@ async def create_video(request: web.Request) -> web.Response:
         size=fields.get("size"),
         seconds=fields.get("seconds"),
         input_reference=input_reference(fields.get("input_reference")),
+        characters=casting,
     )
     job = await request.app[keys.IDEMPOTENCY].run(
         request[keys.CLIENT_KEY].name,

@@ -33,6 +33,7 @@ def build_create(
     size: object,
     seconds: object,
     input_reference: InputReference | None,
+    characters: tuple[str, ...] = (),
 ) -> CreateRequest:
     text = check_prompt(prompt, config.server.max_prompt_chars)
     name = config.default_model if model is None else model
@@ -67,6 +68,7 @@ def build_create(
         size=str(chosen_size),
         seconds=length,
         input_reference=input_reference,
+        characters=characters,
     )
 
 
@@ -127,16 +129,20 @@ async def read_create_body(request: web.Request) -> dict[str, Any]:
     """JSON or multipart into one dict; an uploaded file stays an ``InputReference``.
 
     A form field given twice is a 400: keeping one silently would render something the
-    client did not ask for (Sora takes one reference image).
+    client did not ask for (Sora takes one reference image). The exception is a list field
+    in the SDK's flattened form (``characters[][id]``, a name with ``[]``): its values are
+    kept as a list, in order.
     """
     if request.content_type == "application/json":
         return await read_json_object(request)
     if request.content_type in ("multipart/form-data", "application/x-www-form-urlencoded"):
         form = await request.post()
-        _reject_repeated(name for name, _ in form.items())
+        _reject_repeated(name for name, _ in form.items() if "[]" not in name)
         fields: dict[str, Any] = {}
         for name, value in form.items():
-            if isinstance(value, web.FileField):
+            if "[]" in name:
+                fields.setdefault(name, []).append(value)
+            elif isinstance(value, web.FileField):
                 fields[name] = InputReference(
                     data=value.file.read(),
                     filename=value.filename or "input",

@@ -14,8 +14,9 @@ The job is durable (``store.insert`` awaited) before the client gets its id.
 ``resubmit`` is the poller's post-acceptance failover: when an accepted attempt fails for a
 provider reason or stalls, or an unknown one is not found upstream in time, the retry policy and
 budget decide, and a new attempt goes to a provider not tried yet, under the same job id, with
-the input reference re-read from the store; an unanswered re-submission is an ``UNKNOWN``
-attempt too.
+the input reference (or an edit's uploaded video) re-read from the store; an unanswered
+re-submission is an ``UNKNOWN`` attempt too. A remix, edit or extension of a job of ours
+(``follow_up``) never moves: its source render is on one provider only.
 Every submit outcome is reported to ``ProviderHealth``: a 429 cools the provider, moderation and
 refusals are not health signals, everything else feeds outlier detection.
 """
@@ -32,10 +33,12 @@ from monitoring.metrics import Metrics
 from providers.base import (
     BadUpstreamReply,
     ModerationBlocked,
+    Operation,
     ProviderError,
     RateLimited,
     Rejected,
     RenderRequest,
+    SourceVideo,
     UpstreamJob,
     UpstreamTimeout,
 )
@@ -48,6 +51,7 @@ from router.errors import (
     UpstreamFailed,
 )
 from router.jobs import lifecycle
+from router.jobs.operations import Sender
 from router.jobs.poller import Poller
 from router.jobs.retry import (
     RATE_LIMITED,
@@ -97,6 +101,7 @@ class Dispatcher:
         "_poller",
         "_routing",
         "_selector",
+        "_sender",
         "_store",
     )
 
@@ -111,7 +116,9 @@ class Dispatcher:
         metrics: Metrics,
         limits: Limits,
         routing: RoutingConfig,
+        sender: Sender | None = None,
     ) -> None:
+        self._sender = sender or Sender(None)
         self._metrics = metrics
         self._limits = limits
         self._routing = routing
@@ -141,7 +148,7 @@ class Dispatcher:
         self._budget.created(self._clock())
         job = self._new_job(job_id, owner, request, placed)
         self._limits.bind(hold, job.id)
-        await self._store.insert(job, request.input_reference, idempotency)
+        await self._store.insert(job, request.kept_input, idempotency)
         lifecycle.created(job)
         self._poller.track(job)
         return job
@@ -154,16 +161,17 @@ class Dispatcher:
         queued = False
         try:
             while True:
-                model, size, seconds = request.model, request.size, request.seconds
-                candidates = self._selector.candidates(model, size, seconds)
+                model, size, seconds = request.model, request.size, request.rendered_seconds
+                needs = request.needs
+                candidates = self._selector.candidates(model, size, seconds, needs=needs)
                 if candidates:
                     try:
                         return await self._submit(job_id, candidates, request, hold)
                     except _NoRoom:
                         pass
-                usable = self._selector.usable(model, size, seconds)
+                usable = self._selector.usable(model, size, seconds, needs=needs)
                 if not usable:
-                    if not self._selector.capable(model, size, seconds):
+                    if not self._selector.capable(model, size, seconds, needs):
                         raise self._unrenderable(request)
                     raise self._selector.unavailable(model, size, seconds)
                 names = [c.entry.name for c in usable]
@@ -190,16 +198,20 @@ class Dispatcher:
         The caller has already closed the failed attempt; on False it settles the job.
         """
         now = self._clock()
+        if job.remixed_from is not None or job.source_video_id is not None:
+            return False  # its source render is on that provider alone
         state = RetryState(self._policy, len(job.attempts), job.created_at)
         if state.decide(failure, now) is RetryDecision.FAIL:
             return False
         tried = {a.provider for a in job.attempts}
-        candidates = self._selector.candidates(job.model, job.size, job.seconds, tried=tried)
+        request = CreateRequest.of_job(job, None)
+        candidates = self._selector.candidates(
+            job.model, job.size, job.rendered_seconds, tried=tried, needs=request.needs
+        )
         hold = self._limits.hold_of(job.id)
         if not candidates or hold is None or not self._budget.try_spend(now):
             return False
-        reference = await self._store.input_reference(job.id)
-        request = CreateRequest(job.model, job.prompt, job.size, job.seconds, reference)
+        request = CreateRequest.of_job(job, await self._store.input_reference(job.id))
         try:
             placed = await self._submit(
                 job.id, candidates, request, hold, job.request_id, tried=tried
@@ -254,7 +266,7 @@ class Dispatcher:
         over_budget = False
         for index, candidate in enumerate(candidates):
             name = candidate.entry.name
-            cost = _cost(candidate, request.seconds, self._limits.budgeted(hold.key))
+            cost = _cost(candidate, request.rendered_seconds, self._limits.budgeted(hold.key))
             if cost is None or not self._limits.assign(hold, name, cost):
                 over_budget = over_budget or self._limits.has_room(name)
                 passed.append(f"{name} full or over the key's budget")
@@ -263,15 +275,17 @@ class Dispatcher:
                 model=candidate.upstream_model,
                 prompt=request.prompt,
                 size=request.size,
-                seconds=request.seconds,
+                seconds=request.rendered_seconds,
                 input_reference=request.input_reference,
+                operation=request.operation,
+                source=request.source,
             )
             why = partial(self._why, candidates, request, passed, tried)
             lifecycle.routed(job_id, name, why, request_id)
             sent_at = self._clock()
             started = loop.time()
             try:
-                seen = await candidate.entry.adapter.create(upstream)
+                seen = await self._sender.send(candidate.entry, upstream, request.characters)
             except ProviderError as exc:
                 if _ambiguous(exc):
                     # It may be rendering there: another provider must not get it as well.
@@ -312,7 +326,9 @@ class Dispatcher:
         passed: list[str],
         tried: Collection[str],
     ) -> str:
-        why = self._selector.why(order, request.model, request.size, request.seconds, tried)
+        why = self._selector.why(
+            order, request.model, request.size, request.rendered_seconds, tried
+        )
         return f"{why}; passed over: {', '.join(passed)}" if passed else why
 
     async def remix(
@@ -322,17 +338,42 @@ class Dispatcher:
         prompt: str,
         idempotency: IdempotencyClaim | None = None,
     ) -> Job:
-        """A new job remixing ``source``, on the provider that holds the source render.
+        """A new job remixing ``source``, on the provider that holds the source render."""
+        request = CreateRequest(
+            source.model, prompt, source.size, source.seconds, operation=Operation.REMIX
+        )
+        return await self.follow_up(owner, source, request, idempotency)
 
-        A remix is a render: it counts against the key's limits and the provider's like a create,
-        at the source's price; with no room at that provider it is a 429 (no other can do it).
+    async def follow_up(
+        self,
+        owner: str,
+        source: Job,
+        request: CreateRequest,
+        idempotency: IdempotencyClaim | None = None,
+    ) -> Job:
+        """A new job from ``source`` (remix, edit, extension) on the provider that holds the
+        source render, the only one that can do it.
+
+        Such a render counts against the key's limits and the provider's like a create, at the
+        source's price per second; with no room at that provider it is a 429 (no other can do
+        it), and a provider kind without the operation is a 400.
         """
+        verb = request.operation.value
         if source.state is not JobState.COMPLETED:
-            raise NotReady("Only a completed video can be remixed.", param="video_id")
+            raise NotReady(
+                f"Only a completed video can be used for a {verb}.", param=_param(request)
+            )
         entry = self._selector.rendering_provider(source)
+        if not request.needs <= entry.adapter.features:
+            raise InvalidRequest(
+                f"The provider holding this video ({entry.adapter.kind} kind) cannot {verb} it.",
+                param=_param(request),
+                code=f"{verb}_not_supported",
+            )
         hold = self._admit(owner)
         try:
-            if not self._limits.assign(hold, entry.name, source.price_per_second * source.seconds):
+            cost = source.price_per_second * request.rendered_seconds
+            if not self._limits.assign(hold, entry.name, cost):
                 if self._limits.has_room(entry.name):
                     self._metrics.rejected("key_budget")
                     raise self._limits.over_budget(owner)
@@ -341,7 +382,16 @@ class Dispatcher:
                     "The provider holding this video is at its configured limit; retry later.",
                     retry_after=min(self._limits.room_in([entry.name]), 60.0),
                 )
-            seen = await entry.adapter.remix(source.current.upstream_id, prompt)
+            offer = entry.config.models.get(source.model)
+            upstream = RenderRequest(
+                model=source.model if offer is None else offer.upstream_model,
+                prompt=request.prompt,
+                size=request.size,
+                seconds=request.rendered_seconds,
+                operation=request.operation,
+                source=SourceVideo(upstream_id=source.current.upstream_id),
+            )
+            seen = await self._sender.send(entry, upstream)
         except ProviderError as exc:
             self._limits.release(hold)
             _raise_if_final(exc)
@@ -354,13 +404,17 @@ class Dispatcher:
             id=new_job_id(),
             owner=owner,
             model=source.model,
-            prompt=prompt,
-            size=source.size,
-            seconds=source.seconds,
+            prompt=request.prompt,
+            size=request.size,
+            seconds=request.seconds,
             created_at=now,
-            remixed_from=source.id,
+            remixed_from=source.id if request.operation is Operation.REMIX else None,
             price_per_second=source.price_per_second,
             attempts=[Attempt(provider=entry.name, upstream_id=seen.upstream_id, submitted_at=now)],
+            operation=request.operation,
+            source_video_id=None if request.operation is Operation.REMIX else source.id,
+            segment_seconds=request.segment_seconds,
+            extensions=request.extensions,
         )
         job.request_id = REQUEST_ID.get()
         self._first_sight(job, seen, now)
@@ -441,12 +495,24 @@ class Dispatcher:
             price_per_second=placed.candidate.price_per_second or 0.0,
             attempts=[placed.attempt(now)],
             request_id=REQUEST_ID.get(),
+            operation=request.operation,
+            segment_seconds=request.segment_seconds,
+            extensions=request.extensions,
+            characters=request.characters,
         )
         if placed.seen is not None:
             self._first_sight(job, placed.seen, now)
         return job
 
     def _unrenderable(self, request: CreateRequest) -> InvalidRequest:
+        shape = (request.model, request.size, request.rendered_seconds)
+        if request.needs and self._selector.capable(*shape):
+            what = ", ".join(sorted(request.needs))
+            return InvalidRequest(
+                f"No provider that renders this video can take this request ({what}).",
+                param=_param(request),
+                code=f"{sorted(request.needs)[0]}_not_supported",
+            )
         sizes, seconds = self._selector.renderable(request.model, request.size)
         if not sizes:
             return InvalidRequest(
@@ -462,11 +528,20 @@ class Dispatcher:
                 code="invalid_value",
             )
         return InvalidRequest(
-            f"{request.seconds} seconds at {request.size} cannot be rendered for "
+            f"{request.rendered_seconds} seconds at {request.size} cannot be rendered for "
             f"'{request.model}'. Possible seconds: {', '.join(map(str, seconds))}.",
             param="seconds",
             code="invalid_value",
         )
+
+
+def _param(request: CreateRequest) -> str:
+    """The request field a refusal of this kind of render names."""
+    if request.operation is Operation.REMIX:
+        return "video_id"
+    if request.operation is Operation.CREATE:
+        return "characters"
+    return "video"
 
 
 class _NoRoom(Exception):

@@ -31,6 +31,7 @@ import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
+from providers.base import Operation
 from router import jsonio
 from router.errors import Conflict, InvalidRequest
 from router.records.job import Job
@@ -94,6 +95,12 @@ async def fingerprint(request: CreateRequest | Remix) -> str:
         if ref is not None:
             image = [await _digest(ref.data), ref.filename, ref.content_type, ref.url]
         parts = ["create", request.model, request.prompt, request.size, request.seconds, image]
+        if request.operation is not Operation.CREATE or request.characters:
+            # only then: keys recorded before these fields existed keep matching plain creates
+            source = request.source
+            video = None if source is None else [await _digest(source.data), source.upstream_id]
+            parts += [request.operation.value, request.segment_seconds, video]
+            parts += [request.source_video_id, list(request.characters)]
     return hashlib.sha256(jsonio.dumps(parts)).hexdigest()
 
 

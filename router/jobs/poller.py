@@ -145,6 +145,8 @@ class Poller:
     def _fold(self, job: Job, seen: UpstreamJob) -> bool:
         """Fold a status (read, or listed by a sweep) into ``job`` and act; True: poll on."""
         self._schedule.succeeded(job.id)
+        if job.state.finished:  # settled while the read was out (a cancel): nothing to act on
+            return False
         attempt = job.current
         now = self._clock()
         was_queued = attempt.state is AttemptState.QUEUED
@@ -270,6 +272,10 @@ class Poller:
             self._store.save(job)
             self._settled(job)
 
+    def settle(self, job: Job) -> None:
+        """A job settled outside the poller (a cancel): close its holds and count it."""
+        self._settled(job)
+
     def _settled(self, job: Job) -> None:
         self._limits.finish(job)
         self._schedule.succeeded(job.id)
@@ -288,7 +294,7 @@ class Poller:
             render_seconds=(attempt.finished_at or 0.0) - attempt.submitted_at
             if completed
             else None,
-            video_seconds=job.seconds,
+            video_seconds=job.rendered_seconds,
             cost_usd=job.cost_usd,
         )
 
@@ -303,4 +309,6 @@ def _outcome(job: Job) -> str:
         return "completed"
     if job.error_code == MODERATION_CODE:
         return "moderated"
+    if job.error_code == "cancelled":
+        return "cancelled"
     return "deadline_exceeded" if job.error_code == "deadline_exceeded" else "failed"

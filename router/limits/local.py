@@ -343,7 +343,9 @@ class Limits:
                 key.committed(now)
                 key.spent += job.cost_usd
         for job in unfinished:
-            hold = Hold(job.owner, cost=job.price_per_second * job.seconds, since=job.created_at)
+            hold = Hold(
+                job.owner, cost=job.price_per_second * job.rendered_seconds, since=job.created_at
+            )
             key = self._keys.get(job.owner)
             if key is not None:
                 key.in_flight += 1

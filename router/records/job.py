@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from providers.base import UpstreamJob, UpstreamStatus
+from providers.base import Operation, UpstreamJob, UpstreamStatus
 
 
 class JobState(enum.Enum):
@@ -149,6 +149,11 @@ class Job:
     price_per_second: float = 0.0  # at the provider of the current attempt
     attempts: list[Attempt] = field(default_factory=list)
     version: int = 0
+    operation: Operation = Operation.CREATE  # how the render is (re)submitted
+    source_video_id: str | None = None  # the job an edit or extension started from
+    segment_seconds: int | None = None  # an extension: the new segment (``seconds`` is the total)
+    extensions: int = 0  # extension steps in this video's chain
+    characters: tuple[str, ...] = ()  # our character ids cast in the render
     # (version, bytes) of the client-facing body last served for this job; reads of an
     # unchanged job reuse it (``router.api.openai.video_body``). Not persisted.
     served: tuple[int, bytes] | None = field(default=None, repr=False, compare=False)
@@ -161,11 +166,16 @@ class Job:
         return self.attempts[-1]
 
     @property
+    def rendered_seconds(self) -> int:
+        """The seconds a provider renders (and bills): an extension's segment, else all."""
+        return self.seconds if self.segment_seconds is None else self.segment_seconds
+
+    @property
     def cost_usd(self) -> float:
         """What the finished render costs; failed renders cost nothing."""
         if self.state is not JobState.COMPLETED:
             return 0.0
-        return round(self.price_per_second * self.seconds, 6)
+        return round(self.price_per_second * self.rendered_seconds, 6)
 
     def transition(self, expected: JobState, new: JobState) -> bool:
         """Move from ``expected`` to ``new`` if the job is still in ``expected``."""
@@ -284,6 +294,11 @@ class Job:
             "price_per_second": self.price_per_second,
             "attempts": [a.to_record() for a in self.attempts],
             "version": self.version,
+            "operation": self.operation.value,
+            "source_video_id": self.source_video_id,
+            "segment_seconds": self.segment_seconds,
+            "extensions": self.extensions,
+            "characters": list(self.characters),
         }
 
     @classmethod
@@ -306,4 +321,10 @@ class Job:
             price_per_second=record["price_per_second"],
             attempts=[Attempt.from_record(a) for a in record["attempts"]],
             version=record["version"],
+            # absent from records written before edits, extensions and characters existed
+            operation=Operation(record.get("operation", Operation.CREATE.value)),
+            source_video_id=record.get("source_video_id"),
+            segment_seconds=record.get("segment_seconds"),
+            extensions=record.get("extensions", 0),
+            characters=tuple(record.get("characters", ())),
         )

@@ -81,9 +81,15 @@ class Selector:
     def drained(self, provider: str) -> bool:
         return provider in self._drained
 
-    def capable(self, model: str, size: str, seconds: int) -> tuple[Candidate, ...]:
-        """Providers that render exactly this; worked out once per request shape and config
+    def capable(
+        self, model: str, size: str, seconds: int, needs: frozenset[str] = frozenset()
+    ) -> tuple[Candidate, ...]:
+        """Providers that render exactly this (and whose kind has every feature ``needs``
+        names: edit, extend, characters); worked out once per request shape and config
         (``configure`` runs after every reload, so the cache never outlives a pool change)."""
+        if needs:
+            every = self.capable(model, size, seconds)
+            return tuple(c for c in every if needs <= c.entry.adapter.features)
         shape = (model, size, seconds)
         found = self._capable.get(shape)
         if found is None:
@@ -98,16 +104,28 @@ class Selector:
         return found
 
     def candidates(
-        self, model: str, size: str, seconds: int, *, tried: Collection[str] = ()
+        self,
+        model: str,
+        size: str,
+        seconds: int,
+        *,
+        tried: Collection[str] = (),
+        needs: frozenset[str] = frozenset(),
     ) -> list[Candidate]:
-        usable = self.usable(model, size, seconds, tried=tried)
+        usable = self.usable(model, size, seconds, tried=tried, needs=needs)
         return [c for c in usable if self._limits.has_room(c.entry.name)]
 
     def usable(
-        self, model: str, size: str, seconds: int, *, tried: Collection[str] = ()
+        self,
+        model: str,
+        size: str,
+        seconds: int,
+        *,
+        tried: Collection[str] = (),
+        needs: frozenset[str] = frozenset(),
     ) -> list[Candidate]:
         """Capable, healthy (or panicking), not cooling, not tried; in strategy order."""
-        capable = self.capable(model, size, seconds)
+        capable = self.capable(model, size, seconds, needs)
         health, drained = self.health, self._drained
         panic: bool | None = None  # worked out only when some candidate is ejected
         usable: list[Candidate] = []

@@ -170,6 +170,7 @@ def test_public_surface() -> None:
         "JobError",
         "JobTable",
         "RenderState",
+        "SimulatedCharacter",
         "SimulatedJob",
         "SimulatorStats",
         "VideoStatus",

@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from providers.mp4 import probe
 from providers.simulator.media import Variant, make_asset
 from tests.sim_rig import BEARER, Rig, StartRig
 from tests.sim_rig import rig as rig  # a fixture
@@ -61,7 +62,10 @@ async def test_a_megabyte_video_streams_whole(start_rig: StartRig) -> None:
     rig.clock.advance(25)
     body, response = await rig.call("GET", f"/v1/videos/{video['id']}/content")
     assert response.headers["Content-Length"] == "1000000"
-    assert int.from_bytes(body[24:28], "big") == 1_000_000 - 24  # the mdat box holds the rest
+    info = probe(body)  # the moov box says what was rendered
+    assert info is not None and (info.size, info.seconds) == ("720x1280", 4)
+    mdat = body.index(b"mdat") - 4
+    assert int.from_bytes(body[mdat : mdat + 4], "big") == 1_000_000 - mdat  # the rest
     across_chunks = {**BEARER, "Range": "bytes=65530-65545"}
     part, _ = await rig.call(
         "GET", f"/v1/videos/{video['id']}/content", headers=across_chunks, expect=206
