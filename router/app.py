@@ -42,6 +42,7 @@ from router.api import content
 from router.api import follow_ups as api_follow_ups
 from router.api import models as api_models
 from router.api import openai as api_openai
+from router.api import openapi as api_openapi
 from router.api import relay as api_relay
 from router.config.live import LiveConfig
 from router.config.model import Config
@@ -61,7 +62,7 @@ from router.runtime.redis_connection import redis_context
 from router.store.characters import SqliteCharacterStore
 from router.store.sqlite import SqliteJobStore
 
-PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json"})
 UNMATCHED = "unmatched"  # the route label of requests no route took
 REQUEST_ID_HEADER = "X-Request-Id"
 
@@ -107,6 +108,7 @@ def create_app(
         *content.ROUTES,
         *api_relay.ROUTES,
         *api_admin.ROUTES,
+        *api_openapi.ROUTES,
     )
     for route in routes:
         handler = fronted(route.handler, route.path, needs_client_key(route.path), log_access)

@@ -115,9 +115,12 @@ async def list_videos(request: web.Request) -> web.Response:
             param="limit",
             code="invalid_value",
         )
+    limit = int(raw_limit)
     page, has_more = request.app[keys.STORE].list_owned(
-        request[keys.CLIENT_KEY].name, after=query.get("after"), limit=int(raw_limit), order=order
+        request[keys.CLIENT_KEY].name, after=query.get("after"), limit=max(limit, 1), order=order
     )
+    if limit == 0:  # an empty page that still says whether there is more
+        page, has_more = [], bool(page)
     data = [video_object(job) for job in page]
     body = {
         "object": "list",

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from providers.base import InputReference
 from router import appkeys as keys
@@ -136,7 +137,13 @@ async def read_create_body(request: web.Request) -> dict[str, Any]:
     if request.content_type == "application/json":
         return await read_json_object(request)
     if request.content_type in ("multipart/form-data", "application/x-www-form-urlencoded"):
-        form = await request.post()
+        try:
+            form = await request.post()
+        except (ValueError, HttpProcessingError):  # no boundary, a broken part, a nameless field
+            raise InvalidRequest(
+                "The form body could not be read: it is not well-formed multipart/form-data.",
+                code="invalid_body",
+            ) from None
         _reject_repeated(name for name, _ in form.items() if "[]" not in name)
         fields: dict[str, Any] = {}
         for name, value in form.items():
