@@ -81,6 +81,7 @@ async def test_schemathesis_finds_no_server_error_and_no_answer_off_the_schema(
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
         env={**os.environ, "NO_COLOR": "1"},
+        cwd=tmp_path,  # schemathesis keeps a cache in the working directory
     )
     output, _ = await run.communicate()
     text = output.decode(errors="replace")

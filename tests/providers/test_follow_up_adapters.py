@@ -24,9 +24,8 @@ from providers.relay import RelayProvider
 from tests.clock import ManualClock
 from tests.conftest import SimulatorFactory
 from tests.fake_upstream import ScriptedFactory
-from tests.providers.test_adapters import adapters as adapters  # a fixture
+from tests.providers.conftest import UPSTREAM_KEY
 
-KEY = "sk-upstream-secret"
 CLIP = header(1280, 720, 8, 1024).ljust(1024, b"\0")
 
 
@@ -38,7 +37,7 @@ async def test_openai_edits_and_extends_held_and_uploaded_videos(
     simulators: SimulatorFactory, adapters: Callable[..., Any]
 ) -> None:
     clock = ManualClock(1_000_000.0)
-    sim = await simulators(api_key=KEY, clock=clock, render_seconds=10)
+    sim = await simulators(api_key=UPSTREAM_KEY, clock=clock, render_seconds=10)
     openai = adapters(OpenAIVideosProvider, f"{sim.base_url}/v1")
     made = await openai.create(RenderRequest("sora-2", "a kite", "1280x720", 8))
     clock.now += 10
@@ -61,7 +60,7 @@ async def test_openai_edits_and_extends_held_and_uploaded_videos(
 async def test_azure_uploads_a_character_and_casts_it_on_create(
     simulators: SimulatorFactory, adapters: Callable[..., Any]
 ) -> None:
-    sim = await simulators(api_key=KEY)
+    sim = await simulators(api_key=UPSTREAM_KEY)
     azure = adapters(AzureVideosProvider, sim.base_url, api_version="preview")
     character = await azure.create_character("Mossy", SourceVideo(data=CLIP))
     assert sim.characters[character].name == "Mossy"
@@ -122,7 +121,7 @@ async def test_the_metered_wrapper_passes_every_new_operation_through(
     simulators: SimulatorFactory, adapters: Callable[..., Any]
 ) -> None:
     calls: list[tuple[str, str]] = []
-    sim = await simulators(api_key=KEY, render_seconds=0)
+    sim = await simulators(api_key=UPSTREAM_KEY, render_seconds=0)
     inner = adapters(OpenAIVideosProvider, f"{sim.base_url}/v1")
     metered = MeteredProvider(
         inner, lambda p, op, outcome, s: calls.append((op, outcome)), lambda p, s: None
