@@ -7,8 +7,7 @@ the access log line when it is on. A wrapper rather than an aiohttp middleware: 
 middleware aiohttp adds two coroutine layers to every request (bench/README.md, "Figures behind
 the design"). A catch-all route, last, answers paths no route takes with the OpenAI envelope's
 404 or 405, and allowed origins' CORS preflights (``router.access.cors``). Headers every answer
-carries, streamed ones included (``X-Request-Id``, CORS), are added as it is prepared
-(``stamp``).
+carries (``X-Request-Id``, CORS) are added by ``router.api.stamp``.
 
 Cleanup contexts, in dependency order (torn down in reverse): the Redis client when the store
 backend is redis (``router.runtime.redis_connection``), providers (adapters and
@@ -44,6 +43,7 @@ from router.api import models as api_models
 from router.api import openai as api_openai
 from router.api import openapi as api_openapi
 from router.api import relay as api_relay
+from router.api.stamp import REQUEST_ID_HEADER, stamp
 from router.config.live import LiveConfig
 from router.config.model import Config
 from router.errors import Handler, PayloadTooLarge, failure_response
@@ -64,7 +64,6 @@ from router.store.sqlite import SqliteJobStore
 
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json"})
 UNMATCHED = "unmatched"  # the route label of requests no route took
-REQUEST_ID_HEADER = "X-Request-Id"
 
 access_log = logging.getLogger(ACCESS_LOGGER)
 
@@ -95,7 +94,6 @@ def create_app(
     )
     app[keys.LINKS] = LinkSigner(config.server, clock)
     app[keys.CORS] = CorsPolicy(config.server.cors_origins)
-    app.on_response_prepare.append(stamp)
     app.cleanup_ctx.extend([redis_context, _providers, health_context, _store, _jobs, frozen_heap])
     routes = (
         *_ROUTES,
@@ -234,6 +232,8 @@ def fronted(handler: Handler, route: str, authenticate: bool, log: bool = False)
                 )
         finally:
             REQUEST_ID.reset(token)
+        if not response.prepared:  # a streamed answer stamped itself before sending
+            stamp(request, response)
         return response
 
     return front
@@ -246,17 +246,6 @@ def body_too_large(request: web.Request) -> PayloadTooLarge:
         f"Request body is larger than this server accepts: the limit is {limit} bytes "
         "(server.max_body_bytes), uploads included."
     )
-
-
-async def stamp(request: web.Request, response: web.StreamResponse) -> None:
-    """Headers of every answer, streamed or not, errors included: the request id, and CORS for
-    an allowed origin. Runs as aiohttp prepares the response (``on_response_prepare``)."""
-    request_id = request.get(keys.REQUEST_ID)
-    if request_id is not None:
-        response.headers[REQUEST_ID_HEADER] = request_id
-    cors = request.app[keys.CORS]
-    if cors:
-        cors.decorate(request.headers.get("Origin"), response.headers)
 
 
 async def unmatched(request: web.Request) -> web.StreamResponse:

@@ -12,6 +12,7 @@ from aiohttp import web
 from providers.base import ProviderError, Rejected
 from router import appkeys as keys
 from router.api.requests import owned_job
+from router.api.stamp import stamp
 from router.errors import InvalidRequest, NotFound, NotReady, UpstreamFailed
 from router.records.job import Job, JobState
 
@@ -57,6 +58,7 @@ async def stream_asset(request: web.Request, job: Job, variant: str) -> web.Stre
         response.content_type = upstream.content_type
         if upstream.content_length is not None:
             response.content_length = upstream.content_length
+        stamp(request, response)
         await response.prepare(request)
         try:
             async for chunk in upstream.chunks():
