@@ -47,6 +47,7 @@ from router.api.stamp import REQUEST_ID_HEADER, stamp
 from router.config.live import LiveConfig
 from router.config.model import Config
 from router.errors import Handler, PayloadTooLarge, failure_response
+from router.events.local import LocalJobEvents
 from router.jobs.dispatch import Dispatcher
 from router.jobs.idempotency import Idempotency
 from router.jobs.operations import Sender
@@ -131,11 +132,13 @@ async def _providers(app: web.Application) -> AsyncIterator[None]:
 
 async def _store(app: web.Application) -> AsyncIterator[None]:
     path = app[keys.CONFIG].current.store.path
-    store = SqliteJobStore(path)
+    events = LocalJobEvents()
+    store = SqliteJobStore(path, on_change=events.deliver)
     await store.open()
     characters = SqliteCharacterStore(path)
     try:
         await characters.open()
+        app[keys.EVENTS] = events
         app[keys.STORE] = store
         app[keys.CHARACTERS] = characters
         app[keys.IDEMPOTENCY] = Idempotency(store)
@@ -143,6 +146,7 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
     finally:
         await characters.close()
         await store.close()
+        events.close()
 
 
 async def _jobs(app: web.Application) -> AsyncIterator[None]:

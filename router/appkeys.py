@@ -12,6 +12,7 @@ from router.access.auth import ClientKey, KeyRing
 from router.access.cors import CorsPolicy
 from router.access.links import LinkSigner
 from router.config.live import LiveConfig
+from router.events.base import JobEvents
 from router.jobs.dispatch import Dispatcher
 from router.jobs.idempotency import Idempotency
 from router.jobs.poller import Poller
@@ -31,6 +32,8 @@ SELECTOR = web.AppKey("selector", Selector)
 HEALTH = web.AppKey("health", ProviderHealth)
 HEALTH_CHECKER = web.AppKey("health_checker", HealthChecker)  # readiness: first_round
 STORE = web.AppKey("store", JobStore)
+# every stored change of a job, once (router.events): poll cache, SSE, webhooks, asset copies
+EVENTS: web.AppKey[JobEvents] = web.AppKey("events")
 # the shared Redis client, only when store.backend is redis (router.runtime.redis_connection)
 REDIS: web.AppKey[RedisClient] = web.AppKey("redis")
 CHARACTERS = web.AppKey("characters", CharacterStore)  # the proxy's own characters and clips

@@ -33,6 +33,12 @@ An idempotency record is written in the same transaction as its job's insert (``
 all. Records live ``IDEMPOTENCY_TTL`` by the store's clock: lookups ignore older ones and
 ``open`` deletes them; ``delete`` drops a job's records with it.
 
+Every stored change is announced once (``on_change``, a ``JobChanged``; the app hands it to
+``router.events.local``): ``insert``, a ``save`` whose job has a version not announced yet, and
+``delete``. Saving a job again at the same version announces nothing; a settled job's
+announcement is its last (a job never changes after it settles), so only jobs in flight keep
+their last announced version in memory.
+
 It must not run SQLite on the event loop, hand a live ``Job`` to the writer thread, or decide
 anything about jobs (transitions, who may see them): it keeps what it is given.
 """
@@ -56,6 +62,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from providers.base import InputReference
 from router import jsonio
+from router.records.event import JobChanged
 from router.records.job import Job
 
 __all__ = [
@@ -219,6 +226,8 @@ class SqliteJobStore:
         "_idempotency",
         "_idempotency_of_job",
         "_jobs",
+        "_on_change",
+        "_open_versions",
         "_path",
         "_pending",
         "_stopped",
@@ -227,10 +236,16 @@ class SqliteJobStore:
     )
 
     def __init__(
-        self, path: str | os.PathLike[str], *, clock: Callable[[], float] = time.time
+        self,
+        path: str | os.PathLike[str],
+        *,
+        clock: Callable[[], float] = time.time,
+        on_change: Callable[[JobChanged], None] | None = None,
     ) -> None:
         self._path = Path(path)
         self._clock = clock  # ages idempotency records only
+        self._on_change = on_change
+        self._open_versions: dict[str, int] = {}  # unsettled job id -> version last announced
         self._jobs: dict[str, Job] = {}
         self._by_owner: dict[str, list[tuple[float, str]]] = {}  # sorted (created_at, id)
         self._holding: dict[str, dict[str, str]] = {}  # provider -> upstream id -> job id
@@ -274,6 +289,8 @@ class SqliteJobStore:
             raise
         for job in jobs:
             self._index(job)
+            if not job.state.finished:
+                self._open_versions[job.id] = job.version
         for record in records:
             self._remember(record)
 
@@ -353,6 +370,8 @@ class SqliteJobStore:
             if record is not None:
                 self._forget_keys_of(job.id)
             raise
+        if self._jobs.get(job.id) is job:  # not deleted while the write was on its way
+            self._announce(job, None)
 
     def save(self, job: Job) -> None:
         if job.id not in self._jobs:
@@ -361,13 +380,29 @@ class SqliteJobStore:
             return
         self._hold(job)  # an attempt may have gained an upstream id (confirm, re-submission)
         self._put(_Upsert(_job_row(job), None, None))
+        last = self._open_versions.get(job.id)
+        if last is not None and last != job.version:  # None: settled and announced already
+            self._announce(job, last)
 
     async def delete(self, job_id: str) -> None:
         job = self._jobs.get(job_id)
         if job is not None:
             self._unindex(job)
+            self._open_versions.pop(job_id, None)
         self._forget_keys_of(job_id)
         await self._call(lambda conn: _delete_rows(conn, job_id))
+        if job is not None and self._on_change is not None:
+            self._on_change(JobChanged.deleted(job))
+
+    def _announce(self, job: Job, last: int | None) -> None:
+        """Tell ``on_change`` about ``job``'s new version; remember it while unsettled."""
+        if job.state.finished:
+            if last is not None:
+                del self._open_versions[job.id]
+        else:
+            self._open_versions[job.id] = job.version
+        if self._on_change is not None:
+            self._on_change(JobChanged.of(job))
 
     async def input_reference(self, job_id: str) -> InputReference | None:
         return await self._call(lambda conn: _read_input(conn, job_id))
