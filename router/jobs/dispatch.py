@@ -67,7 +67,8 @@ from router.logs import REQUEST_ID
 from router.records.job import Attempt, AttemptState, Job, JobState, new_job_id
 from router.records.request import CreateRequest
 from router.routing.selection import Candidate, Selector
-from router.store.sqlite import IdempotencyClaim, JobStore
+from router.store.base import IdempotencyClaim
+from router.store.sqlite import JobStore
 
 log = logging.getLogger(__name__)
 

@@ -36,7 +36,8 @@ from router import jsonio
 from router.errors import Conflict, InvalidRequest
 from router.records.job import Job
 from router.records.request import CreateRequest
-from router.store.sqlite import IdempotencyClaim, JobStore
+from router.store.base import IdempotencyClaim
+from router.store.sqlite import JobStore
 
 __all__ = ["HEADER", "Idempotency", "Remix", "fingerprint", "key_from"]
 

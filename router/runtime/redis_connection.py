@@ -8,6 +8,7 @@ stored in ``keys.REDIS`` on the sqlite backend.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -15,6 +16,8 @@ from redis.exceptions import RedisError
 
 from router import appkeys as keys
 from router.store.redis_client import connect
+
+log = logging.getLogger(__name__)
 
 
 class RedisUnavailable(RuntimeError):
@@ -36,6 +39,8 @@ async def redis_context(app: web.Application) -> AsyncIterator[None]:
                 f"store.url: Redis does not answer ({type(exc).__name__})"
             ) from None
         app[keys.REDIS] = client
+        # say so at start: an operator must not believe jobs are shared yet (README, "The store")
+        log.warning("store.backend redis: jobs are still kept by this process in store.path")
         yield
     finally:
         await client.aclose()

@@ -1,9 +1,11 @@
 """Where the fleet's job data lives in Redis: key names, hash tags, the event stream format.
 
 Jobs are spread over ``SHARDS`` shards by a hash of their id, and every key of one shard
-carries the shard's hash tag (``{sora:jN}``), so a script that writes a job and appends its
-``JobChanged`` to the shard's event stream touches one Redis Cluster slot: the write and its
-event happen together or not at all. Sixteen shards spread over a cluster's masters while
+carries the shard's hash tag (``{sora:jN}``): a job, its input reference, the shard's set of
+unsettled jobs and its event stream. So the script that writes a job and appends its
+``JobChanged`` touches one Redis Cluster slot: the write and its event happen together or not
+at all. An owner's list and a provider's render holders have a tag each and are written by
+single-key commands after the job's script. Sixteen shards spread over a cluster's masters while
 keeping a reader of every stream cheap.
 
 The stream entry is four fields (``id``, ``v`` version, ``s`` status, ``p`` progress);
@@ -12,11 +14,25 @@ The stream entry is four fields (``id``, ``v`` version, ``s`` status, ``p`` prog
 
 from __future__ import annotations
 
+import hashlib
 import zlib
 
 from router.records.event import JobChanged
 
-__all__ = ["EVENTS_MAXLEN", "SHARDS", "decode_event", "encode_event", "events_key", "shard_of"]
+__all__ = [
+    "EVENTS_MAXLEN",
+    "SHARDS",
+    "decode_event",
+    "encode_event",
+    "events_key",
+    "holders_key",
+    "idempotency_key",
+    "input_key",
+    "job_key",
+    "owner_key",
+    "shard_of",
+    "unsettled_key",
+]
 
 SHARDS = 16
 # entries kept per shard's stream (approximately): how far a reader that lost its connection
@@ -31,6 +47,38 @@ def shard_of(job_id: str) -> int:
 
 def _tag(shard: int) -> str:
     return f"{{sora:j{shard}}}"
+
+
+def job_key(job_id: str) -> str:
+    """A job: a hash of ``v`` (version), ``b`` (the JSON record), ``o`` (owner), ``k`` (the
+    idempotency key naming it, or empty)."""
+    return f"{_tag(shard_of(job_id))}:job:{job_id}"
+
+
+def input_key(job_id: str) -> str:
+    """A job's input reference, in the job's shard (written with it)."""
+    return f"{_tag(shard_of(job_id))}:input:{job_id}"
+
+
+def unsettled_key(shard: int) -> str:
+    """The ids of the shard's jobs not settled yet (a set)."""
+    return f"{_tag(shard)}:unsettled"
+
+
+def owner_key(owner: str) -> str:
+    """An owner's jobs, a sorted set by ``created_at`` (ties by id): one slot per owner."""
+    return f"{{sora:o:{owner}}}:jobs"
+
+
+def holders_key(provider: str) -> str:
+    """Which job holds each upstream render of ``provider`` (a hash upstream id -> job id)."""
+    return f"{{sora:h:{provider}}}:holders"
+
+
+def idempotency_key(owner: str, key: str) -> str:
+    """One ``Idempotency-Key`` of one owner; hashed, so any key text makes a safe name."""
+    digest = hashlib.sha256(f"{owner}\0{key}".encode()).hexdigest()
+    return f"sora:idem:{digest}"
 
 
 def events_key(shard: int) -> str:

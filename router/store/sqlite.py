@@ -49,6 +49,7 @@ import asyncio
 import bisect
 import collections
 import contextlib
+import dataclasses
 import functools
 import logging
 import os
@@ -64,14 +65,17 @@ from providers.base import InputReference
 from router import jsonio
 from router.records.event import JobChanged
 from router.records.job import Job
+from router.store.base import (
+    IDEMPOTENCY_TTL,
+    IdempotencyClaim,
+    IdempotencyRecord,
+    check_page,
+)
 
 __all__ = [
     "COMMIT_GAP",
     "FULL_BATCH",
-    "IDEMPOTENCY_TTL",
     "SCHEMA_VERSION",
-    "IdempotencyClaim",
-    "IdempotencyRecord",
     "JobStore",
     "SqliteJobStore",
 ]
@@ -79,7 +83,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _MAX_BATCH = 10_000  # bounds how long a flush or blob read waits behind one transaction
-IDEMPOTENCY_TTL = 24 * 3600.0  # seconds an Idempotency-Key is remembered
 
 # _MIGRATIONS[n] takes a file from schema version n to n + 1; a new file runs them all.
 _MIGRATIONS = (
@@ -144,34 +147,14 @@ _InputRow = tuple[str, str, str, str | None, bytes | None]
 _Reply = tuple[asyncio.Future[Any], Any, BaseException | None]
 
 
-@dataclass(slots=True, frozen=True)
-class IdempotencyClaim:
-    """An ``Idempotency-Key`` to record with the job about to be inserted for ``owner``."""
-
-    owner: str  # the client key's name: keys of different clients never collide
-    key: str
-    fingerprint: str  # a hash of the normalised request the key was first used with
-
-
-@dataclass(slots=True, frozen=True)
-class IdempotencyRecord:
-    """A remembered ``Idempotency-Key``: which job it created, for which request, when."""
-
-    owner: str
-    key: str
-    fingerprint: str
-    job_id: str
-    created_at: float  # by the store's clock
-
-    def row(self) -> tuple[str, str, str, str, float]:
-        return (self.owner, self.key, self.fingerprint, self.job_id, self.created_at)
-
-
 _Loaded = tuple[list[Job], list[IdempotencyRecord]]  # what open() reads from the file
 
 
 class JobStore(Protocol):
-    """Where jobs live: reads from memory, writes made durable behind the caller's back."""
+    """The in-process face of the SQLite store that the jobs room calls today: reads from
+    memory, live objects, writes made durable behind the caller's back. The shared store
+    protocol is ``router.store.base.JobStore`` (async, compare-and-set), which
+    ``SqliteJobStore`` implements as well."""
 
     async def open(self) -> None: ...
     def get(self, job_id: str) -> Job | None: ...
@@ -300,8 +283,7 @@ class SqliteJobStore:
     def list_owned(
         self, owner: str, *, after: str | None, limit: int, order: str
     ) -> tuple[list[Job], bool]:
-        if limit < 1 or order not in ("asc", "desc"):
-            raise ValueError(f"bad page: limit={limit} order={order!r}")
+        check_page(limit, order)
         keys = self._by_owner.get(owner, [])
         start, end = 0, len(keys)  # the slice of keys the page may come from
         if after is not None:
@@ -393,6 +375,52 @@ class SqliteJobStore:
         await self._call(lambda conn: _delete_rows(conn, job_id))
         if job is not None and self._on_change is not None:
             self._on_change(JobChanged.deleted(job))
+
+    # --- router.store.base.JobStore: async, compare-and-set, copies out ---
+
+    async def read(self, job_id: str) -> Job | None:
+        job = self._jobs.get(job_id)
+        return None if job is None else _copy(job)
+
+    async def page(
+        self, owner: str, *, after: str | None, limit: int, order: str
+    ) -> tuple[list[Job], bool]:
+        jobs, more = self.list_owned(owner, after=after, limit=limit, order=order)
+        return [_copy(job) for job in jobs], more
+
+    async def unsettled(self) -> list[Job]:
+        return [_copy(job) for job in self.unfinished()]
+
+    async def update(self, job: Job, *, expected_version: int) -> bool:
+        """Store ``job`` if the stored version is ``expected_version`` and it is unsettled."""
+        current = self._jobs.get(job.id)
+        # only unsettled jobs have an entry: a settled job's last update was final
+        if current is None or self._open_versions.get(job.id) != expected_version:
+            return False
+        if current is not job:
+            self._jobs[job.id] = job  # owner and created_at are the same: the index holds
+        self.save(job)
+        return True
+
+    async def claim_key(self, claim: IdempotencyClaim, job_id: str) -> IdempotencyRecord:
+        record = self.idempotency_record(claim.owner, claim.key)
+        if record is None:
+            record = IdempotencyRecord(
+                claim.owner, claim.key, claim.fingerprint, job_id, self._clock()
+            )
+            self._remember(record)  # on disk with the job's insert; one process needs no more
+        return record
+
+    async def release_key(self, claim: IdempotencyClaim, job_id: str) -> None:
+        record = self._idempotency.get((claim.owner, claim.key))
+        if record is not None and record.job_id == job_id and job_id not in self._jobs:
+            self._forget_keys_of(job_id)
+
+    async def claim_render(self, provider: str, upstream_id: str, job_id: str) -> bool:
+        return self._holding.setdefault(provider, {}).setdefault(upstream_id, job_id) == job_id
+
+    async def render_holder(self, provider: str, upstream_id: str) -> str | None:
+        return self.job_holding(provider, upstream_id)
 
     def _announce(self, job: Job, last: int | None) -> None:
         """Tell ``on_change`` about ``job``'s new version; remember it while unsettled."""
@@ -532,6 +560,13 @@ class SqliteJobStore:
             return [(op.done, None, exc) for op in ops if op.done is not None]
         self._commits += 1
         return replies
+
+
+def _copy(job: Job) -> Job:
+    """A copy the caller may change without touching the stored job (nor its served body)."""
+    return dataclasses.replace(
+        job, attempts=[dataclasses.replace(a) for a in job.attempts], served=None
+    )
 
 
 def _job_row(job: Job) -> _JobRow:

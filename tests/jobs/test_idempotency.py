@@ -24,12 +24,8 @@ from router.errors import InvalidRequest
 from router.jobs.idempotency import Idempotency, Remix, fingerprint
 from router.records.job import Job, new_job_id
 from router.records.request import CreateRequest
-from router.store.sqlite import (
-    IDEMPOTENCY_TTL,
-    SCHEMA_VERSION,
-    IdempotencyClaim,
-    SqliteJobStore,
-)
+from router.store.base import IDEMPOTENCY_TTL, IdempotencyClaim
+from router.store.sqlite import SCHEMA_VERSION, SqliteJobStore
 from tests.clock import ManualClock
 from tests.conftest import (
     ALICE,
