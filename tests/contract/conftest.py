@@ -7,9 +7,20 @@ store config that reaches the backend's Redis.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
 import pytest
 
 from router.config.model import StoreConfig
+from router.events.base import JobEvents
+from router.events.local import LocalJobEvents
+from router.events.redis import RedisJobEvents
+from router.store.base import JobStore
+from router.store.redis import RedisJobStore
+from router.store.redis_client import RedisClient, connect
+from router.store.sqlite import SqliteJobStore
 from tests.redis_rig import RedisServer
 
 BACKENDS = ("local", "redis", "cluster")
@@ -30,3 +41,56 @@ def redis_config(backend: str, request: pytest.FixtureRequest) -> StoreConfig | 
         return StoreConfig(backend="redis", url=server.url, timeout=5.0)
     url: str = request.getfixturevalue("redis_cluster_url")
     return StoreConfig(backend="redis", url=url, cluster=True, timeout=5.0)
+
+
+@dataclass
+class Backing:
+    """Stores over one backing (a file, a Redis), as the processes of a fleet would have."""
+
+    path: Path
+    redis: StoreConfig | None
+    events: JobEvents | None = None
+    clients: list[RedisClient] = field(default_factory=list)
+    sqlite: list[SqliteJobStore] = field(default_factory=list)
+    readers: list[RedisJobEvents] = field(default_factory=list)
+
+    async def peer(self) -> JobStore:
+        """Another process's store over the same backing (SQLite: one process, the same store)."""
+        if self.redis is None and self.sqlite:
+            return self.sqlite[-1]
+        return await self.reopen()
+
+    async def reopen(self) -> JobStore:
+        """A new store over the backing; for SQLite, the previous one is closed first."""
+        if self.redis is None:
+            for old in self.sqlite:
+                await old.close()
+            local = LocalJobEvents()
+            self.events = local
+            store = SqliteJobStore(self.path, on_change=local.deliver)
+            await store.open()
+            self.sqlite.append(store)
+            return store
+        self.clients.append(connect(self.redis))
+        if self.events is None:
+            reader = RedisJobEvents(connect(self.redis), block=0.2)
+            await reader.start()
+            self.readers.append(reader)
+            self.events = reader
+        return RedisJobStore(self.clients[-1])
+
+    async def close(self) -> None:
+        for store in self.sqlite:
+            await store.close()
+        for reader in self.readers:
+            await reader.close()
+            await reader._client.aclose()
+        for client in self.clients:
+            await client.aclose()
+
+
+@pytest.fixture
+async def backing(tmp_path: Path, redis_config: StoreConfig | None) -> AsyncIterator[Backing]:
+    backing = Backing(tmp_path / "jobs.db", redis_config)
+    yield backing
+    await backing.close()
