@@ -277,7 +277,8 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def readyz(request: web.Request) -> web.Response:
     """200 once start-up has finished and every provider has been probed once (pass or
-    fail); 503 before that and from the start of shutdown, naming what it waits for."""
+    fail), and while the shared store's Redis (if any) answers; 503 otherwise and from the
+    start of shutdown, naming what it waits for."""
     app = request.app
     waiting = []
     if not app[keys.READY][0]:
@@ -285,6 +286,9 @@ async def readyz(request: web.Request) -> web.Response:
     checker = app.get(keys.HEALTH_CHECKER)
     if checker is None or not checker.first_round.is_set():
         waiting.append("first_probe_round")
+    liveness = app.get(keys.REDIS_LIVENESS)
+    if liveness is not None and not liveness.up:
+        waiting.append("redis")  # cannot store a job now: send creates elsewhere
     if waiting:
         return json_response({"ready": False, "waiting_for": waiting}, status=503)
     return json_response({"ready": True})

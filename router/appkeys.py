@@ -21,6 +21,7 @@ from router.routing.pool import ProviderPool
 from router.routing.selection import Selector
 from router.store.characters import CharacterStore
 from router.store.redis_client import RedisClient
+from router.store.redis_liveness import RedisLiveness
 from router.store.sqlite import JobStore
 
 CONFIG = web.AppKey("config", LiveConfig)  # the config in force; reloads replace .current
@@ -38,6 +39,7 @@ EVENTS: web.AppKey[JobEvents] = web.AppKey("events")
 REDIS: web.AppKey[RedisClient] = web.AppKey("redis")
 CHARACTERS = web.AppKey("characters", CharacterStore)  # the proxy's own characters and clips
 STARTED: web.AppKey[float] = web.AppKey("started")  # when the app was built (injected clock)
+REDIS_LIVENESS = web.AppKey("redis_liveness", RedisLiveness)  # with REDIS: /readyz reads it
 POLLER = web.AppKey("poller", Poller)
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 IDEMPOTENCY = web.AppKey("idempotency", Idempotency)

@@ -3,11 +3,15 @@
 Built before everything that shares state through Redis (health, the job store, limits) and
 closed after them. Start-up pings once, so a wrong ``store.url`` or a Redis that is not there
 stops the proxy at start with a clear message instead of failing the first request. Nothing is
-stored in ``keys.REDIS`` on the sqlite backend.
+stored in ``keys.REDIS`` on the sqlite backend. While it runs, ``keys.REDIS_LIVENESS`` pings
+Redis every second so ``/readyz`` turns false while Redis cannot be reached, and true again by
+itself when it can.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 
@@ -16,6 +20,7 @@ from redis.exceptions import RedisError
 
 from router import appkeys as keys
 from router.store.redis_client import connect
+from router.store.redis_liveness import RedisLiveness
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +46,13 @@ async def redis_context(app: web.Application) -> AsyncIterator[None]:
         app[keys.REDIS] = client
         # say so at start: an operator must not believe jobs are shared yet (README, "The store")
         log.warning("store.backend redis: jobs are still kept by this process in store.path")
-        yield
+        liveness = app[keys.REDIS_LIVENESS] = RedisLiveness(client)
+        pinging = asyncio.create_task(liveness.run(), name="redis liveness")
+        try:
+            yield
+        finally:
+            pinging.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pinging
     finally:
         await client.aclose()
