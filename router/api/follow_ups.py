@@ -96,10 +96,10 @@ async def _follow_up(
         owner.name,
         idempotency_key,
         create,
-        lambda claim: (
-            dispatcher.create(owner.name, create, claim)
+        lambda claim, job_id: (
+            dispatcher.create(owner.name, create, claim, job_id)
             if held is None
-            else dispatcher.follow_up(owner.name, held, create, claim)
+            else dispatcher.follow_up(owner.name, held, create, claim, job_id)
         ),
     )
     return web.Response(body=video_body(job), headers=JSON_HEADERS)

@@ -76,8 +76,8 @@ async def create_video(request: web.Request) -> web.Response:
         request[keys.CLIENT_KEY].name,
         idempotency_key,
         create,
-        lambda claim: request.app[keys.DISPATCHER].create(
-            request[keys.CLIENT_KEY].name, create, claim
+        lambda claim, job_id: request.app[keys.DISPATCHER].create(
+            request[keys.CLIENT_KEY].name, create, claim, job_id
         ),
     )
     return web.Response(body=video_body(job), headers=JSON_HEADERS)
@@ -151,7 +151,9 @@ async def remix_video(request: web.Request) -> web.Response:
         owner,
         idempotency_key,
         Remix(source.id, prompt),
-        lambda claim: request.app[keys.DISPATCHER].remix(owner, source, prompt, claim),
+        lambda claim, job_id: request.app[keys.DISPATCHER].remix(
+            owner, source, prompt, claim, job_id
+        ),
     )
     return web.Response(body=video_body(job), headers=JSON_HEADERS)
 

@@ -94,7 +94,9 @@ async def create_task(request: web.Request) -> web.Response:
             key.name,
             idempotency_key,
             create,
-            lambda claim: request.app[keys.DISPATCHER].create(key.name, create, claim),
+            lambda claim, job_id: request.app[keys.DISPATCHER].create(
+                key.name, create, claim, job_id
+            ),
         )
     return json_response({"task_id": job.id})
 

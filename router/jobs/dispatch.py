@@ -136,11 +136,16 @@ class Dispatcher:
         self._policy = RetryPolicy.from_config(routing)
 
     async def create(
-        self, owner: str, request: CreateRequest, idempotency: IdempotencyClaim | None = None
+        self,
+        owner: str,
+        request: CreateRequest,
+        idempotency: IdempotencyClaim | None = None,
+        job_id: str | None = None,
     ) -> Job:
-        """Place a new render and store its job (with ``idempotency``'s record, if any)."""
+        """Place a new render and store its job (with ``idempotency``'s record, if any) under
+        ``job_id`` (the id its key was claimed for) or a new id."""
         hold = self._admit(owner)
-        job_id = new_job_id()
+        job_id = job_id or new_job_id()
         try:
             placed = await self._place(job_id, request, hold)
         except BaseException:
@@ -338,12 +343,14 @@ class Dispatcher:
         source: Job,
         prompt: str,
         idempotency: IdempotencyClaim | None = None,
+        job_id: str | None = None,
     ) -> Job:
-        """A new job remixing ``source``, on the provider that holds the source render."""
+        """A new job remixing ``source``, on the provider that holds the source render (under
+        ``job_id``, or a new id)."""
         request = CreateRequest(
             source.model, prompt, source.size, source.seconds, operation=Operation.REMIX
         )
-        return await self.follow_up(owner, source, request, idempotency)
+        return await self.follow_up(owner, source, request, idempotency, job_id)
 
     async def follow_up(
         self,
@@ -351,9 +358,10 @@ class Dispatcher:
         source: Job,
         request: CreateRequest,
         idempotency: IdempotencyClaim | None = None,
+        job_id: str | None = None,
     ) -> Job:
         """A new job from ``source`` (remix, edit, extension) on the provider that holds the
-        source render, the only one that can do it.
+        source render, the only one that can do it (under ``job_id``, or a new id).
 
         Such a render counts against the key's limits and the provider's like a create, at the
         source's price per second; with no room at that provider it is a 429 (no other can do
@@ -402,7 +410,7 @@ class Dispatcher:
             raise
         now = self._clock()
         job = Job(
-            id=new_job_id(),
+            id=job_id or new_job_id(),
             owner=owner,
             model=source.model,
             prompt=request.prompt,

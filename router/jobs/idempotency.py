@@ -1,10 +1,13 @@
 """Idempotent creates: one job per client ``Idempotency-Key``, however often the request comes.
 
-``Idempotency`` owns the creates in flight: one future per ``(owner, key)``, so a request
-that arrives while the first with its key is still creating waits for that outcome instead
-of rendering a second time. Finished ones belong to the store: the record is written in the
-same transaction as the job (``submit`` passes the claim on to the store's insert), so it
-survives a restart, and it is looked up in memory.
+``Idempotency`` owns the creates in flight in this process: one future per ``(owner, key)``,
+so a request that arrives while the first with its key is still creating waits for that
+outcome instead of rendering a second time. Across processes the store decides: before any
+upstream call the leader claims the key for the job id it is about to create
+(``JobStore.claim_key``, atomic in the store), and of concurrent claims in a fleet exactly one
+wins; the others read the winner's job once it is stored (polling every ``CLAIM_POLL`` for up
+to ``CLAIM_WAIT``). A create that fails releases its claim. The record is made durable with
+the job (``submit`` passes the claim on to the store's insert), so it survives a restart.
 
 A key matches a request by a fingerprint of the normalised create (``CreateRequest``), not
 of the raw body: the SDK's multipart boundary changes between retries, and both dialects
@@ -34,10 +37,9 @@ from dataclasses import dataclass
 from providers.base import Operation
 from router import jsonio
 from router.errors import Conflict, InvalidRequest
-from router.records.job import Job
+from router.records.job import Job, new_job_id
 from router.records.request import CreateRequest
-from router.store.base import IdempotencyClaim
-from router.store.sqlite import JobStore
+from router.store.base import IdempotencyClaim, JobStore
 
 __all__ = ["HEADER", "Idempotency", "Remix", "fingerprint", "key_from"]
 
@@ -46,6 +48,8 @@ log = logging.getLogger(__name__)
 HEADER = "Idempotency-Key"
 _VALID_KEY = re.compile(r"[\x20-\x7e]{1,255}")  # printable ASCII, as Stripe and others take it
 _OFF_LOOP_BYTES = 1 << 20  # uploads larger than this are hashed on a worker thread
+CLAIM_POLL = 0.05  # seconds between reads of a job another process claimed and is creating
+CLAIM_WAIT = 120.0  # seconds to wait for it at most (placement takes less)
 
 
 @dataclass(slots=True, frozen=True)
@@ -63,7 +67,8 @@ class _Flight:
     waiters: int = 0
 
 
-Submit = Callable[[IdempotencyClaim | None], Awaitable[Job]]
+# the claim to store with the job (None: no key), and the id the job must have
+Submit = Callable[[IdempotencyClaim | None, str | None], Awaitable[Job]]
 
 
 class _Abandoned(Exception):
@@ -128,11 +133,12 @@ class Idempotency:
     ) -> Awaitable[Job]:
         """``submit``'s job; with a key, the job an earlier request with it made, if any.
 
-        ``submit`` gets the claim to hand to the store's insert with the job (None: no key).
-        Without a key this is ``submit``'s own awaitable: no coroutine of ours in between.
+        ``submit`` gets the claim to hand to the store's insert with the job and the job id
+        claimed (both None without a key). Without a key this is ``submit``'s own awaitable:
+        no coroutine of ours in between.
         """
         if key is None:
-            return submit(None)
+            return submit(None, None)
         return self._keyed(owner, key, request, submit)
 
     async def _keyed(
@@ -151,12 +157,6 @@ class Idempotency:
                 continue
             finally:
                 flight.waiters -= 1
-        record = self._store.idempotency_record(owner, key)
-        if record is not None:
-            _same_request(record.fingerprint, mark)
-            job = self._store.get(record.job_id)
-            if job is not None:
-                return job
         return await self._lead(IdempotencyClaim(owner, key, mark), submit)
 
     async def _lead(self, claim: IdempotencyClaim, submit: Submit) -> Job:
@@ -164,7 +164,7 @@ class Idempotency:
         outcome: asyncio.Future[Job] = asyncio.get_running_loop().create_future()
         self._flights[slot] = _Flight(claim.fingerprint, outcome)
         try:
-            job = await submit(claim)
+            job = await self._claimed(claim, submit)
         except Exception as exc:
             outcome.set_exception(exc)
             raise
@@ -178,6 +178,31 @@ class Idempotency:
             if outcome.done() and not outcome.cancelled():
                 outcome.exception()  # marks it retrieved: no "never retrieved" log without waiters
         return job
+
+    async def _claimed(self, claim: IdempotencyClaim, submit: Submit) -> Job:
+        """Claim the key and create, or the job of whoever holds the claim."""
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + CLAIM_WAIT
+        while True:
+            job_id = new_job_id()
+            record = await self._store.claim_key(claim, job_id)
+            if record.job_id == job_id:
+                try:
+                    return await submit(claim, job_id)
+                except BaseException:
+                    # nothing was stored: a retry with the key may lead
+                    await asyncio.shield(self._store.release_key(claim, job_id))
+                    raise
+            _same_request(record.fingerprint, claim.fingerprint)
+            job = await self._store.read(record.job_id)
+            if job is not None:
+                return job
+            if loop.time() > give_up:
+                raise Conflict(
+                    f"A request with this {HEADER} is still being created; retry later.",
+                    param=HEADER,
+                )
+            await asyncio.sleep(CLAIM_POLL)  # its claimant (another process) is still creating
 
 
 def _same_request(recorded: str, mark: str) -> None:

@@ -343,16 +343,17 @@ async def store(db: Path) -> AsyncIterator[SqliteJobStore]:
 
 def inserting(
     store: SqliteJobStore, started: asyncio.Event | None = None, gate: asyncio.Event | None = None
-) -> Callable[[IdempotencyClaim | None], Awaitable[Job]]:
+) -> Callable[[IdempotencyClaim | None, str | None], Awaitable[Job]]:
     """A ``submit`` that inserts a new job with its claim the way ``Dispatcher.create`` does;
     it sets ``started``, then waits for ``gate``."""
 
-    async def submit(claim: IdempotencyClaim | None) -> Job:
+    async def submit(claim: IdempotencyClaim | None, job_id: str | None) -> Job:
         if started is not None:
             started.set()
         if gate is not None:
             await gate.wait()
         job = make_job()
+        job.id = job_id or job.id  # the id its key was claimed for
         await store.insert(job, None, claim)
         return job
 
@@ -382,7 +383,7 @@ async def test_a_waiter_gets_the_same_error_and_nothing_is_recorded(store: Sqlit
     idempotency, started, gate = Idempotency(store), asyncio.Event(), asyncio.Event()
     refusal = InvalidRequest("no", code="moderation_blocked")
 
-    async def refuse(claim: IdempotencyClaim | None) -> Job:
+    async def refuse(claim: IdempotencyClaim | None, job_id: str | None) -> Job:
         started.set()
         await gate.wait()
         raise refusal
