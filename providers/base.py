@@ -20,6 +20,7 @@ This module must not import from ``router`` or ``monitoring``.
 
 from __future__ import annotations
 
+import base64
 import enum
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -53,6 +54,13 @@ class InputReference:
     filename: str = "input"
     content_type: str = "application/octet-stream"
     url: str | None = None
+
+    def as_url(self) -> str:
+        """The URL an upstream fetches: the one given, or the uploaded bytes as a data URL."""
+        if self.url is not None:
+            return self.url
+        encoded = base64.b64encode(self.data or b"").decode("ascii")
+        return f"data:{self.content_type};base64,{encoded}"
 
 
 class Operation(enum.Enum):
@@ -112,6 +120,8 @@ class UpstreamJob:
     error_code: str | None = None
     error_message: str | None = None
     expires_at: float | None = None  # when the upstream drops the asset (unix seconds)
+    cost_usd: float | None = None  # what the upstream says the render cost (OpenRouter, xAI)
+    usage_tokens: int | None = None  # tokens the upstream metered the render at (Ark)
 
 
 @dataclass(slots=True, frozen=True)

@@ -18,7 +18,6 @@ confirmed here, and every task in flight is polled by itself (``lists`` is False
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 
 from yarl import URL
@@ -26,7 +25,6 @@ from yarl import URL
 from providers.base import (
     BadUpstreamReply,
     ContentStream,
-    InputReference,
     ListPage,
     Rejected,
     RenderRequest,
@@ -36,24 +34,14 @@ from providers.base import (
 )
 from providers.http import HttpProvider, segment
 from providers.sizes import LANDSCAPE, PORTRAIT, aspect_ratio_of, dimensions
-from providers.statuses import normalise, reported_progress
+from providers.statuses import mentions_moderation, normalise, reported_progress
+from providers.tasks import require_video
 
 TASKS_PATH = "/v2/videos/generations"
 # upstream-apis.md 6.5: relays render "hd" from 1024p up (1792x1024 is hd, 1280x720 is not).
 HD_MIN_SHORT_SIDE = 1024
 # A uuid4 no relay will have issued: reading it proves the relay answers and takes our key.
 PROBE_TASK_ID = "00000000-0000-4000-8000-000000000000"
-# Relays pass the refusal on as text, in the upstream's words or their own (some in Chinese).
-MODERATION_WORDS = (
-    "moderation",
-    "content polic",
-    "content_policy",
-    "content_filter",
-    "guardrail",
-    "违规",
-    "审核",
-    "敏感",
-)
 
 
 def is_hd(size: str) -> bool:
@@ -81,7 +69,7 @@ class RelayProvider(HttpProvider):
             "duration": str(request.seconds),
         }
         if request.input_reference is not None:
-            body["images"] = [_image(request.input_reference)]
+            body["images"] = [request.input_reference.as_url()]
         reply = await self.request_json("POST", self.url(TASKS_PATH), json=body, operation="create")
         task_id = reply.get("task_id") if isinstance(reply, dict) else None
         if not isinstance(task_id, str) or not task_id:
@@ -107,13 +95,7 @@ class RelayProvider(HttpProvider):
     async def open_content(
         self, upstream_id: str, variant: str, range_header: str | None = None
     ) -> ContentStream:
-        if variant != "video":
-            raise Rejected(
-                f"Only the video variant exists for renders from a relay, not {variant!r}.",
-                provider=self.name,
-                param="variant",
-                code="invalid_value",
-            )
+        require_video(variant, provider=self.name, source="a relay")
         output = _output(await self._task(upstream_id, "content"))
         try:
             target = URL(self.base_url).join(URL(output)) if output is not None else None
@@ -158,7 +140,7 @@ class RelayProvider(HttpProvider):
             status = UpstreamStatus.IN_PROGRESS
         found = task.get("fail_reason")
         reason = found if isinstance(found, str) and found else None
-        moderated = status is UpstreamStatus.FAILED and _mentions_moderation(reason)
+        moderated = status is UpstreamStatus.FAILED and mentions_moderation(reason)
         return UpstreamJob(
             upstream_id=self.upstream_id(task["task_id"]),
             status=status,
@@ -173,14 +155,6 @@ class RelayProvider(HttpProvider):
         )
 
 
-def _image(reference: InputReference) -> str:
-    """A URL the relay fetches; uploaded bytes travel inline as a data URL."""
-    if reference.url is not None:
-        return reference.url
-    encoded = base64.b64encode(reference.data or b"").decode("ascii")
-    return f"data:{reference.content_type};base64,{encoded}"
-
-
 def _output(task: dict[str, Any]) -> str | None:
     data = task.get("data")
     if not isinstance(data, dict):
@@ -189,8 +163,3 @@ def _output(task: dict[str, Any]) -> str | None:
     if not output and isinstance(data.get("outputs"), list) and data["outputs"]:
         output = data["outputs"][0]
     return output if isinstance(output, str) and output else None
-
-
-def _mentions_moderation(reason: str | None) -> bool:
-    text = (reason or "").casefold()
-    return any(word in text for word in MODERATION_WORDS)

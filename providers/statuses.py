@@ -30,6 +30,7 @@ STATUS_WORDS: dict[str, UpstreamStatus] = {
             "starting",
             "unknown",
             "preprocessing",
+            "in_queue",
         ),
         UpstreamStatus.QUEUED,
     ),
@@ -48,6 +49,22 @@ STATUS_WORDS: dict[str, UpstreamStatus] = {
 
 REPORTED_MAX = 64  # distinct unrecognised words remembered (and logged) per process
 WORD_LOG_LIMIT = 40  # characters of an unrecognised word kept and logged
+# Upstreams that refuse content in free text (a relay's fail_reason, OpenRouter's error
+# string, an operation's message) say so in one of these, in their words or a relay's own.
+MODERATION_WORDS = (
+    "moderation",
+    "content polic",
+    "content_policy",
+    "content_filter",
+    "guardrail",
+    "safety filter",
+    "responsible ai",
+    "sensitivecontent",
+    "违规",
+    "审核",
+    "敏感",
+)
+
 _reported: set[str] = set()
 
 
@@ -85,3 +102,9 @@ def parse_progress(value: object) -> int | None:
     else:
         return None
     return int(min(max(number, 0.0), 100.0))
+
+
+def mentions_moderation(text: str | None) -> bool:
+    """Whether an upstream's free-text reason names a content-policy refusal."""
+    folded = (text or "").casefold()
+    return any(word in folded for word in MODERATION_WORDS)

@@ -1,12 +1,20 @@
 """A fake upstream video provider over real HTTP, for tests, demos and benchmarks.
 
-One aiohttp server speaks three wire formats over one in-memory job table::
+One aiohttp server speaks every upstream wire format over one in-memory job table::
 
     /v1/videos...               OpenAI Videos API     Authorization: Bearer <key>
                                 (edits, extensions, characters included)
     /openai/v1/videos...        Azure OpenAI Sora 2   api-key: <key>, ?api-version=preview|v1
     /v2/videos/generations...   relay task dialect    Authorization: Bearer <key>
-    /files/{id}.mp4             the relay's CDN link  no auth
+    /openrouter/api/v1/...      OpenRouter videos     Authorization: Bearer <key>
+    /gemini/v1beta/...          Gemini API (Veo)      x-goog-api-key: <key>
+    /xai/v1/videos...           xAI Grok Imagine      Authorization: Bearer <key>
+    /ark/api/v3/contents/...    Ark tasks (Seedance)  Authorization: Bearer <key>
+    /fal/{model}...             fal queue API         Authorization: Key <key>
+    /files/{id}.mp4             the CDN link          no auth
+
+Each format's base URL, as a provider of that kind names it, is the root plus its prefix
+(``FORMAT_PREFIXES``; ``openai`` is ``/v1``, ``azure`` and ``relay`` the root itself).
 
 This module owns the server: the route table above, the injected latency, starting and
 stopping. A handler whose caller disconnects is cancelled, so a request still waiting out its
@@ -30,17 +38,41 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from yarl import URL
 
+from providers.simulator.ark import ArkApi
+from providers.simulator.fal import FalApi
 from providers.simulator.follow_ups import FollowUpApi
+from providers.simulator.gemini import GeminiApi
 from providers.simulator.jobs import JobTable, SimulatedCharacter, SimulatedJob, SimulatorStats
 from providers.simulator.openai import VideosApi
+from providers.simulator.openrouter import OpenRouterApi
 from providers.simulator.relay import RelayApi
 from providers.simulator.settings import SimulationSettings
+from providers.simulator.xai import XaiApi
 
 __all__ = ["Simulator", "SimulatorStats", "serve_forever"]
 
 _log = logging.getLogger(__name__)
 
 _MAX_BODY = 32 * 1024**2  # input images may be up to 20 MiB; aiohttp's default cap is 1 MiB
+# The task formats, each mounted at its prefix over the shared job table.
+_TASK_FORMATS = (
+    ("/openrouter/api/v1", OpenRouterApi),
+    ("/gemini/v1beta", GeminiApi),
+    ("/xai/v1", XaiApi),
+    ("/ark/api/v3", ArkApi),
+    ("/fal", FalApi),
+)
+# Provider kind -> the path its base_url adds to the simulator's root.
+FORMAT_PREFIXES = {
+    "openai": "/v1",
+    "azure": "",
+    "relay": "",
+    "openrouter": "/openrouter/api/v1",
+    "gemini": "/gemini/v1beta",
+    "xai": "/xai/v1",
+    "ark": "/ark/api/v3",
+    "fal": "/fal",
+}
 
 
 class Simulator:
@@ -114,6 +146,8 @@ class Simulator:
         app.add_subapp("/openai/v1", azure)
         app.add_subapp("/v2", relay)
         app.router.add_get("/files/{video_id}.mp4", relay_api.file)
+        for prefix, dialect in _TASK_FORMATS:
+            app.add_subapp(prefix, dialect(self._table, key_matches=self._key_matches).app())
         return app
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
@@ -164,7 +198,8 @@ async def serve_forever(
     """Run a simulator until cancelled (the ``sora-proxy simulate`` command)."""
     simulator = Simulator(settings, api_key=api_key)
     url = await simulator.start(host, port)
-    _log.info("simulated upstream at %s (OpenAI /v1, Azure /openai/v1, relay /v2)", url)
+    prefixes = ", ".join(f"{kind} {prefix or '/'}" for kind, prefix in FORMAT_PREFIXES.items())
+    _log.info("simulated upstream at %s (%s)", url, prefixes)
     try:
         await asyncio.Event().wait()
     finally:

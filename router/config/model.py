@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from providers.fieldmap import FieldMap
 from providers.simulator.settings import SimulationSettings
 
 # The names an operator may give ``routing.strategy``; ``router.routing.strategies`` keys its
@@ -93,6 +94,7 @@ class ProviderModel:
     price_by_size: Mapping[str, float]  # size -> USD per second; empty when one price
     seconds: tuple[int, ...] | None = None  # None: all of the catalogue entry's
     sizes: tuple[str, ...] | None = None  # None: all of the catalogue entry's
+    fields: FieldMap | None = None  # fal only: how this model's inputs are named
 
     def price_for(self, size: str) -> float | None:
         """USD per generated second at ``size``; validation guarantees one for every size served."""
@@ -130,6 +132,9 @@ class ProviderConfig:
     # let content come from loopback/link-local/private addresses when base_url's host is public
     allow_private_addresses: bool = False
     max_reply_bytes: int = 8388608  # a longer JSON reply from the upstream is an upstream error
+    format: str = "openai"  # simulator only: the wire format (adapter kind) it is reached by
+    # task kinds only: seconds a typical render takes, for estimated progress; None: the kind's
+    render_estimate: float | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

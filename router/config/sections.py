@@ -19,8 +19,10 @@ from hashlib import sha256
 from types import MappingProxyType
 from typing import TypeVar
 
-from providers.registry import KINDS
+from providers.fieldmap import FieldMap
+from providers.registry import ADAPTERS, KINDS, TASK_KINDS, geometry
 from providers.simulator.settings import SimulationSettings
+from providers.sizes import Geometry
 from router.config.model import (
     STORE_BACKENDS,
     STRATEGIES,
@@ -276,13 +278,20 @@ def _parse_provider(s: Section, catalogue: Mapping[str, ModelSpec]) -> ProviderC
     d = _PROVIDER_DEFAULTS
     kind = s.required_text("kind")
     base_url = s.url("base_url")
+    wire = s.choice("format", d.format, tuple(ADAPTERS))  # the adapter that reaches it
     if kind in KINDS:  # the rules below depend on the kind, so only a known kind is checked
+        if kind != "simulator":
+            wire = kind
         if not base_url and kind != "simulator":
             s.problem("base_url", "is required")
-        if s.get("api_version") is not None and kind != "azure":
+        if s.get("api_version") is not None and wire != "azure":
             s.problem("api_version", "only for kind azure")
         if s.get("simulate") is not None and kind != "simulator":
             s.problem("simulate", "only for kind simulator")
+        if s.get("format") is not None and kind != "simulator":
+            s.problem("format", "only for kind simulator")
+        if s.get("render_estimate") is not None and wire not in TASK_KINDS:
+            s.problem("render_estimate", f"only for kinds {', '.join(TASK_KINDS)}")
     elif kind:
         s.problem("kind", f"must be one of {', '.join(KINDS)}")
     return ProviderConfig(
@@ -291,7 +300,7 @@ def _parse_provider(s: Section, catalogue: Mapping[str, ModelSpec]) -> ProviderC
         base_url=base_url,
         api_key=s.text("api_key", d.api_key),
         api_version=s.required_text("api_version", d.api_version),
-        models=MappingProxyType(_parse_provider_models(s, catalogue)),
+        models=MappingProxyType(_parse_provider_models(s, catalogue, wire)),
         rpm=s.integer("rpm", d.rpm, low=1),
         max_concurrent=s.integer("max_concurrent", d.max_concurrent, low=1),
         poll_interval=s.positive("poll_interval", d.poll_interval),
@@ -304,6 +313,8 @@ def _parse_provider(s: Section, catalogue: Mapping[str, ModelSpec]) -> ProviderC
         content_hosts=_list_of(s, "content_hosts", _as_host, _BAD_HOST) or d.content_hosts,
         allow_private_addresses=s.flag("allow_private_addresses", d.allow_private_addresses),
         max_reply_bytes=s.integer("max_reply_bytes", d.max_reply_bytes, low=1024),
+        format=wire,
+        render_estimate=s.positive("render_estimate", d.render_estimate),
     )
 
 
@@ -321,30 +332,84 @@ def _parse_simulate(s: Section) -> SimulationSettings:
 
 
 def _parse_provider_models(
-    s: Section, catalogue: Mapping[str, ModelSpec]
+    s: Section, catalogue: Mapping[str, ModelSpec], wire: str
 ) -> dict[str, ProviderModel]:
     models = {}
     known = field_names(ProviderModel) - {"name", "price_by_size"}
     for name, path, raw in s.entries("models", required=True):
         if name in catalogue:
             model = Section(raw, path, s.problems, known)
-            models[name] = _parse_provider_model(model, catalogue[name])
+            models[name] = _parse_provider_model(model, catalogue[name], wire)
         else:
             s.problems.add(path, "not in the models catalogue")
     return models
 
 
-def _parse_provider_model(s: Section, spec: ModelSpec) -> ProviderModel:
+def _parse_provider_model(s: Section, spec: ModelSpec, wire: str) -> ProviderModel:
     sizes = _list_of(s, "sizes", as_size, _BAD_SIZE, within=spec.sizes)
+    seconds = _list_of(s, "seconds", as_seconds, _BAD_SECONDS, within=spec.seconds)
+    fields = _parse_fields(s, wire)
+    if fields is not None and not fields.names_size and sizes is None:
+        s.problem("sizes", "is required: the field mapping does not tell the model the size")
+    if fields is not None and fields.seconds is None and seconds is None:
+        s.problem("seconds", "is required: the field mapping does not tell the model the length")
+    shape = geometry(wire, fields)
+    if shape is not None:
+        sizes, seconds = _renderable(s, spec, shape, wire, sizes, seconds)
     price, prices = _parse_price(s, spec, served=sizes or spec.sizes)
     return ProviderModel(
         name=spec.name,
         upstream_model=s.required_text("upstream_model", spec.name),
         price_per_second=price,
         price_by_size=MappingProxyType(prices),
-        seconds=_list_of(s, "seconds", as_seconds, _BAD_SECONDS, within=spec.seconds),
+        seconds=seconds,
         sizes=sizes,
+        fields=fields,
     )
+
+
+def _parse_fields(s: Section, wire: str) -> FieldMap | None:
+    """A fal model's field mapping (required there, refused for every other kind)."""
+    raw = s.get("fields")
+    if wire != "fal":
+        if raw is not None:
+            s.problem("fields", "only for kind fal")
+        return None
+    if raw is None:
+        s.problem("fields", "is required for kind fal")
+        return None
+    fields, problems = FieldMap.parse(raw, s.at("fields"))
+    s.problems.messages.extend(problems)
+    return fields
+
+
+def _renderable(
+    s: Section,
+    spec: ModelSpec,
+    shape: Geometry,
+    wire: str,
+    sizes: tuple[str, ...] | None,
+    seconds: tuple[int, ...] | None,
+) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    """The sizes and seconds a kind can ask for exactly, of those the provider serves.
+
+    Listed ones the kind cannot name are problems; left unlisted, the catalogue entry's are
+    narrowed to what the kind can name, so selection never offers this provider a request it
+    would render at another size or length (``Selector.capable``).
+    """
+    for size in sizes or ():
+        if not shape.renders_size(size):
+            s.problem("sizes", f"kind {wire} cannot render {size} exactly")
+    for length in seconds or ():
+        if not shape.renders_seconds(length):
+            s.problem("seconds", f"kind {wire} cannot render {length} seconds")
+    kept_sizes = tuple(x for x in (sizes or spec.sizes) if shape.renders_size(x))
+    kept_seconds = tuple(n for n in (seconds or spec.seconds) if shape.renders_seconds(n))
+    if not kept_sizes:
+        s.problem("sizes", f"kind {wire} can render no size of this model exactly")
+    if not kept_seconds:
+        s.problem("seconds", f"kind {wire} can render no length of this model")
+    return kept_sizes, kept_seconds
 
 
 def _parse_price(

@@ -101,6 +101,10 @@ class Attempt:
     finished_at: float | None = None
     error_code: str | None = None
     error_message: str | None = None
+    # What the upstream reported for this attempt (``UpstreamJob``), kept for accounting;
+    # the client's spend is always the configured price, captured at submit.
+    upstream_cost_usd: float | None = None
+    usage_tokens: int | None = None
 
     def to_record(self) -> dict[str, Any]:
         return {
@@ -112,6 +116,8 @@ class Attempt:
             "finished_at": self.finished_at,
             "error_code": self.error_code,
             "error_message": self.error_message,
+            "upstream_cost_usd": self.upstream_cost_usd,
+            "usage_tokens": self.usage_tokens,
         }
 
     @classmethod
@@ -125,6 +131,8 @@ class Attempt:
             finished_at=record["finished_at"],
             error_code=record["error_code"],
             error_message=record["error_message"],
+            upstream_cost_usd=record.get("upstream_cost_usd"),
+            usage_tokens=record.get("usage_tokens"),
         )
 
 
@@ -210,6 +218,10 @@ class Job:
         ):
             return False
         before = self.version
+        metered = (seen.cost_usd, seen.usage_tokens)
+        if metered != (None, None) and metered != (attempt.upstream_cost_usd, attempt.usage_tokens):
+            attempt.upstream_cost_usd, attempt.usage_tokens = metered
+            self.version += 1
         if seen.progress is not None and seen.progress > attempt.progress:
             attempt.progress = seen.progress
             self.version += 1

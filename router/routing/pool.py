@@ -1,8 +1,9 @@
 """The running providers: one adapter per configured provider, built inside the loop.
 
 A provider of kind ``simulator`` starts an in-process simulated upstream on a loopback
-ephemeral port and is reached through the real ``openai`` adapter, over real HTTP, so the
-default config exercises exactly the code paths a real upstream does.
+ephemeral port and is reached through the real adapter of its ``format`` (``openai`` unless
+it says otherwise), over real HTTP, so the default config exercises exactly the code paths a
+real upstream does.
 
 ``apply`` takes a reloaded provider list. A provider whose connection (base URL, key, API
 version, timeout) is unchanged keeps its adapter and session and only takes the new config; a
@@ -20,10 +21,11 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from providers.base import Provider
+from providers.fieldmap import FieldMap
 from providers.metered import MeteredProvider, Moderated, Observer
-from providers.registry import adapter_class
+from providers.registry import build_adapter
 from providers.scrubber import Scrubber
-from providers.simulator.server import Simulator
+from providers.simulator.server import FORMAT_PREFIXES, Simulator
 from providers.simulator.settings import SimulationSettings
 from router.config.model import Config, ProviderConfig
 
@@ -91,8 +93,8 @@ class ProviderPool:
         self._entries = entries
 
     def reload_problems(self, configs: Iterable[ProviderConfig]) -> list[str]:
-        """Changes a reload cannot make: a provider's kind, or a simulator's behaviour (its
-        renders in flight live inside the running simulator)."""
+        """Changes a reload cannot make: a provider's kind, or a simulator's behaviour or
+        format (its renders in flight live inside the running simulator)."""
         problems = []
         for index, config in enumerate(configs):
             old = self._entries.get(config.name) or self._retired.get(config.name)
@@ -104,6 +106,10 @@ class ProviderPool:
             elif old.config.simulate != config.simulate:
                 problems.append(
                     f"{path}.simulate: cannot change on reload; restart or use a new name"
+                )
+            elif old.config.format != config.format:
+                problems.append(
+                    f"{path}.format: cannot change on reload; restart or use a new name"
                 )
         return problems
 
@@ -142,6 +148,9 @@ def _connection(config: ProviderConfig) -> tuple[object, ...]:
         config.content_hosts,
         config.allow_private_addresses,
         config.max_reply_bytes,
+        config.format,
+        config.render_estimate,
+        tuple(_field_maps(config).items()),
     )
 
 
@@ -153,12 +162,15 @@ async def _build(config: ProviderConfig, scrubber: Scrubber) -> PoolEntry:
         "max_reply_bytes": config.max_reply_bytes,
     }
     if config.kind != "simulator":
-        adapter = adapter_class(config.kind)(
+        adapter = build_adapter(
+            config.kind,
             name=config.name,
             base_url=config.base_url,
             api_key=config.api_key,
             timeout=config.timeout,
             api_version=config.api_version,
+            render_estimate=config.render_estimate,
+            field_maps=_field_maps(config),
             **boundary,
         )
         return PoolEntry(config=config, adapter=adapter)
@@ -166,12 +178,21 @@ async def _build(config: ProviderConfig, scrubber: Scrubber) -> PoolEntry:
     secret = secrets.token_urlsafe(24)
     simulator = Simulator(config.simulate or SimulationSettings(), api_key=secret)
     root = await simulator.start()
-    log.info("provider %s: simulated upstream at %s", config.name, root)
-    adapter = adapter_class("openai")(
+    log.info("provider %s: simulated %s upstream at %s", config.name, config.format, root)
+    adapter = build_adapter(
+        config.format,
         name=config.name,
-        base_url=f"{root}/v1",
+        base_url=root + FORMAT_PREFIXES[config.format],
         api_key=secret,
         timeout=config.timeout,
+        api_version=config.api_version,
+        render_estimate=config.render_estimate,
+        field_maps=_field_maps(config),
         **boundary,
     )
     return PoolEntry(config=config, adapter=adapter, simulator=simulator)
+
+
+def _field_maps(config: ProviderConfig) -> dict[str, FieldMap]:
+    """Upstream model -> how its inputs are named, for the kinds whose models need it (fal)."""
+    return {m.upstream_model: m.fields for m in config.models.values() if m.fields is not None}

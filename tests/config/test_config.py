@@ -330,7 +330,8 @@ def test_every_problem_is_reported_together_by_dotted_path(tmp_path: Path) -> No
         "providers[0].models.sora-2.seconds[0]: not in the catalogue entry of this model",
         "providers[0].models.sora-2-pro.price_per_second.640x480: "
         "not in the catalogue entry of this model",
-        "providers[1].kind: must be one of openai, azure, relay, simulator",
+        "providers[1].kind: must be one of openai, azure, relay, openrouter, gemini, xai, ark, "
+        "fal, simulator",
         "providers[1].models: must be a non-empty mapping",
         "providers[1].name: same name as providers[0].name",
         "routing.strategy: must be one of balanced, cheapest, fastest, priority, weighted",
@@ -606,7 +607,17 @@ def test_records_are_immutable() -> None:
 
 
 def test_kinds_and_strategies_are_the_documented_ones() -> None:
-    assert KINDS == ("openai", "azure", "relay", "simulator")
+    assert KINDS == (
+        "openai",
+        "azure",
+        "relay",
+        "openrouter",
+        "gemini",
+        "xai",
+        "ark",
+        "fal",
+        "simulator",
+    )
     assert STRATEGIES == ("balanced", "cheapest", "fastest", "priority", "weighted")
 
 
