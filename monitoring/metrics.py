@@ -46,7 +46,8 @@ FAILOVER_REASONS = (
     "rate_limited", "submit_failed", "render_failed", "stalled", "output_moderated",
     "submit_unconfirmed",
 )  # fmt: skip
-JOB_OUTCOMES = ("completed", "failed", "moderated", "deadline_exceeded")
+JOB_OUTCOMES = ("completed", "failed", "moderated", "deadline_exceeded", "cancelled")
+WEBHOOK_OUTCOMES = ("delivered", "retry", "gave_up")
 MODERATION_STAGES = tuple(stage.value for stage in ModerationStage)
 
 
@@ -136,6 +137,22 @@ class Metrics:
             PREFIX + "key_daily_budget_usd", "A client key's configured daily budget.",
             ["key"], registry=r,
         ) if key_label else None  # fmt: skip
+        self.webhook_deliveries = Counter(
+            PREFIX + "webhook_deliveries_total",
+            "Webhook delivery attempts by outcome: delivered, retry (failed, tried again "
+            "later), gave_up (failed past webhooks.give_up_after).",
+            ["outcome"], registry=r,
+        )  # fmt: skip
+        self.webhook_queue_depth = Gauge(
+            PREFIX + "webhook_queue_depth", "Webhook events not yet delivered.", registry=r
+        )
+        self.webhook_oldest_seconds = Gauge(
+            PREFIX + "webhook_oldest_undelivered_seconds",
+            "Age of the oldest webhook event not yet delivered (0 when none).",
+            registry=r,
+        )
+        for outcome in WEBHOOK_OUTCOMES:
+            self.webhook_deliveries.labels(outcome)
         for scope in REJECTION_SCOPES:
             self.rejections.labels(scope)
         ProcessCollector(registry=r)
@@ -181,6 +198,13 @@ class Metrics:
 
     def rejected(self, scope: str) -> None:
         self.rejections.labels(scope).inc()
+
+    def webhook_delivered(self, outcome: str) -> None:
+        self.webhook_deliveries.labels(outcome).inc()
+
+    def webhook_queue(self, depth: int, oldest_seconds: float) -> None:
+        self.webhook_queue_depth.set(depth)
+        self.webhook_oldest_seconds.set(oldest_seconds)
 
     def queued(self, provider: str, seconds: float) -> None:
         self.queue_seconds.observe((provider,), seconds)

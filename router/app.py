@@ -20,6 +20,8 @@ Nothing is created at import time.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -38,6 +40,7 @@ from router.api import admin as api_admin
 from router.api import cancel as api_cancel
 from router.api import characters as api_characters
 from router.api import content
+from router.api import events as api_events
 from router.api import follow_ups as api_follow_ups
 from router.api import models as api_models
 from router.api import openai as api_openai
@@ -53,6 +56,7 @@ from router.jobs.idempotency import Idempotency
 from router.jobs.operations import Sender
 from router.jobs.poller import Poller
 from router.jobs.retry import RetryPolicy
+from router.jobs.webhooks import Webhooks
 from router.jsonio import json_headers, json_response
 from router.limits.local import Limits, completed_today
 from router.logs import ACCESS_LOGGER, REQUEST_ID, request_id_from
@@ -61,6 +65,7 @@ from router.runtime.health import health_context, live_state
 from router.runtime.heap import frozen_heap
 from router.runtime.redis_connection import redis_context
 from router.store.characters import SqliteCharacterStore
+from router.store.outbox import SqliteWebhookOutbox
 from router.store.sqlite import SqliteJobStore
 
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json"})
@@ -95,7 +100,9 @@ def create_app(
     )
     app[keys.LINKS] = LinkSigner(config.server, clock)
     app[keys.CORS] = CorsPolicy(config.server.cors_origins)
-    app.cleanup_ctx.extend([redis_context, _providers, health_context, _store, _jobs, frozen_heap])
+    app.cleanup_ctx.extend(
+        [redis_context, _providers, health_context, _store, _jobs, _webhooks, frozen_heap]
+    )
     routes = (
         *_ROUTES,
         # fixed /v1/videos/... paths before api_openai's /v1/videos/{video_id}
@@ -104,6 +111,7 @@ def create_app(
         *api_follow_ups.ROUTES,
         *api_openai.ROUTES,
         *api_cancel.ROUTES,
+        *api_events.ROUTES,
         *content.ROUTES,
         *api_relay.ROUTES,
         *api_admin.ROUTES,
@@ -136,14 +144,18 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
     store = SqliteJobStore(path, on_change=events.deliver)
     await store.open()
     characters = SqliteCharacterStore(path)
+    outbox = SqliteWebhookOutbox(path)
     try:
         await characters.open()
         app[keys.EVENTS] = events
+        await outbox.open()
         app[keys.STORE] = store
         app[keys.CHARACTERS] = characters
+        app[keys.OUTBOX] = outbox
         app[keys.IDEMPOTENCY] = Idempotency(store)
         yield
     finally:
+        await outbox.close()
         await characters.close()
         await store.close()
         events.close()
@@ -188,6 +200,29 @@ async def _jobs(app: web.Application) -> AsyncIterator[None]:
     finally:
         app[keys.READY][0] = False
         await poller.stop()
+
+
+async def _webhooks(app: web.Application) -> AsyncIterator[None]:
+    """Events of jobs that settle, delivered from the outbox; missed ones added at start."""
+    hooks = Webhooks(
+        outbox=app[keys.OUTBOX],
+        config=app[keys.CONFIG],
+        store=app[keys.STORE],
+        metrics=app[keys.METRICS],
+        clock=app[keys.CLOCK],
+    )
+    app[keys.WEBHOOKS] = hooks
+    app[keys.POLLER].on_settled = hooks.notice
+    await hooks.backfill()
+    worker = asyncio.create_task(hooks.run(), name="webhooks")
+    try:
+        yield
+    finally:
+        app[keys.POLLER].on_settled = None
+        worker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await worker
+        await hooks.aclose()
 
 
 def needs_client_key(path: str) -> bool:

@@ -16,10 +16,12 @@ from router.events.base import JobEvents
 from router.jobs.dispatch import Dispatcher
 from router.jobs.idempotency import Idempotency
 from router.jobs.poller import Poller
+from router.jobs.webhooks import Webhooks
 from router.limits.local import Limits
 from router.routing.pool import ProviderPool
 from router.routing.selection import Selector
 from router.store.characters import CharacterStore
+from router.store.outbox import WebhookOutbox
 from router.store.redis_client import RedisClient
 from router.store.redis_liveness import RedisLiveness
 from router.store.sqlite import JobStore
@@ -37,6 +39,8 @@ STORE = web.AppKey("store", JobStore)
 EVENTS: web.AppKey[JobEvents] = web.AppKey("events")
 # the shared Redis client, only when store.backend is redis (router.runtime.redis_connection)
 REDIS: web.AppKey[RedisClient] = web.AppKey("redis")
+OUTBOX = web.AppKey("outbox", WebhookOutbox)  # webhook events until delivered
+WEBHOOKS = web.AppKey("webhooks", Webhooks)
 CHARACTERS = web.AppKey("characters", CharacterStore)  # the proxy's own characters and clips
 STARTED: web.AppKey[float] = web.AppKey("started")  # when the app was built (injected clock)
 REDIS_LIVENESS = web.AppKey("redis_liveness", RedisLiveness)  # with REDIS: /readyz reads it

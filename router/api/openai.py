@@ -20,6 +20,7 @@ from router.api.requests import (
     check_prompt,
     input_reference,
     owned_job,
+    read_callback_url,
     read_create_body,
     reject_unknown,
 )
@@ -28,7 +29,9 @@ from router.jobs.idempotency import Remix, key_from
 from router.jsonio import JSON_HEADERS, dumps, json_response
 from router.records.job import Job
 
-CREATE_FIELDS = frozenset({"prompt", "model", "seconds", "size", "input_reference", "characters"})
+CREATE_FIELDS = frozenset(
+    {"prompt", "model", "seconds", "size", "input_reference", "characters", "callback_url"}
+)
 REMIX_FIELDS = frozenset({"prompt"})
 LIST_LIMIT_DEFAULT = 20
 LIST_LIMIT_MAX = 100
@@ -72,6 +75,8 @@ async def create_video(request: web.Request) -> web.Response:
         input_reference=input_reference(fields.get("input_reference")),
         characters=casting,
     )
+    config = request.app[keys.CONFIG].current
+    create.callback_url = read_callback_url(config, fields.get("callback_url"), "callback_url")
     job = await request.app[keys.IDEMPOTENCY].run(
         request[keys.CLIENT_KEY].name,
         idempotency_key,

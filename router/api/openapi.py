@@ -175,6 +175,42 @@ PATHS: dict[str, dict[str, Operation]] = {
             parameters=_VIDEO_ID,
         )
     },
+    "/v1/videos/{video_id}/events": {
+        "get": _operation(
+            "A video's changes as server-sent events, until it settles (`Last-Event-ID` resumes).",
+            {
+                "description": "`id:` the job's version, `event: video`, `data:` the Video object.",
+                # OpenAPI 3.1 reads a stream's schema as the schema of each event
+                "content": {
+                    "text/event-stream": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["id", "event", "data"],
+                            "properties": {
+                                "id": {"type": "string", "pattern": "^[0-9]+$"},
+                                "event": {"const": "video"},
+                                "data": {
+                                    "type": "string",
+                                    "contentMediaType": "application/json",
+                                    "contentSchema": s.ref("Video"),
+                                },
+                            },
+                        }
+                    }
+                },
+            },
+            {"401": _CLIENT["401"], **_FOUND},
+            parameters=[
+                *_VIDEO_ID,
+                {
+                    "name": "Last-Event-ID",
+                    "in": "header",
+                    "required": False,
+                    "schema": {"type": "string", "pattern": "^[0-9]{1,18}$"},
+                },
+            ],
+        )
+    },
     "/v1/videos/edits": {
         "post": _operation(
             "Edit a completed video of this key's (`video: {id}`) or an uploaded MP4.",

@@ -27,6 +27,7 @@ from router.api.requests import (
     build_create,
     is_image_url,
     owned_job,
+    read_callback_url,
     read_json_object,
     reject_unknown,
 )
@@ -39,7 +40,9 @@ from router.records.job import Job, JobState
 # The relay resellers' task route, served to relay-dialect clients (the same path the relay
 # upstream kind calls, by design: scripts change only host and key).
 TASKS_ROUTE = "/v2/videos/generations"
-CREATE_FIELDS = frozenset({"prompt", "model", "aspect_ratio", "duration", "hd", "images"})
+CREATE_FIELDS = frozenset(
+    {"prompt", "model", "aspect_ratio", "duration", "hd", "images", "notify_hook"}
+)
 TASK_STATUS = {
     JobState.QUEUED: "NOT_START",
     JobState.IN_PROGRESS: "IN_PROGRESS",
@@ -90,6 +93,7 @@ async def create_task(request: web.Request) -> web.Response:
             seconds=fields.get("duration"),
             input_reference=_image(fields.get("images")),
         )
+        create.callback_url = read_callback_url(config, fields.get("notify_hook"), "notify_hook")
         job = await request.app[keys.IDEMPOTENCY].run(
             key.name,
             idempotency_key,

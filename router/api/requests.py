@@ -20,6 +20,7 @@ from router import appkeys as keys
 from router.access.auth import ClientKey
 from router.config.model import Config
 from router.errors import InvalidRequest, NotFound
+from router.jobs.webhooks import callback_refusal
 from router.jsonio import loads
 from router.records.job import Job
 from router.records.request import CreateRequest
@@ -101,6 +102,20 @@ def _seconds(value: object) -> int:
         param="seconds",
         code="invalid_type",
     )
+
+
+def read_callback_url(config: Config, value: object, param: str) -> str | None:
+    """A per-request webhook URL (``callback_url``, relay ``notify_hook``), or a 400."""
+    if value is None:
+        return None
+    why = (
+        callback_refusal(value, config.webhooks.allow_private_addresses)
+        if isinstance(value, str)
+        else "must be a string"
+    )
+    if why is not None:
+        raise InvalidRequest(f"'{param}' {why}.", param=param, code="invalid_value")
+    return str(value)
 
 
 def owned_job(request: web.Request, param: str = "video_id") -> Job:

@@ -48,6 +48,7 @@ def listing(item: Schema) -> Schema:
 
 
 _VIDEO_ID = {"type": "object", "properties": {"id": STRING}, "required": ["id"]}
+_CALLBACK = {"type": "string", "format": "uri", "maxLength": 2048}
 _SECONDS = {"anyOf": [{"type": "string", "pattern": "^[0-9]+$"}, {"type": "integer"}]}
 
 SCHEMAS: dict[str, Schema] = {
@@ -177,10 +178,13 @@ CREATE_JSON = closed(
             "anyOf": [closed({"image_url": STRING}, ("image_url",)), STRING],
         },
         "characters": {"type": "array", "items": _VIDEO_ID, "maxItems": MAX_CAST},
+        "callback_url": _CALLBACK,
     },
     ("prompt",),
 )
-CREATE_FORM = closed({**CREATE_FIELDS, "input_reference": BINARY}, ("prompt",))
+CREATE_FORM = closed(
+    {**CREATE_FIELDS, "input_reference": BINARY, "callback_url": _CALLBACK}, ("prompt",)
+)
 REMIX = closed({"prompt": {"type": "string", "minLength": 1}}, ("prompt",))
 EDIT_JSON = closed({"prompt": STRING, "video": _VIDEO_ID, "model": STRING}, ("prompt", "video"))
 EDIT_FORM = closed({"prompt": STRING, "video": BINARY, "model": STRING}, ("prompt", "video"))
@@ -202,6 +206,7 @@ RELAY_CREATE = closed(
         "duration": _SECONDS,
         "hd": BOOLEAN,
         "images": {"type": "array", "items": STRING, "minItems": 1, "maxItems": 1},
+        "notify_hook": _CALLBACK,
     },
     ("prompt",),
 )

@@ -26,8 +26,10 @@ from router.config.model import (
     RoutingConfig,
     ServerConfig,
     StoreConfig,
+    WebhooksConfig,
 )
 from router.config.reader import Problems, Section, field_names
+from router.config.webhooks import parse_webhooks
 
 
 def load_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Config:
@@ -83,6 +85,7 @@ def parse_config(raw: object, env: Mapping[str, str] | None = None) -> Config:
         routing=sections.parse_routing(top.section("routing", field_names(RoutingConfig))),
         health=sections.parse_health(top.section("health", field_names(HealthConfig))),
         metrics=sections.parse_metrics(top.section("metrics", field_names(MetricsConfig))),
+        webhooks=parse_webhooks(top.section("webhooks", field_names(WebhooksConfig))),
     )
     if problems.messages:
         raise ConfigError(problems.messages)

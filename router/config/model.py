@@ -71,6 +71,9 @@ class ClientKeyConfig:
     max_concurrent: int | None = None
     daily_budget_usd: float | None = None
     models: tuple[str, ...] = ("*",)  # client model names this key may use; "*" is all
+    webhook_url: str = ""  # where this key's job events are delivered; empty: none
+    webhook_secret: str = field(default="", repr=False)  # whsec_ + base64: signs deliveries
+    webhook_events: tuple[str, ...] = ("video.completed", "video.failed")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -167,6 +170,20 @@ class HealthConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class WebhooksConfig:
+    """How job events are delivered: the retry schedule and where callbacks may go."""
+
+    first_delay: float = 5.0  # seconds before the first retry of a failed delivery
+    factor: float = 2.0  # each retry waits this many times longer ...
+    max_delay: float = 3600.0  # ... up to this many seconds
+    jitter: float = 0.2  # each wait is drawn from [1 - jitter, 1 + jitter] times the delay
+    give_up_after: float = 259200.0  # an event still undelivered this long after it was made
+    timeout: float = 10.0  # per delivery attempt
+    allow_private_addresses: bool = False  # callbacks to loopback, link-local, private hosts
+    concurrency: int = 8  # deliveries in flight at once
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class MetricsConfig:
     key_label: bool = True  # turn off to drop the `key` label on deployments with many keys
 
@@ -182,3 +199,4 @@ class Config:
     routing: RoutingConfig
     health: HealthConfig
     metrics: MetricsConfig
+    webhooks: WebhooksConfig = WebhooksConfig()

@@ -44,6 +44,7 @@ from router.config.reader import (
     field_names,
     report_repeats,
 )
+from router.config.webhooks import parse_key_webhook
 
 _REDIS_SCHEMES = ("redis://", "rediss://")
 _SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
@@ -240,6 +241,7 @@ def _parse_key(s: Section, catalogue: Mapping[str, ModelSpec]) -> ClientKeyConfi
             str(value) if isinstance(value, str) and (value == "*" or value in catalogue) else None
         )
 
+    url, secret, events = parse_key_webhook(s)
     return ClientKeyConfig(
         name=s.required_text("name"),
         key_sha256=_key_digest(s),
@@ -248,6 +250,9 @@ def _parse_key(s: Section, catalogue: Mapping[str, ModelSpec]) -> ClientKeyConfi
         daily_budget_usd=s.positive("daily_budget_usd", None),
         models=_list_of(s, "models", allowed_model, 'must be "*" or a model of the catalogue')
         or _KEY_DEFAULTS.models,
+        webhook_url=url,
+        webhook_secret=secret,
+        webhook_events=events,
     )
 
 

@@ -424,6 +424,7 @@ class Dispatcher:
             source_video_id=None if request.operation is Operation.REMIX else source.id,
             segment_seconds=request.segment_seconds,
             extensions=request.extensions,
+            callback_url=request.callback_url,
         )
         job.request_id = REQUEST_ID.get()
         self._first_sight(job, seen, now)
@@ -508,6 +509,7 @@ class Dispatcher:
             segment_seconds=request.segment_seconds,
             extensions=request.extensions,
             characters=request.characters,
+            callback_url=request.callback_url,
         )
         if placed.seen is not None:
             self._first_sight(job, placed.seen, now)

@@ -162,6 +162,7 @@ class Job:
     segment_seconds: int | None = None  # an extension: the new segment (``seconds`` is the total)
     extensions: int = 0  # extension steps in this video's chain
     characters: tuple[str, ...] = ()  # our character ids cast in the render
+    callback_url: str | None = None  # where this job's webhook events also go (per request)
     # (version, bytes) of the client-facing body last served for this job; reads of an
     # unchanged job reuse it (``router.api.openai.video_body``). Not persisted.
     served: tuple[int, bytes] | None = field(default=None, repr=False, compare=False)
@@ -311,6 +312,7 @@ class Job:
             "segment_seconds": self.segment_seconds,
             "extensions": self.extensions,
             "characters": list(self.characters),
+            "callback_url": self.callback_url,
         }
 
     @classmethod
@@ -339,4 +341,5 @@ class Job:
             segment_seconds=record.get("segment_seconds"),
             extensions=record.get("extensions", 0),
             characters=tuple(record.get("characters", ())),
+            callback_url=record.get("callback_url"),
         )

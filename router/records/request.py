@@ -29,6 +29,7 @@ class CreateRequest:
     extensions: int = 0
     characters: tuple[str, ...] = ()  # our character ids
     source_video_id: str | None = None  # our job an edit or extension starts from
+    callback_url: str | None = None  # where the job's webhook events also go
 
     @property
     def rendered_seconds(self) -> int:
@@ -75,6 +76,7 @@ class CreateRequest:
             segment_seconds=job.segment_seconds,
             extensions=job.extensions,
             characters=job.characters,
+            callback_url=job.callback_url,
         )
 
 

@@ -4,28 +4,22 @@ A character is ours (``char_`` + 32 hex digits) and keeps its clip, so it can be
 any provider the first time a render casting it goes there (``router.jobs.operations``); the
 id each provider gave it is remembered per provider, and a render that fails over takes its
 characters along. ``CharacterStore`` is the seam; ``SqliteCharacterStore`` keeps two tables in
-the job store's SQLite file (its own connection, WAL; SQLite serialises the two writers),
-every character's name and owner in memory, and reads a clip from disk only when a provider
-needs it. Calls are rare (uploads, first use per provider), so each runs on a worker thread
-of its own rather than in the job store's batching writer.
+the job store's SQLite file (``router.store.side_tables``), every character's name and owner
+in memory, and reads a clip from disk only when a provider needs it.
 
 It decides nothing about who may see a character: ``router.api`` checks the owner.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import os
 import secrets
 import sqlite3
-import threading
-from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Protocol
 
 from providers.base import SourceVideo
+from router.store.side_tables import SideTables
 
 __all__ = ["Character", "CharacterStore", "SqliteCharacterStore", "new_character_id"]
 
@@ -37,9 +31,6 @@ CREATE TABLE IF NOT EXISTS character_uploads (
     character_id TEXT NOT NULL, provider TEXT NOT NULL, upstream_id TEXT NOT NULL,
     PRIMARY KEY (character_id, provider));
 """
-
-
-_T = TypeVar("_T")
 
 
 def new_character_id() -> str:
@@ -69,19 +60,17 @@ class CharacterStore(Protocol):
 class SqliteCharacterStore:
     """Characters in the job store's file; names and owners in memory."""
 
-    __slots__ = ("_characters", "_conn", "_lock", "_path", "_uploads")
+    __slots__ = ("_characters", "_db", "_uploads")
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        self._path = Path(path)
-        self._conn: sqlite3.Connection | None = None
-        self._lock = threading.Lock()  # one connection, used by one worker thread at a time
+        self._db = SideTables(path, _SCHEMA)
         self._characters: dict[str, Character] = {}
         self._uploads: dict[tuple[str, str], str] = {}  # (character, provider) -> upstream id
 
     async def open(self) -> None:
-        self._conn, characters, uploads = await asyncio.to_thread(_open, self._path)
+        await self._db.open()
+        characters, self._uploads = await self._db.run(_load)
         self._characters = {c.id: c for c in characters}
-        self._uploads = uploads
 
     def get(self, character_id: str) -> Character | None:
         return self._characters.get(character_id)
@@ -97,7 +86,7 @@ class SqliteCharacterStore:
             clip.content_type,
             clip.data or b"",
         )
-        await self._run(
+        await self._db.run(
             lambda conn: conn.execute("INSERT INTO characters VALUES (?, ?, ?, ?, ?, ?, ?)", row)
         )
         self._characters[character.id] = character
@@ -113,14 +102,14 @@ class SqliteCharacterStore:
             filename, content_type, data = found
             return SourceVideo(data=data, filename=filename, content_type=content_type)
 
-        return await self._run(read)
+        return await self._db.run(read)
 
     async def upstream_id(self, character_id: str, provider: str) -> str | None:
         return self._uploads.get((character_id, provider))
 
     async def remember(self, character_id: str, provider: str, upstream_id: str) -> None:
         row = (character_id, provider, upstream_id)
-        await self._run(
+        await self._db.run(
             lambda conn: conn.execute(
                 "INSERT OR REPLACE INTO character_uploads VALUES (?, ?, ?)", row
             )
@@ -128,42 +117,18 @@ class SqliteCharacterStore:
         self._uploads[character_id, provider] = upstream_id
 
     async def close(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            await asyncio.to_thread(conn.close)
-
-    async def _run(self, call: Callable[[sqlite3.Connection], _T]) -> _T:
-        conn = self._conn
-        if conn is None:
-            raise RuntimeError("the character store is not open")
-
-        def locked() -> _T:
-            with self._lock, conn:  # ``with conn``: one transaction, committed or rolled back
-                return call(conn)
-
-        return await asyncio.to_thread(locked)
+        await self._db.close()
 
 
-def _open(
-    path: Path,
-) -> tuple[sqlite3.Connection, list[Character], dict[tuple[str, str], str]]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(path, check_same_thread=False, timeout=10.0)
-    try:
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.executescript(_SCHEMA)
-        characters = [
-            Character(*row)
-            for row in conn.execute("SELECT id, owner, name, created_at FROM characters")
-        ]
-        uploads = {
-            (character, provider): upstream
-            for character, provider, upstream in conn.execute(
-                "SELECT character_id, provider, upstream_id FROM character_uploads"
-            )
-        }
-    except BaseException:
-        with contextlib.suppress(sqlite3.Error):
-            conn.close()
-        raise
-    return conn, characters, uploads
+def _load(conn: sqlite3.Connection) -> tuple[list[Character], dict[tuple[str, str], str]]:
+    characters = [
+        Character(*row)
+        for row in conn.execute("SELECT id, owner, name, created_at FROM characters")
+    ]
+    uploads = {
+        (character, provider): upstream
+        for character, provider, upstream in conn.execute(
+            "SELECT character_id, provider, upstream_id FROM character_uploads"
+        )
+    }
+    return characters, uploads

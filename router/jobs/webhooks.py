@@ -1,0 +1,287 @@
+"""Webhooks: a job that settles becomes events in the outbox; a worker delivers them, at least
+once, signed as Standard Webhooks.
+
+Targets of a settled job: its key's ``webhook_url`` (for the event types the key chose) and the
+``callback_url`` its create named (``notify_hook`` in the relay dialect). Each target gets one
+event, ``{id: "evt_...", object: "event", created_at, type, data: {id}}`` in OpenAI's shape,
+written to the outbox (``router.store.outbox``) before any attempt; the outbox makes one event
+per job, type and URL however often the job is announced. At start, each key's jobs that
+settled within ``give_up_after`` are walked once and any event not in the outbox is added, so a
+crash between a job's settling and its event's insert loses nothing.
+
+The worker claims due events (leased for the delivery timeout, so an event is never sent twice
+at once) and POSTs each with ``webhook-id`` (the event id, stable across retries),
+``webhook-timestamp`` and ``webhook-signature`` (``v1,`` + base64 HMAC-SHA256 over
+``id.timestamp.body`` with the key's ``whsec_`` secret; the SDK's
+``client.webhooks.verify_signature`` accepts it). A 2xx is delivered; anything else is tried
+again after ``first_delay * factor ** attempts`` (at most ``max_delay``, times a random factor
+within ``1 +- jitter``) until ``give_up_after`` from the event's making. Callbacks go only to
+public addresses unless ``webhooks.allow_private_addresses`` (names are judged by the addresses
+they resolve to, at connect time).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+import hmac
+import ipaddress
+import logging
+import random
+import secrets
+import socket
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import DefaultResolver
+from yarl import URL
+
+from monitoring.metrics import Metrics
+from providers.addresses import is_public
+from router.config.live import LiveConfig
+from router.config.model import ClientKeyConfig
+from router.config.webhooks import secret_key
+from router.jsonio import dumps
+from router.records.job import Job, JobState
+from router.store.outbox import OutboxEvent, WebhookOutbox
+from router.store.sqlite import JobStore
+
+log = logging.getLogger(__name__)
+
+BATCH = 64  # events claimed at once
+IDLE = 1.0  # seconds between looks at the outbox when nothing woke the worker
+
+
+def event_type(job: Job) -> str | None:
+    if job.state is JobState.COMPLETED:
+        return "video.completed"
+    return "video.failed" if job.state is JobState.FAILED else None
+
+
+def callback_refusal(url: str, allow_private: bool) -> str | None:
+    """Why ``url`` cannot be a callback (checked at request time), or None."""
+    parsed = URL(url)
+    if parsed.scheme not in ("http", "https") or not parsed.host or len(url) > 2048:
+        return "must be an http(s) URL of at most 2048 characters"
+    host = parsed.host
+    try:
+        ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        literal = False
+    else:
+        literal = True
+    if not allow_private and (host == "localhost" or (literal and not is_public(host))):
+        return "must not point at a loopback, link-local or private address"
+    return None
+
+
+class PublicResolver(AbstractResolver):
+    """The default resolver, refusing names that resolve to a non-public address."""
+
+    def __init__(self) -> None:
+        self._inner = DefaultResolver()
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        found = await self._inner.resolve(host, port, family)
+        if any(not is_public(r["host"]) for r in found):
+            raise OSError(f"{host} resolves to a non-public address; callbacks may not go there")
+        return found
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
+class Webhooks:
+    """Turns settled jobs into outbox events and delivers them."""
+
+    def __init__(
+        self,
+        *,
+        outbox: WebhookOutbox,
+        config: LiveConfig,
+        store: JobStore,
+        metrics: Metrics,
+        clock: Callable[[], float],
+        rng: random.Random | None = None,
+    ) -> None:
+        self._outbox = outbox
+        self._config = config
+        self._store = store
+        self._metrics = metrics
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._wake = asyncio.Event()
+        self._session: aiohttp.ClientSession | None = None
+        self._settings = config.current.webhooks
+        self._noticing: set[asyncio.Task[None]] = set()
+
+    # -- events ------------------------------------------------------------------------------
+
+    def notice(self, job: Job) -> None:
+        """``job`` just settled here: add its events in the background (the poller's hook)."""
+        task = asyncio.create_task(self._notice(job))
+        self._noticing.add(task)
+        task.add_done_callback(self._noticing.discard)
+
+    async def _notice(self, job: Job) -> None:
+        try:
+            await self.settled(job)
+        except Exception:  # the start-up backfill adds it after a restart
+            log.exception("webhooks: job %s: its events could not be queued", job.id)
+
+    async def settled(self, job: Job) -> int:
+        """Add the events of a settled ``job`` to the outbox; how many were new."""
+        kind = event_type(job)
+        if kind is None:
+            return 0
+        added = 0
+        for url in self._targets(job, kind):
+            event_id = "evt_" + secrets.token_hex(16)
+            body = {
+                "id": event_id,
+                "object": "event",
+                "created_at": int(self._clock()),
+                "type": kind,
+                "data": {"id": job.id},
+            }
+            event = OutboxEvent(event_id, job.id, kind, url, job.owner, dumps(body), self._clock())
+            added += await self._outbox.add(event)
+        if added:
+            self._wake.set()
+        return added
+
+    async def backfill(self) -> int:
+        """Add any missing event of jobs settled within ``give_up_after`` (at start)."""
+        oldest = self._clock() - self._settings.give_up_after
+        added = 0
+        for key in self._config.current.keys:
+            after: str | None = None
+            while True:
+                page, more = self._store.list_owned(key.name, after=after, limit=500, order="desc")
+                for job in page:
+                    if job.completed_at is not None and job.completed_at >= oldest:
+                        added += await self.settled(job)
+                if not more or not page or page[-1].created_at < oldest:
+                    break
+                after = page[-1].id
+        return added
+
+    def _targets(self, job: Job, kind: str) -> list[str]:
+        urls = []
+        key = self._key(job.owner)
+        if key is not None and key.webhook_url and kind in key.webhook_events:
+            urls.append(key.webhook_url)
+        if job.callback_url and job.callback_url not in urls:
+            urls.append(job.callback_url)
+        return urls
+
+    def _key(self, name: str) -> ClientKeyConfig | None:
+        return next((k for k in self._config.current.keys if k.name == name), None)
+
+    # -- delivery ----------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Deliver due events until cancelled."""
+        settings = self._settings
+        slots = asyncio.Semaphore(settings.concurrency)
+        running: set[asyncio.Task[None]] = set()
+        try:
+            while True:
+                await self._report()
+                due = await self._outbox.claim(self._clock(), settings.timeout + 5, BATCH)
+                for event in due:
+                    await slots.acquire()
+                    task = asyncio.create_task(self._deliver(event, slots))
+                    running.add(task)
+                    task.add_done_callback(running.discard)
+                if len(due) < BATCH:
+                    self._wake.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), IDLE)
+        finally:
+            for task in running:
+                task.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
+
+    async def aclose(self) -> None:
+        await asyncio.gather(*self._noticing, return_exceptions=True)
+        if self._session is not None:
+            await self._session.close()
+
+    async def _deliver(self, event: OutboxEvent, slots: asyncio.Semaphore) -> None:
+        try:
+            error = await self._post(event)
+            now = self._clock()
+            if error is None:
+                await self._outbox.delivered(event.id, now)
+                self._metrics.webhook_delivered("delivered")
+                return
+            delay = self.delay(event.attempts)
+            if now + delay - event.created_at > self._settings.give_up_after:
+                await self._outbox.gave_up(event.id, now, error)
+                self._metrics.webhook_delivered("gave_up")
+                log.warning("webhook %s for job %s: gave up (%s)", event.id, event.job_id, error)
+            else:
+                await self._outbox.failed(event.id, now + delay, error)
+                self._metrics.webhook_delivered("retry")
+                log.info("webhook %s: %s; next try in %.0fs", event.id, error, delay)
+        finally:
+            slots.release()
+
+    def delay(self, attempts: int) -> float:
+        """Seconds before the next try of an event that failed ``attempts + 1`` times."""
+        s = self._settings
+        base = min(s.first_delay * s.factor**attempts, s.max_delay)
+        return base * self._rng.uniform(1 - s.jitter, 1 + s.jitter)
+
+    async def _post(self, event: OutboxEvent) -> str | None:
+        """One attempt; None on a 2xx, else why not."""
+        headers = {"Content-Type": "application/json", "User-Agent": "sora-api-proxy-webhooks"}
+        key = self._key(event.owner)
+        if key is not None and key.webhook_secret:
+            headers |= signed_headers(
+                secret_key(key.webhook_secret), event.id, int(self._clock()), event.body
+            )
+        else:
+            headers |= {"webhook-id": event.id, "webhook-timestamp": str(int(self._clock()))}
+        try:
+            async with self._client().post(
+                event.url, data=event.body, headers=headers, allow_redirects=False
+            ) as reply:
+                await reply.read()
+                return None if 200 <= reply.status < 300 else f"HTTP {reply.status}"
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            return type(exc).__name__
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            s = self._settings
+            resolver: Any = None if s.allow_private_addresses else PublicResolver()
+            connector = aiohttp.TCPConnector(resolver=resolver, limit=s.concurrency)
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                timeout=aiohttp.ClientTimeout(total=s.timeout),
+            )
+        return self._session
+
+    async def _report(self) -> None:
+        depth, oldest = await self._outbox.pending()
+        age = 0.0 if oldest is None else max(0.0, self._clock() - oldest)
+        self._metrics.webhook_queue(depth, age)
+
+
+def signed_headers(key: bytes, event_id: str, timestamp: int, body: bytes) -> dict[str, str]:
+    """The Standard Webhooks headers of one delivery attempt."""
+    signed = f"{event_id}.{timestamp}.".encode() + body
+    digest = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+    return {
+        "webhook-id": event_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": f"v1,{digest}",
+    }
