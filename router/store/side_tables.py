@@ -49,9 +49,17 @@ class SideTables:
         return await asyncio.to_thread(locked)
 
     async def close(self) -> None:
+        """Close once every call already running has finished (a call awaited by a cancelled
+        task goes on in its thread: closing under it would pull the connection away mid-query)."""
         conn, self._conn = self._conn, None
-        if conn is not None:
-            await asyncio.to_thread(conn.close)
+        if conn is None:
+            return
+
+        def locked() -> None:
+            with self._lock:
+                conn.close()
+
+        await asyncio.to_thread(locked)
 
 
 def _connect(path: Path, schema: str) -> sqlite3.Connection:
