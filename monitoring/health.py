@@ -1,11 +1,16 @@
-"""Provider health: outcome statistics, 429 cooldowns, outlier ejection and active probes.
+"""Provider health: outcome statistics, 429 cooldowns, drains, outlier ejection and probes.
 
 ``ProviderHealth`` is the one place the router reports what happened at a provider and asks
 whether it may be used. It keeps, per provider, exponentially weighted averages of submit
 latency and render time, a sliding success rate of renders (for expected-cost routing), the
-429 cooldown (``Retry-After``; never a health signal) and delegates ejection to the
-``OutlierDetector``. ``HealthChecker`` runs the active probes: free calls only
+429 cooldown (``Retry-After``; never a health signal), the admin drain, and delegates ejection
+to the ``OutlierDetector``. ``HealthChecker`` runs the active probes: free calls only
 (``Provider.probe``: a list or a status read), never a render.
+
+Everything but the two averages is the health board's (``monitoring.board``): each change is a
+``HealthEvent``, applied here at once and handed to ``forward`` when set, so a fleet can put it
+on the shared board; ``adopt`` takes the shared entries back. On its own, a ``ProviderHealth``
+is the in-process ``HealthBoard`` (``report`` and ``read``).
 
 This module must not import from ``router``; time is passed in or read from an injected clock.
 """
@@ -15,10 +20,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from monitoring.outlier import OutlierDetector, OutlierSettings
+from monitoring.board import Change, HealthEvent, SharedView
+from monitoring.outlier import OutlierDetector, OutlierSettings, ProviderOutliers
 from providers.base import Provider, ProviderError
 
 log = logging.getLogger(__name__)
@@ -47,20 +53,21 @@ def _ewma(old: float | None, sample: float) -> float:
 class ProviderHealth:
     """Outcomes in, usability out, for every configured provider."""
 
-    __slots__ = ("_clock", "_stats", "outliers")
+    __slots__ = ("_clock", "_drained", "_stats", "forward", "outliers")
 
     def __init__(
         self, providers: list[str], settings: OutlierSettings, clock: Callable[[], float]
     ) -> None:
         self._clock = clock
         self._stats = {name: ProviderStats() for name in providers}
+        self._drained: set[str] = set()
         self.outliers = OutlierDetector(providers, settings)
+        self.forward: Callable[[HealthEvent], None] | None = None  # to a shared board
 
     def track(self, providers: list[str]) -> None:
         """Start keeping statistics for providers added by a config reload."""
         for name in providers:
-            self._stats.setdefault(name, ProviderStats())
-        self.outliers.track(providers)
+            self._post(HealthEvent(change=Change.TRACK, provider=name))
 
     def stats(self, provider: str) -> ProviderStats:
         return self._stats[provider]
@@ -70,20 +77,22 @@ class ProviderHealth:
         if ok:
             s = self._stats[provider]
             s.submit_latency = _ewma(s.submit_latency, latency)
-        self.outliers.record(provider, ok, self._clock())
+        self._post(HealthEvent(change=Change.OUTCOME, provider=provider, ok=ok, at=self._clock()))
 
     def rendered(self, provider: str, ok: bool, seconds: float | None = None) -> None:
         """A render finished, failed, stalled or expired for a provider reason."""
         s = self._stats[provider]
-        s.renders.append(ok)
         if ok and seconds is not None:
             s.render_time = _ewma(s.render_time, seconds)
-        self.outliers.record(provider, ok, self._clock())
+        now = self._clock()
+        self._post(
+            HealthEvent(change=Change.OUTCOME, provider=provider, ok=ok, at=now, render=True)
+        )
 
     def cool(self, provider: str, retry_after: float | None) -> None:
         """A 429: skip the provider for ``retry_after`` seconds (1 s when it did not say)."""
-        s = self._stats[provider]
-        s.cooling_until = max(s.cooling_until, self._clock() + (retry_after or 1.0))
+        until = self._clock() + (retry_after or 1.0)
+        self._post(HealthEvent(change=Change.COOLDOWN, provider=provider, at=until))
 
     def cooling(self, provider: str) -> bool:
         return self._stats[provider].cooling_until > self._clock()
@@ -95,6 +104,13 @@ class ProviderHealth:
     def ejected(self, provider: str) -> bool:
         return self.outliers.ejected(provider)
 
+    def drain(self, provider: str, drained: bool) -> None:
+        """Stop (or resume) sending new renders to ``provider``."""
+        self._post(HealthEvent(change=Change.DRAIN, provider=provider, drained=drained))
+
+    def drained(self, provider: str) -> bool:
+        return provider in self._drained
+
     async def probe(self, name: str, adapter: Provider) -> bool:
         """One free call to ``adapter``; its result goes to the outlier detector."""
         try:
@@ -104,8 +120,81 @@ class ProviderHealth:
             ok = False
         else:
             ok = True
-        self.outliers.probed(name, ok, self._clock())
+        self._post(HealthEvent(change=Change.PROBE, provider=name, ok=ok, at=self._clock()))
         return ok
+
+    # -- the board -------------------------------------------------------------------------
+
+    def _post(self, event: HealthEvent) -> None:
+        self.apply(event)
+        if self.forward is not None:
+            self.forward(event)
+
+    def apply(self, event: HealthEvent) -> None:
+        """Fold ``event`` into this process's record (nothing is forwarded)."""
+        name = event.provider
+        if name not in self._stats:
+            self._stats[name] = ProviderStats()
+            self.outliers.track([name])
+        change = event.change
+        if change is Change.OUTCOME:
+            if event.render:
+                self._stats[name].renders.append(event.ok)
+            self.outliers.record(name, event.ok, event.at)
+        elif change is Change.PROBE:
+            self.outliers.probed(name, event.ok, event.at)
+        elif change is Change.COOLDOWN:
+            s = self._stats[name]
+            s.cooling_until = max(s.cooling_until, event.at)
+        elif change is Change.DRAIN:
+            if event.drained:
+                self._drained.add(name)
+            else:
+                self._drained.discard(name)
+
+    def view(self, provider: str) -> SharedView:
+        """``provider``'s board entry as this process sees it."""
+        stats, rec = self._stats.get(provider), self.outliers.find(provider)
+        if stats is None or rec is None:
+            return SharedView(drained=provider in self._drained)
+        return SharedView(
+            consecutive=rec.consecutive,
+            outcomes=tuple(rec.outcomes),
+            renders=tuple(stats.renders),
+            ejections=rec.ejections,
+            ejected_until=rec.ejected_until,
+            cooling_until=stats.cooling_until,
+            drained=provider in self._drained,
+        )
+
+    def adopt(self, views: Mapping[str, SharedView]) -> None:
+        """Take the shared board's entries as this process's own (a fleet's refresh)."""
+        for name, view in views.items():
+            stats = self._stats.get(name)
+            if stats is None:
+                continue  # not configured here (yet): the next refresh after a reload has it
+            stats.renders.clear()
+            stats.renders.extend(view.renders)
+            stats.cooling_until = max(stats.cooling_until, view.cooling_until)
+            self.outliers.adopt(
+                name,
+                ProviderOutliers(
+                    consecutive=view.consecutive,
+                    outcomes=deque(view.outcomes),
+                    ejections=view.ejections,
+                    ejected_until=view.ejected_until,
+                ),
+            )
+            if view.drained:
+                self._drained.add(name)
+            else:
+                self._drained.discard(name)
+
+    async def report(self, event: HealthEvent) -> None:
+        self.apply(event)
+
+    async def read(self, providers: Collection[str]) -> Mapping[str, SharedView]:
+        return {name: self.view(name) for name in providers}
 
 
 class HealthChecker:

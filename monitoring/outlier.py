@@ -90,6 +90,13 @@ class OutlierDetector:
     def view(self, provider: str) -> ProviderOutliers:
         return self._records[provider]
 
+    def find(self, provider: str) -> ProviderOutliers | None:
+        return self._records.get(provider)
+
+    def adopt(self, provider: str, record: ProviderOutliers) -> None:
+        """Replace ``provider``'s record with the fleet's shared one."""
+        self._records[provider] = record
+
     def _room_to_eject(self) -> bool:
         ejected = sum(1 for name in self._records if self.ejected(name))
         return (ejected + 1) / len(self._records) <= self.settings.max_ejected_share

@@ -9,7 +9,8 @@ check: when it is not empty but ``candidates`` is, the create waits for room (th
 dispatcher's admission queue) instead of failing.
 
 Drained providers (``drain``, from the admin API) take no new renders, not even in panic;
-their jobs in flight carry on. ``configure`` takes a reloaded config.
+their jobs in flight carry on. Drains are kept by ``ProviderHealth`` (the health board), so a
+fleet shares them. ``configure`` takes a reloaded config.
 
 Panic: when the healthy share of the capable providers falls below ``health.panic_threshold``
 (or none is healthy), ejection is ignored and every capable provider is a candidate, so a
@@ -38,7 +39,6 @@ class Selector:
         "_capable",
         "_catalogue",
         "_contexts",
-        "_drained",
         "_latency_weight",
         "_limits",
         "_panic_threshold",
@@ -56,7 +56,6 @@ class Selector:
         self._pool = pool
         self._limits = limits
         self._rng = random.Random(config.routing.seed)
-        self._drained: set[str] = set()
         self.health = health
         self.configure(config)
 
@@ -69,17 +68,13 @@ class Selector:
         self._panic_threshold = config.health.panic_threshold
         self._probe_interval = config.health.probe_interval
         self._latency_weight = config.routing.latency_weight
-        self._drained &= {entry.name for entry in self._pool}
 
     def drain(self, provider: str, drained: bool) -> None:
         """Stop (or resume) sending new renders to ``provider``."""
-        if drained:
-            self._drained.add(provider)
-        else:
-            self._drained.discard(provider)
+        self.health.drain(provider, drained)
 
     def drained(self, provider: str) -> bool:
-        return provider in self._drained
+        return self.health.drained(provider)
 
     def capable(
         self, model: str, size: str, seconds: int, needs: frozenset[str] = frozenset()
@@ -126,12 +121,12 @@ class Selector:
     ) -> list[Candidate]:
         """Capable, healthy (or panicking), not cooling, not tried; in strategy order."""
         capable = self.capable(model, size, seconds, needs)
-        health, drained = self.health, self._drained
+        health = self.health
         panic: bool | None = None  # worked out only when some candidate is ejected
         usable: list[Candidate] = []
         for c in capable:
             name = c.entry.name
-            if name in tried or name in drained or health.cooling(name):
+            if name in tried or health.drained(name) or health.cooling(name):
                 continue
             if health.ejected(name):
                 if panic is None:
@@ -159,7 +154,7 @@ class Selector:
         name = c.entry.name
         if name in tried:
             return "tried already"
-        if name in self._drained:
+        if self.health.drained(name):
             return "drained"
         if self.health.cooling(name):
             return "cooling down"
@@ -187,7 +182,7 @@ class Selector:
         waits: list[float] = []
         for c in self.capable(model, size, seconds):
             name = c.entry.name
-            if name in self._drained:
+            if self.health.drained(name):
                 states.append(f"{name} is drained")
                 waits.append(self._probe_interval)
             elif self.health.cooling(name):

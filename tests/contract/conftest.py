@@ -2,7 +2,8 @@
 
 ``backend`` parametrises a suite over the in-process implementation, one Redis server and a
 three-master Redis Cluster (real servers from ``tests/redis_rig.py``); ``redis_config`` is the
-store config that reaches the backend's Redis.
+store config that reaches the backend's Redis. ``fleet`` gives the coordination suites
+(counters, health board, leases) client connections as separate instances would make them.
 """
 
 from __future__ import annotations
@@ -12,11 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 
 from router.config.model import StoreConfig
 from router.events.base import JobEvents
 from router.events.local import LocalJobEvents
 from router.events.redis import RedisJobEvents
+from router.fleet.bus import Bus, RedisBus
 from router.store.base import JobStore
 from router.store.redis import RedisJobStore
 from router.store.redis_client import RedisClient, connect
@@ -94,3 +98,61 @@ async def backing(tmp_path: Path, redis_config: StoreConfig | None) -> AsyncIter
     backing = Backing(tmp_path / "jobs.db", redis_config)
     yield backing
     await backing.close()
+
+
+@dataclass
+class Fleet:
+    """Instances' connections to one backend; ``kind`` is local, redis or cluster."""
+
+    kind: str
+    url: str | None
+    clients: list[Redis | RedisCluster] = field(default_factory=list)
+    buses: list[Bus] = field(default_factory=list)
+
+    def client(self) -> Redis | RedisCluster:
+        """A new connection, as a new instance would make."""
+        assert self.url is not None, "the local backend has no Redis"
+        client: Redis | RedisCluster
+        if self.kind == "cluster":
+            client = RedisCluster.from_url(self.url)
+        else:
+            client = Redis.from_url(self.url)
+        self.clients.append(client)
+        return client
+
+    def bus(self, client: Redis | RedisCluster | None = None) -> Bus:
+        """A new instance's bus (the local backend has none: one process needs none)."""
+        bus = RedisBus(client if client is not None else self.client())
+        self.buses.append(bus)
+        return bus
+
+    async def start(self) -> None:
+        """Connect every client (as an instance does at start-up) and start the buses."""
+        for client in self.clients:
+            await client.ping()
+        for bus in self.buses:
+            await bus.start()
+
+    async def close(self) -> None:
+        for bus in self.buses:
+            await bus.stop()
+        for client in self.clients:
+            await client.aclose()
+
+
+@pytest.fixture
+async def fleet(backend: str, request: pytest.FixtureRequest) -> AsyncIterator[Fleet]:
+    """Connections to an empty backend as a fleet's instances make them (a fresh server, or the
+    session's cluster flushed); the coordination suites (counters, board, leases) take this."""
+    kind = backend
+    url: str | None = None
+    if kind == "redis":
+        server: RedisServer = request.getfixturevalue("redis_server")
+        url = server.url
+    elif kind == "cluster":
+        url = request.getfixturevalue("redis_cluster_url")
+    found = Fleet(kind, url)
+    try:
+        yield found
+    finally:
+        await found.close()
