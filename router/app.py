@@ -10,9 +10,10 @@ the design"). A catch-all route, last, answers paths no route takes with the Ope
 carries (``X-Request-Id``, CORS) are added by ``router.api.stamp``.
 
 Cleanup contexts, in dependency order (torn down in reverse): the Redis client when the store
-backend is redis (``router.runtime.redis_connection``), providers (adapters and
-embedded simulators), health (``router.runtime.health``: selector and probes), the job store (loads
-jobs), the poller and dispatcher (resume in-flight jobs), then the frozen heap
+backend is redis (``router.runtime.redis_connection``), the fleet's limits and bus (redis only,
+``router.runtime.fleet``), providers (adapters and embedded simulators), health
+(``router.runtime.health``: selector and probes), the shared health board (redis only), the job
+store (loads jobs), the poller and dispatcher (resume in-flight jobs), then the frozen heap
 (``router.runtime.heap``: keeps full GC passes off requests).
 Readiness turns on when all have started and off first at shutdown.
 Nothing is created at import time.
@@ -61,6 +62,7 @@ from router.jsonio import json_headers, json_response
 from router.limits.local import Limits, completed_today
 from router.logs import ACCESS_LOGGER, REQUEST_ID, request_id_from
 from router.routing.pool import ProviderPool
+from router.runtime.fleet import fleet_health, fleet_limits
 from router.runtime.health import health_context, live_state
 from router.runtime.heap import frozen_heap
 from router.runtime.redis_connection import redis_context
@@ -101,7 +103,17 @@ def create_app(
     app[keys.LINKS] = LinkSigner(config.server, clock)
     app[keys.CORS] = CorsPolicy(config.server.cors_origins)
     app.cleanup_ctx.extend(
-        [redis_context, _providers, health_context, _store, _jobs, _webhooks, frozen_heap]
+        [
+            redis_context,
+            fleet_limits,
+            _providers,
+            health_context,
+            fleet_health,
+            _store,
+            _jobs,
+            _webhooks,
+            frozen_heap,
+        ]
     )
     routes = (
         *_ROUTES,

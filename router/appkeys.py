@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 
+from monitoring.board_sync import HealthSync
 from monitoring.health import HealthChecker, ProviderHealth
 from monitoring.metrics import Metrics
 from router.access.auth import ClientKey, KeyRing
@@ -13,6 +14,7 @@ from router.access.cors import CorsPolicy
 from router.access.links import LinkSigner
 from router.config.live import LiveConfig
 from router.events.base import JobEvents
+from router.fleet.bus import Bus
 from router.jobs.dispatch import Dispatcher
 from router.jobs.idempotency import Idempotency
 from router.jobs.poller import Poller
@@ -50,6 +52,11 @@ IDEMPOTENCY = web.AppKey("idempotency", Idempotency)
 LIMITS = web.AppKey("limits", Limits)
 LINKS = web.AppKey("links", LinkSigner)
 CORS = web.AppKey("cors", CorsPolicy)  # server.cors_origins; needs a restart to change
+# a fleet's (store.backend redis; router.runtime.fleet): the bus, this instance's id among the
+# fleet's, and the health board's sync
+BUS: web.AppKey[Bus] = web.AppKey("bus")
+INSTANCE = web.AppKey("instance", str)
+HEALTH_SYNC = web.AppKey("health_sync", HealthSync)
 READY = web.AppKey("ready", list[bool])  # one mutable cell: flipped by startup and shutdown
 
 POLL_HEADERS = web.AppKey("poll_headers", dict[str, str])  # JSON + openai-poll-after-ms, built once

@@ -1,8 +1,10 @@
 """``sora-proxy serve | check | simulate | hash-key``: the command line, loop choice, exit codes.
 
 Exit codes: 0 fine, 1 the config has problems (each printed by dotted path), 2 bad usage (for
-``hash-key``, also an unusable key), 3 the listen address cannot be taken (``serve``, checked
-before anything starts: one line, no traceback).
+``hash-key``, also an unusable key; for ``serve --workers`` above 1, a store that workers cannot
+share), 3 the listen address cannot be taken (``serve``, checked before anything starts: one
+line, no traceback). ``serve --workers N`` runs N worker processes on one port under a
+supervisor (``router.runtime.supervisor``).
 ``--log-level`` and ``--log-format`` go before or after the command. uvloop is used when
 installed; the loop is chosen here and nowhere else.
 """
@@ -55,20 +57,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     from router.app import create_app  # the server side only when serving
     from router.runtime.reload import reload_on_sighup
+    from router.runtime.supervisor import metrics_listener
 
     config = with_listen_overrides(config, args.host, args.port)
+    if args.workers < 1:
+        print("sora-proxy: --workers must be at least 1", file=sys.stderr)
+        return 2
+    if args.workers > 1:
+        return _supervise(args, config)
     try:
-        listener = listen(config.server.host, config.server.port)
+        listener = listen(config.server.host, config.server.port, reuse_port=args.reuse_port)
     except OSError as exc:
-        print(
-            f"sora-proxy: cannot listen on {config.server.host}:{config.server.port}: "
-            f"{os.strerror(exc.errno) if exc.errno else exc}",
-            file=sys.stderr,
-        )
-        return CANNOT_LISTEN
+        return _cannot_listen(config, exc)
     _install_uvloop()
     app = create_app(config, config_path=Path(args.config), log_access=args.access_log)
     app.cleanup_ctx.append(reload_on_sighup)
+    if args.metrics_port is not None:
+        app.cleanup_ctx.append(metrics_listener(args.metrics_port + args.worker_index))
     web.run_app(
         app,
         sock=listener,
@@ -78,11 +83,53 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def listen(host: str, port: int) -> socket.socket:
+def listen(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
     """The server's socket, bound before the app (and its simulators) start, so a taken
-    address is one clear line instead of a traceback after start-up."""
+    address is one clear line instead of a traceback after start-up. ``reuse_port``: a
+    worker's, sharing the port with its siblings (``SO_REUSEPORT``)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    return socket.create_server((host, port), family=family, backlog=1024)
+    return socket.create_server((host, port), family=family, backlog=1024, reuse_port=reuse_port)
+
+
+def _cannot_listen(config: Config, exc: OSError) -> int:
+    print(
+        f"sora-proxy: cannot listen on {config.server.host}:{config.server.port}: "
+        f"{os.strerror(exc.errno) if exc.errno else exc}",
+        file=sys.stderr,
+    )
+    return CANNOT_LISTEN
+
+
+def _supervise(args: argparse.Namespace, config: Config) -> int:
+    """``serve --workers N``: reserve the address, then run N workers under a supervisor."""
+    from router.runtime.supervisor import Supervisor, reserve, worker_command
+
+    if config.store.backend != "redis":
+        print(
+            f"sora-proxy: --workers {args.workers} needs store.backend: redis (workers share "
+            "jobs, limits and health through it; with sqlite each would be a proxy of its own)",
+            file=sys.stderr,
+        )
+        return 2
+    host = config.server.host
+    try:
+        reserved = reserve(host, config.server.port)
+    except OSError as exc:
+        return _cannot_listen(config, exc)
+    port = int(reserved.getsockname()[1])
+    argv = ["--log-level", args.log_level, "--log-format", args.log_format, "serve"]
+    argv += ["--config", args.config]
+    if args.access_log:
+        argv.append("--access-log")
+    if args.metrics_port is not None:
+        argv += ["--metrics-port", str(args.metrics_port)]
+    supervisor = Supervisor(
+        worker_command(argv, host, port), args.workers, config.server.shutdown_timeout
+    )
+    try:
+        return asyncio.run(supervisor.serve())
+    finally:
+        reserved.close()
 
 
 def with_listen_overrides(config: Config, host: str | None, port: int | None) -> Config:
@@ -177,6 +224,20 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--access-log", action="store_true", help="log one line per request (off: faster)"
     )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes sharing the port (above 1 needs store.backend: redis)",
+    )
+    serve.add_argument(
+        "--metrics-port",
+        type=int,
+        help="also serve each worker's /metrics on 127.0.0.1:PORT+i (worker i)",
+    )
+    # set by the supervisor for its workers
+    serve.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
+    serve.add_argument("--worker-index", type=int, default=0, help=argparse.SUPPRESS)
     check = commands.add_parser(
         "check", help="validate a config file and list every problem", parents=[logging_options]
     )

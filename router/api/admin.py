@@ -5,6 +5,10 @@ API does not exist (404); a missing or wrong key is a 401; a valid client key is
 client learns nothing about other clients' jobs or the fleet. The client-key check in front
 of every route (``router.app.fronted``) leaves ``ADMIN_PREFIX`` to this module. Errors render
 in the OpenAI envelope like every other route.
+
+In a fleet (the redis backend) a drain is answered once it is on the shared health board, and
+a reload made through one instance is announced on the bus so every instance reloads its file
+(``router.runtime.fleet``).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from router import appkeys as keys
 from router.errors import Forbidden, InvalidRequest, NotFound, Unauthenticated
 from router.jsonio import json_response
 from router.routing.pool import PoolEntry
+from router.runtime.fleet import broadcast_reload, flush_health
 from router.runtime.reload import reload_config
 
 log = logging.getLogger(__name__)
@@ -49,19 +54,22 @@ async def providers(request: web.Request) -> web.Response:
 
 
 async def drain(request: web.Request) -> web.Response:
-    """No new renders for this provider; its jobs in flight carry on."""
-    return _set_drained(request, True)
+    """No new renders for this provider; its jobs in flight carry on. In a fleet the answer
+    comes once the drain is on the shared board, so every instance has it."""
+    return await _set_drained(request, True)
 
 
 async def enable(request: web.Request) -> web.Response:
     """Undo a drain."""
-    return _set_drained(request, False)
+    return await _set_drained(request, False)
 
 
 async def reload(request: web.Request) -> web.Response:
     """Re-read the config file; a file with problems changes nothing and is a 400 listing them."""
     _check_admin(request)
     result = await reload_config(request.app)
+    if result.applied:
+        await broadcast_reload(request.app)  # every other instance of a fleet reloads too
     if not result.applied:
         raise InvalidRequest(
             "The config was not reloaded; nothing changed. " + "; ".join(result.problems),
@@ -70,13 +78,14 @@ async def reload(request: web.Request) -> web.Response:
     return json_response({"reloaded": True, "restart_required": list(result.restart_required)})
 
 
-def _set_drained(request: web.Request, drained: bool) -> web.Response:
+async def _set_drained(request: web.Request, drained: bool) -> web.Response:
     _check_admin(request)
     app, name = request.app, request.match_info["name"]
     entry = next((e for e in app[keys.POOL] if e.name == name), None)
     if entry is None:
         raise NotFound(f"No configured provider named '{name}'.", param="name")
     app[keys.SELECTOR].drain(name, drained)
+    await flush_health(app)
     log.info("provider %s %s by the admin API", name, "drained" if drained else "re-enabled")
     return json_response(_row(app, entry))
 

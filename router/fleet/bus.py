@@ -2,10 +2,10 @@
 health changed, an admin drain or reload), never state.
 
 A notice is a hint to re-read or re-try; what it is about lives in the store (Redis keys), so a
-notice lost while an instance reconnects costs a delay, never a wrong decision. ``LocalBus``
-delivers in-process (one instance, the sqlite backend); ``RedisBus`` over Redis pub/sub (plain
-PUBLISH is broadcast to every node of a Cluster, so any node's subscription hears it).
-Listeners are plain callables run on the loop; they must not block.
+notice lost while an instance reconnects costs a delay, never a wrong decision. ``RedisBus``
+delivers over Redis pub/sub (plain PUBLISH is broadcast to every node of a Cluster, so any
+node's subscription hears it); one process alone (the sqlite backend) needs no bus. Listeners
+are plain callables run on the loop; they must not block.
 """
 
 from __future__ import annotations
@@ -64,27 +64,6 @@ class _Listeners:
                 log.exception("bus listener on %s raised", channel)
 
 
-class LocalBus:
-    """One process: a notice is delivered at once, to this process only."""
-
-    __slots__ = ("_listeners",)
-
-    def __init__(self) -> None:
-        self._listeners = _Listeners()
-
-    async def publish(self, channel: str, text: str) -> None:
-        self._listeners.deliver(channel, text)
-
-    def listen(self, channel: str, listener: Listener) -> None:
-        self._listeners.add(channel, listener)
-
-    async def start(self) -> None:
-        return None
-
-    async def stop(self) -> None:
-        return None
-
-
 class RedisBus:
     """Redis pub/sub: one subscription per instance, re-made after a lost connection."""
 
@@ -116,15 +95,13 @@ class RedisBus:
 
     async def _run(self) -> None:
         while True:
+            raise_if_cancelling()
+            pubsub: PubSub | None = None
             try:
                 pubsub = await self._pubsub()
-            except (RedisError, OSError) as exc:
-                log.warning("bus: cannot subscribe (%r); trying again", exc)
-                await asyncio.sleep(RECONNECT_DELAY)
-                continue
-            try:
                 await pubsub.subscribe(*self._listeners.channels)
                 while True:
+                    raise_if_cancelling()
                     message = await pubsub.get_message(timeout=1.0)
                     if message is None:
                         continue
@@ -133,11 +110,13 @@ class RedisBus:
                     elif message["type"] == "message":
                         self._listeners.deliver(_text(message["channel"]), _text(message["data"]))
             except (RedisError, OSError) as exc:
-                log.warning("bus: subscription lost (%r); re-subscribing", exc)
+                raise_if_cancelling()
+                log.warning("bus: no subscription (%r); subscribing again", exc)
                 await asyncio.sleep(RECONNECT_DELAY)
             finally:
-                with contextlib.suppress(RedisError, OSError):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                if pubsub is not None:
+                    with contextlib.suppress(RedisError, OSError):
+                        await pubsub.aclose()  # type: ignore[no-untyped-call]
 
     async def _pubsub(self) -> PubSub:
         client = self._client
@@ -147,6 +126,19 @@ class RedisBus:
             await client.initialize()
             return client.pubsub(node=client.get_default_node())
         return client.pubsub()
+
+
+def raise_if_cancelling() -> None:
+    """Re-raise a cancellation that a Redis client turned into an error or swallowed.
+
+    redis-py answers a cancellation in the middle of a command by dropping the connection, and
+    what surfaces may be a ``RedisError`` or nothing at all; a loop that goes round again would
+    then outlive its ``cancel()`` and hang the shutdown that awaits it. Loops call this at the
+    top of every round and after every error they retry.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 def _text(value: bytes | str) -> str:

@@ -62,9 +62,9 @@ from router.jobs.retry import (
     RetryPolicy,
     RetryState,
 )
-from router.limits.local import Hold, Limits
+from router.limits.local import Assigned, Hold, Limits
 from router.logs import REQUEST_ID
-from router.records.job import Attempt, AttemptState, Job, JobState, new_job_id
+from router.records.job import Attempt, AttemptState, Job, JobState
 from router.records.request import CreateRequest
 from router.routing.selection import Candidate, Selector
 from router.store.base import IdempotencyClaim
@@ -143,9 +143,10 @@ class Dispatcher:
         job_id: str | None = None,
     ) -> Job:
         """Place a new render and store its job (with ``idempotency``'s record, if any) under
-        ``job_id`` (the id its key was claimed for) or a new id."""
-        hold = self._admit(owner)
-        job_id = job_id or new_job_id()
+        ``job_id`` (the id its key was claimed for) or a new id; the key's hold carries the same
+        id (``router.limits.local``)."""
+        hold = await self._admit(owner, job_id)
+        job_id = hold.token
         try:
             placed = await self._place(job_id, request, hold)
         except BaseException:
@@ -273,9 +274,18 @@ class Dispatcher:
         for index, candidate in enumerate(candidates):
             name = candidate.entry.name
             cost = _cost(candidate, request.rendered_seconds, self._limits.budgeted(hold.key))
-            if cost is None or not self._limits.assign(hold, name, cost):
-                over_budget = over_budget or self._limits.has_room(name)
-                passed.append(f"{name} full or over the key's budget")
+            verdict = (
+                Assigned.OVER_BUDGET
+                if cost is None
+                else await self._limits.assign(hold, name, cost)
+            )
+            if verdict is not Assigned.OK:
+                over_budget = over_budget or verdict is Assigned.OVER_BUDGET
+                passed.append(
+                    f"{name} over the key's budget"
+                    if verdict is Assigned.OVER_BUDGET
+                    else f"{name} full"
+                )
                 continue
             upstream = RenderRequest(
                 model=candidate.upstream_model,
@@ -379,11 +389,12 @@ class Dispatcher:
                 param=_param(request),
                 code=f"{verb}_not_supported",
             )
-        hold = self._admit(owner)
+        hold = await self._admit(owner, job_id)
         try:
             cost = source.price_per_second * request.rendered_seconds
-            if not self._limits.assign(hold, entry.name, cost):
-                if self._limits.has_room(entry.name):
+            verdict = await self._limits.assign(hold, entry.name, cost)
+            if verdict is not Assigned.OK:
+                if verdict is Assigned.OVER_BUDGET:
                     self._metrics.rejected("key_budget")
                     raise self._limits.over_budget(owner)
                 self._metrics.rejected("providers")
@@ -410,7 +421,7 @@ class Dispatcher:
             raise
         now = self._clock()
         job = Job(
-            id=job_id or new_job_id(),
+            id=hold.token,
             owner=owner,
             model=source.model,
             prompt=request.prompt,
@@ -457,11 +468,12 @@ class Dispatcher:
                 )
         await self._store.delete(job.id)
 
-    def _admit(self, owner: str) -> Hold:
-        """The key's slot for one more render, or its 429 (counted as a key rejection). At its
-        ``max_concurrent`` the ``Retry-After`` is when its oldest render should finish."""
+    async def _admit(self, owner: str, job_id: str | None) -> Hold:
+        """The key's slot for one more render (of job ``job_id``, or a new id), or its 429
+        (counted as a key rejection). At its ``max_concurrent`` the ``Retry-After`` is when its
+        oldest render should finish."""
         try:
-            return self._limits.admit(owner)
+            return await self._limits.admit(owner, job_id)
         except TooManyRequests as refusal:
             self._metrics.rejected("key")
             oldest = self._limits.oldest_render(owner)

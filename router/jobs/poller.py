@@ -127,7 +127,7 @@ class Poller:
         if entry is None:
             self._settle_failed(job, "provider_missing", "The provider of this render is gone.")
             return
-        wait = self._limits.take_read(attempt.provider)
+        wait = await self._limits.take_read(attempt.provider)
         if wait:
             self.track(job, wait)
             return

@@ -171,7 +171,7 @@ class Sweeps:
                     or entry is None
                     # found to have no list while these members waited for this sweep
                     or provider in self._unlisted
-                    or self._limits.take_read(provider)
+                    or await self._limits.take_read(provider)
                 ):
                     break
                 async with self._limits.read_slots(provider):

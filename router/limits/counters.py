@@ -11,9 +11,11 @@ Every counter belongs to a *name* (a client key's or a provider's, e.g. ``key:al
   instance that died expire instead of blocking the name for good.
 - ``reserve`` sets the USD a held token reserves against ``budget`` for the day (false, nothing
   changed, when spent today plus reserved plus this would pass it); ``committed`` is that sum.
-- ``release`` drops a token's hold and reservation; with ``spent`` its reservation moves to the
-  day's spend (a completed render). Every release wakes ``freed`` waiters, anywhere in the fleet
-  for the Redis implementation.
+- ``release`` drops a token's hold and reservation and adds ``spend`` to the day's spend (a
+  completed render's cost, named by the caller: a reservation may have lapsed with an instance
+  that died, the render's price has not); a token's spend counts once a day however often it is
+  released. Every release wakes ``freed`` waiters, anywhere in the
+  fleet for the Redis implementation.
 
 Days are UTC days of the injected clock; so are window stamps and hold expiries (tests move a
 manual clock instead of sleeping).
@@ -22,6 +24,7 @@ manual clock instead of sleeping).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
@@ -40,19 +43,40 @@ class Counters(Protocol):
     async def renew(self, name: str, tokens: Collection[str]) -> None: ...
     async def reserve(self, name: str, token: str, amount: float, budget: float) -> bool: ...
     async def committed(self, name: str) -> float: ...
-    async def release(self, name: str, token: str, *, spent: bool = False) -> None: ...
+    async def release(self, name: str, token: str, *, spend: float = 0.0) -> None: ...
     async def freed(self, longest: float) -> None:
         """Return at the next release (here or elsewhere) or after ``longest`` seconds."""
         ...
 
 
+class Wakeup:
+    """Wakes everyone waiting right now, once: each ``wake`` ends the current waits and the
+    next ``wait`` starts on a fresh event (so a wake-up is never seen twice)."""
+
+    __slots__ = ("_event",)
+
+    def __init__(self) -> None:
+        self._event: asyncio.Event | None = None
+
+    def wake(self) -> None:
+        if self._event is not None:
+            self._event.set()
+            self._event = None
+
+    async def wait(self, longest: float) -> None:
+        """Return at the next ``wake`` or after ``longest`` seconds, whichever is first."""
+        if self._event is None:
+            self._event = asyncio.Event()
+        event = self._event
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(longest):
+                await event.wait()
+
+
 def window_wait(stamps: list[float], limit: int, period: float, now: float) -> float:
-    """Seconds until an event fits a window holding ``stamps`` (ascending, all within
-    ``period`` of ``now``): 0 when fewer than ``limit``."""
-    excess = len(stamps) - limit
-    if excess < 0:
-        return 0.0
-    return stamps[excess] + period - now
+    """Seconds until an event fits a full window holding ``stamps`` (ascending, all within
+    ``period`` of ``now``, at least ``limit`` of them): until enough of the oldest leave."""
+    return stamps[len(stamps) - limit] + period - now
 
 
 @dataclass(slots=True)
@@ -61,6 +85,7 @@ class _Name:
     holds: dict[str, float] = field(default_factory=dict)  # token -> expiry
     reserved: dict[str, float] = field(default_factory=dict)  # token -> USD
     spent: float = 0.0
+    settled: set[str] = field(default_factory=set)  # tokens in ``spent``
     day: int = 0
 
 
@@ -73,7 +98,7 @@ class LocalCounters:
         self._clock = clock
         self.hold_ttl = hold_ttl
         self._names: dict[str, _Name] = {}
-        self._freed: asyncio.Event | None = None
+        self._freed = Wakeup()
 
     def _name(self, name: str) -> _Name:
         found = self._names.get(name)
@@ -140,24 +165,19 @@ class LocalCounters:
         today = int(now // DAY)
         if entry.day != today:
             entry.day, entry.spent = today, 0.0
+            entry.settled.clear()
         return entry.spent + sum(entry.reserved.values())
 
-    async def release(self, name: str, token: str, *, spent: bool = False) -> None:
+    async def release(self, name: str, token: str, *, spend: float = 0.0) -> None:
         entry = self._name(name)
-        amount = entry.reserved.pop(token, 0.0)
-        if spent and amount:
+        entry.reserved.pop(token, None)
+        if spend:
             await self.committed(name)  # roll the day over before adding
-            entry.spent += amount
-        if entry.holds.pop(token, None) is not None and self._freed is not None:
-            self._freed.set()
-            self._freed = None
+            if token not in entry.settled:
+                entry.settled.add(token)
+                entry.spent += spend
+        if entry.holds.pop(token, None) is not None:
+            self._freed.wake()
 
     async def freed(self, longest: float) -> None:
-        if self._freed is None:
-            self._freed = asyncio.Event()
-        event = self._freed
-        try:
-            async with asyncio.timeout(longest):
-                await event.wait()
-        except TimeoutError:
-            return
+        await self._freed.wait(longest)

@@ -18,6 +18,10 @@ released (failed renders cost nothing). Days are UTC days of the injected clock.
 ``restore`` rebuilds holds and today's spend from the job store after a restart, so a restart
 cannot reset a key's budget or concurrency. ``configure`` applies a reloaded config and keeps
 the counters of keys and providers that stay.
+
+``admit``, ``assign`` and ``take_read`` are coroutines because a fleet's limits
+(``router.limits.fleet``) ask Redis there; here they finish without suspending. A hold's
+``token`` is the id its job will get, so a fleet can find the hold from the job anywhere.
 """
 
 from __future__ import annotations
@@ -27,10 +31,12 @@ import math
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from enum import Enum
 
 from router.config.model import ClientKeyConfig, Config, ProviderConfig
 from router.errors import TooManyRequests
-from router.records.job import Job, JobState
+from router.limits.counters import Wakeup
+from router.records.job import Job, JobState, new_job_id
 from router.store.sqlite import JobStore
 
 WINDOW = 60.0  # seconds: rpm means events in any window this long
@@ -109,11 +115,20 @@ class ProviderUsage:
         return self.creates is None or self.creates.wait(now) == 0.0
 
 
+class Assigned(Enum):
+    """What ``assign`` made of a hold."""
+
+    OK = "ok"
+    FULL = "full"  # the provider is at its renders in flight or create rate
+    OVER_BUDGET = "over_budget"  # the key's daily budget cannot take the cost
+
+
 @dataclass(slots=True)
 class Hold:
     """What one render holds: its key's slot and, once assigned, a provider slot and a cost."""
 
     key: str
+    token: str = ""  # the id of the job this render becomes
     provider: str | None = None
     cost: float = 0.0
     open: bool = True
@@ -128,7 +143,7 @@ class Limits:
         self._keys: dict[str, KeyUsage] = {}
         self._providers: dict[str, ProviderUsage] = {}
         self._holds: dict[str, Hold] = {}  # job id -> its hold
-        self._freed: asyncio.Event | None = None  # set when a provider slot frees
+        self._freed = Wakeup()  # woken when a provider slot frees
         self.queued = 0  # creates waiting in the admission queue
         self.configure(config)
 
@@ -167,8 +182,9 @@ class Limits:
 
     # -- client keys -------------------------------------------------------------------------
 
-    def admit(self, key: str) -> Hold:
-        """Take ``key``'s rate and concurrency slot for one new render, or raise 429."""
+    async def admit(self, key: str, job_id: str | None = None) -> Hold:
+        """Take ``key``'s rate and concurrency slot for one new render (of job ``job_id``, or a
+        new id), or raise 429."""
         usage = self._keys[key]
         cap = usage.config.max_concurrent
         if cap is not None and usage.in_flight >= cap:
@@ -185,7 +201,7 @@ class Limits:
                     retry_after=wait,
                 )
         usage.in_flight += 1
-        return Hold(key)
+        return Hold(key, job_id or new_job_id())
 
     def budgeted(self, key: str) -> bool:
         usage = self._keys.get(key)
@@ -233,16 +249,9 @@ class Limits:
 
     async def wait_for_room(self, longest: float) -> None:
         """Return when a provider slot frees or after ``longest`` seconds, whichever is first."""
-        if self._freed is None:
-            self._freed = asyncio.Event()
-        freed = self._freed
-        try:
-            async with asyncio.timeout(longest):
-                await freed.wait()
-        except TimeoutError:
-            return
+        await self._freed.wait(longest)
 
-    def take_read(self, provider: str) -> float:
+    async def take_read(self, provider: str) -> float:
         """Count a status read against the provider's ``poll_rpm``; 0 or seconds to wait."""
         usage = self._providers.get(provider)
         if usage is None or usage.reads is None:
@@ -259,15 +268,15 @@ class Limits:
 
     # -- holds -------------------------------------------------------------------------------
 
-    def assign(self, hold: Hold, provider: str, cost: float) -> bool:
-        """Move ``hold`` to ``provider`` with ``cost`` reserved; False (hold unchanged) when the
-        provider is at its cap or the key's budget cannot take the cost."""
+    async def assign(self, hold: Hold, provider: str, cost: float) -> Assigned:
+        """Move ``hold`` to ``provider`` with ``cost`` reserved; the hold is unchanged unless
+        ``Assigned.OK``."""
         usage = self._providers.get(provider)
         now = self._clock()
         if usage is not None and not usage.has_room(now):
-            return False
+            return Assigned.FULL
         if not self.affordable(hold.key, cost - hold.cost):
-            return False
+            return Assigned.OVER_BUDGET
         self._drop_provider(hold)
         if usage is not None:
             usage.in_flight += 1
@@ -277,7 +286,7 @@ class Limits:
         if key is not None:
             key.reserved += cost - hold.cost
         hold.provider, hold.cost = provider, cost
-        return True
+        return Assigned.OK
 
     def release(self, hold: Hold) -> None:
         """Give back everything ``hold`` took (nothing was rendered)."""
@@ -344,7 +353,10 @@ class Limits:
                 key.spent += job.cost_usd
         for job in unfinished:
             hold = Hold(
-                job.owner, cost=job.price_per_second * job.rendered_seconds, since=job.created_at
+                job.owner,
+                job.id,
+                cost=job.price_per_second * job.rendered_seconds,
+                since=job.created_at,
             )
             key = self._keys.get(job.owner)
             if key is not None:
@@ -376,9 +388,7 @@ class Limits:
             self._wake()
 
     def _wake(self) -> None:
-        if self._freed is not None:
-            self._freed.set()
-            self._freed = None
+        self._freed.wake()
 
 
 def completed_today(store: JobStore, config: Config, now: float) -> list[Job]:

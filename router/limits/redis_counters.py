@@ -8,7 +8,8 @@ below a window); scripts never read the server's clock, so tests move a manual c
 
 Keys of a name: ``stamps`` (sorted set: event -> time), ``holds`` (sorted set: token ->
 expiry), ``reserved`` (hash: token -> USD), ``spent:<day>`` (USD completed that UTC day, kept
-two days). Expired holds are dropped with their reservations by the next script that reads
+two days) and ``settled:<day>`` (the tokens whose spend is in it, so a render settled twice
+is spent once). Expired holds are dropped with their reservations by the next script that reads
 them, and every key expires by itself once nothing renews it. A release that drops a hold
 publishes the name on ``FREED_CHANNEL`` from inside the script; ``freed`` waiters on every
 instance wake on it through the bus.
@@ -16,8 +17,6 @@ instance wake on it through the bus.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import itertools
 import os
 from collections.abc import Callable, Collection
@@ -26,7 +25,7 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
 from router.fleet.bus import Bus
-from router.limits.counters import BUDGET_SLACK, DAY, HOLD_TTL
+from router.limits.counters import BUDGET_SLACK, DAY, HOLD_TTL, Wakeup
 
 FREED_CHANNEL = "sora:freed"
 SPENT_TTL = 2 * int(DAY)  # seconds a day's spend is kept (today's, and yesterday's at midnight)
@@ -121,11 +120,11 @@ return tostring(spent + reserved_sum(KEYS[2]))
 
 _RELEASE = """
 local token = ARGV[1]
-local amount = redis.call('HGET', KEYS[2], token)
 redis.call('HDEL', KEYS[2], token)
-if ARGV[2] == '1' and amount then
-  redis.call('INCRBYFLOAT', KEYS[3], amount)
+if tonumber(ARGV[2]) > 0 and redis.call('SADD', KEYS[4], token) == 1 then
+  redis.call('INCRBYFLOAT', KEYS[3], ARGV[2])
   redis.call('EXPIRE', KEYS[3], tonumber(ARGV[3]))
+  redis.call('EXPIRE', KEYS[4], tonumber(ARGV[3]))
 end
 if redis.call('ZREM', KEYS[1], token) == 1 then
   redis.call('PUBLISH', ARGV[4], ARGV[5])
@@ -179,8 +178,8 @@ class RedisCounters:
         # Window members must be unique across the fleet: this process's id and a counter.
         self._stamp_ids = itertools.count()
         self._events = f"{os.getpid()}.{os.urandom(4).hex()}"
-        self._freed: asyncio.Event | None = None
-        bus.listen(FREED_CHANNEL, self._wake)
+        self._freed = Wakeup()
+        bus.listen(FREED_CHANNEL, lambda name: self._freed.wake())
 
     def _day_key(self, name: str, now: float) -> str:
         return f"sora:{{{name}}}:spent:{int(now // DAY)}"
@@ -238,20 +237,11 @@ class RedisCounters:
         keys = [*_keys(name), self._day_key(name, now)]
         return float(await self._committed(keys=keys, args=[repr(now)]))
 
-    async def release(self, name: str, token: str, *, spent: bool = False) -> None:
-        keys = [*_keys(name), self._day_key(name, self._clock())]
-        args: list[str | float] = [token, "1" if spent else "0", SPENT_TTL, FREED_CHANNEL, name]
+    async def release(self, name: str, token: str, *, spend: float = 0.0) -> None:
+        day = self._day_key(name, self._clock())
+        keys = [*_keys(name), day, day.replace(":spent:", ":settled:")]
+        args: list[str | float] = [token, repr(spend), SPENT_TTL, FREED_CHANNEL, name]
         await self._release(keys=keys, args=args)
 
     async def freed(self, longest: float) -> None:
-        if self._freed is None:
-            self._freed = asyncio.Event()
-        event = self._freed
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(longest):
-                await event.wait()
-
-    def _wake(self, name: str) -> None:
-        if self._freed is not None:
-            self._freed.set()
-            self._freed = None
+        await self._freed.wait(longest)

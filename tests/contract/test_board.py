@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from monitoring.board import Change, HealthBoard, HealthEvent
+from monitoring.board import Change, HealthBoard, HealthEvent, SharedView
 from monitoring.health import SUCCESS_WINDOW, ProviderHealth
 from monitoring.outlier import OutlierSettings
 from monitoring.redis_board import RedisBoard
@@ -145,6 +145,8 @@ async def test_a_board_read_round_trips_through_adopt(boards: Boards) -> None:
     await boards.a.report(HealthEvent(change=Change.DRAIN, provider="c", drained=True))
     shared = await boards.b.read(PROVIDERS)
     mirror = ProviderHealth(PROVIDERS, SETTINGS, ManualClock(T0))
-    mirror.adopt(shared)
+    mirror.adopt({**shared, "not-configured-here": shared["a"]})
     assert {n: mirror.view(n) for n in PROVIDERS} == dict(shared)
     assert mirror.drained("c")
+    assert mirror.view("not-configured-here") == SharedView()
+    assert await boards.b.read([]) == {}

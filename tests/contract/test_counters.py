@@ -100,7 +100,8 @@ async def test_budget_reservations_across_instances(pair: Instances) -> None:
     assert await pair.b.reserve("key:k", "j2", 0.4, 1.0)  # exactly the budget
     assert await pair.a.reserve("key:k", "j1", 0.5, 1.0)  # a token's own amount is replaced
     assert await pair.b.committed("key:k") == pytest.approx(0.9)
-    await pair.a.release("key:k", "j1", spent=True)
+    await pair.a.release("key:k", "j1", spend=0.5)
+    await pair.b.release("key:k", "j1", spend=0.5)  # settled twice, spent once
     await pair.b.release("key:k", "j2")  # failed: nothing spent
     assert await pair.a.committed("key:k") == pytest.approx(0.5)
     assert await pair.b.hold("key:k", "j3", None)
@@ -116,6 +117,9 @@ async def test_an_expired_hold_gives_its_reservation_back(pair: Instances) -> No
     assert await pair.a.reserve("key:k", "j1", 1.0, 1.0)
     pair.clock.advance(TTL + 1)
     assert await pair.b.committed("key:k") == 0.0
+    # The render completed all the same (polled by another instance): its price is spent.
+    await pair.b.release("key:k", "j1", spend=0.75)
+    assert await pair.a.committed("key:k") == pytest.approx(0.75)
 
 
 async def test_concurrent_reservations_commit_exactly_what_the_budget_holds(
