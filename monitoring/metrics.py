@@ -48,6 +48,10 @@ FAILOVER_REASONS = (
 )  # fmt: skip
 JOB_OUTCOMES = ("completed", "failed", "moderated", "deadline_exceeded", "cancelled")
 WEBHOOK_OUTCOMES = ("delivered", "retry", "gave_up")
+COPY_OUTCOMES = ("stored", "retried", "lost")
+EVICTION_REASONS = ("age", "size", "deleted")
+CONTENT_SOURCES = ("store", "upstream")
+THUMBNAIL_OUTCOMES = ("made", "failed")
 MODERATION_STAGES = tuple(stage.value for stage in ModerationStage)
 
 
@@ -55,6 +59,7 @@ _FAILOVERS_DOC = (
     "Moves of a render from one provider to another, by reason: rate_limited or submit_failed "
     "at create; render_failed, stalled, output_moderated or submit_unconfirmed after acceptance."
 )
+COPY_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 
 
 class Metrics:
@@ -158,6 +163,45 @@ class Metrics:
         ProcessCollector(registry=r)
         self._providers: set[str] = set()
         self.set_budgets(budgets or {})
+        self.asset_copies = Counter(
+            PREFIX + "asset_copies_total",
+            "Tries to copy a finished video into the asset store by outcome (stored, retried, "
+            "lost: given up once the upstream link expired).",
+            ["outcome"], registry=r,
+        )  # fmt: skip
+        self.asset_copy_seconds = Histogram(
+            PREFIX + "asset_copy_seconds",
+            "How long a successful copy took (video and the images the upstream had).",
+            buckets=COPY_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.asset_bytes = Gauge(
+            PREFIX + "asset_bytes_stored",
+            "Bytes in the asset store, as of the last retention sweep or copy.",
+            registry=r,
+        )  # fmt: skip
+        self.asset_evictions = Counter(
+            PREFIX + "asset_evictions_total",
+            "Copies removed from the asset store by reason (age, size, deleted).",
+            ["reason"], registry=r,
+        )  # fmt: skip
+        self.content_answers = Counter(
+            PREFIX + "content_answers_total",
+            "Content answers by where the bytes came from (store, upstream).",
+            ["source"], registry=r,
+        )  # fmt: skip
+        self.thumbnails = Counter(
+            PREFIX + "thumbnails_total",
+            "Thumbnails and sprite sheets made with ffmpeg by outcome (made, failed).",
+            ["outcome"], registry=r,
+        )  # fmt: skip
+        for counter, words in (
+            (self.asset_copies, COPY_OUTCOMES),
+            (self.asset_evictions, EVICTION_REASONS),
+            (self.content_answers, CONTENT_SOURCES),
+            (self.thumbnails, THUMBNAIL_OUTCOMES),
+        ):
+            for word in words:
+                counter.labels(word)
         self.add_providers(offers or {})
 
     def add_providers(self, offers: Mapping[str, Collection[str]]) -> None:

@@ -13,7 +13,8 @@ Cleanup contexts, in dependency order (torn down in reverse): the Redis client w
 backend is redis (``router.runtime.redis_connection``), the fleet's limits and bus (redis only,
 ``router.runtime.fleet``), providers (adapters and embedded simulators), health
 (``router.runtime.health``: selector and probes), the shared health board (redis only), the job
-store (loads jobs), the poller and dispatcher (resume in-flight jobs), then the frozen heap
+store (loads jobs), the asset store with its copier and retention (``router.assets``: resume
+unfinished copies), the poller and dispatcher (resume in-flight jobs), then the frozen heap
 (``router.runtime.heap``: keeps full GC passes off requests).
 Readiness turns on when all have started and off first at shutdown.
 Nothing is created at import time.
@@ -48,6 +49,10 @@ from router.api import openai as api_openai
 from router.api import openapi as api_openapi
 from router.api import relay as api_relay
 from router.api.stamp import REQUEST_ID_HEADER, stamp
+from router.assets.build import asset_store, copies_to_resume
+from router.assets.copier import AssetCopier
+from router.assets.retention import Retention
+from router.assets.thumbnails import Thumbnailer
 from router.config.live import LiveConfig
 from router.config.model import Config
 from router.errors import Handler, PayloadTooLarge, failure_response
@@ -110,6 +115,7 @@ def create_app(
             health_context,
             fleet_health,
             _store,
+            _assets,
             _jobs,
             _webhooks,
             frozen_heap,
@@ -173,6 +179,42 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
         events.close()
 
 
+async def _assets(app: web.Application) -> AsyncIterator[None]:
+    config = app[keys.CONFIG].current
+    settings = config.assets
+    assets = asset_store(config)
+    await assets.open()
+    metrics, clock = app[keys.METRICS], app[keys.CLOCK]
+    retention = Retention(
+        assets=assets, jobs=app[keys.STORE], config=settings, metrics=metrics, clock=clock
+    )
+    thumbnailer = (
+        Thumbnailer(concurrency=settings.thumbnail_concurrency) if settings.thumbnails else None
+    )
+    copier = AssetCopier(
+        assets=assets,
+        jobs=app[keys.STORE],
+        pool=app[keys.POOL],
+        config=settings,
+        metrics=metrics,
+        clock=clock,
+        thumbnailer=thumbnailer,
+        on_stored=retention.wake,
+    )
+    app[keys.ASSETS], app[keys.COPIER], app[keys.RETENTION] = assets, copier, retention
+    copier.resume(copies_to_resume(app[keys.STORE], config, clock()))
+    copier.start()
+    sweeping = asyncio.create_task(retention.run(), name="asset-retention")
+    try:
+        yield
+    finally:
+        sweeping.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sweeping
+        await copier.stop()
+        await assets.close()
+
+
 async def _jobs(app: web.Application) -> AsyncIterator[None]:
     store, metrics = app[keys.STORE], app[keys.METRICS]
 
@@ -199,6 +241,7 @@ async def _jobs(app: web.Application) -> AsyncIterator[None]:
         sender=Sender(app[keys.CHARACTERS]),
     )
     poller.resubmit = dispatcher.resubmit
+    poller.completed = app[keys.COPIER].submit
     app[keys.DISPATCHER] = dispatcher
     metrics.watch(StateCollector(partial(live_state, app)))
     unfinished = store.unfinished()

@@ -12,6 +12,9 @@ from monitoring.metrics import Metrics
 from router.access.auth import ClientKey, KeyRing
 from router.access.cors import CorsPolicy
 from router.access.links import LinkSigner
+from router.assets.base import AssetStore
+from router.assets.copier import AssetCopier
+from router.assets.retention import Retention
 from router.config.live import LiveConfig
 from router.events.base import JobEvents
 from router.fleet.bus import Bus
@@ -47,6 +50,9 @@ CHARACTERS = web.AppKey("characters", CharacterStore)  # the proxy's own charact
 STARTED: web.AppKey[float] = web.AppKey("started")  # when the app was built (injected clock)
 REDIS_LIVENESS = web.AppKey("redis_liveness", RedisLiveness)  # with REDIS: /readyz reads it
 POLLER = web.AppKey("poller", Poller)
+ASSETS = web.AppKey("assets", AssetStore)  # where finished videos are kept
+COPIER = web.AppKey("copier", AssetCopier)
+RETENTION = web.AppKey("retention", Retention)
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 IDEMPOTENCY = web.AppKey("idempotency", Idempotency)
 LIMITS = web.AppKey("limits", Limits)

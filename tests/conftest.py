@@ -24,6 +24,7 @@ from router.app import create_app
 from router.config.load import parse_config
 from router.config.model import Config
 from router.records.job import Job
+from tests.contract.seaweed import SeaweedS3, start_seaweed
 from tests.fake_upstream import ScriptedFactory, ScriptedUpstream
 from tests.log_capture import CapturedLogs, captured_logs
 from tests.redis_rig import RedisCluster, RedisServer, start_cluster, start_server
@@ -181,6 +182,16 @@ async def simulators() -> AsyncIterator[SimulatorFactory]:
     yield make
     for sim in started:
         await sim.stop()
+
+
+@pytest.fixture(scope="session")
+def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
+    """One real S3-compatible server (SeaweedFS) for the whole run; tests use their own bucket."""
+    server = start_seaweed(tmp_path_factory.mktemp("seaweed"))
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "architecture.md"
 PACKAGES = ("router", "providers", "monitoring")
 # `router/api/openai.py` or `jobs/poller` (a room and a module, relative to router/)
-ROOMS = "api|runtime|jobs|routing|limits|fleet|events|store|access|records|config"
+ROOMS = "api|runtime|assets|jobs|routing|limits|fleet|events|store|access|records|config"
 PATH = re.compile(rf"`((?:router|providers|monitoring)/[\w/]+(?:\.py)?|(?:{ROOMS})/[a-z_]+)`")
 MODULE = re.compile(r"^[\w.]+\.(py|yml)$")
 

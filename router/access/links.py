@@ -4,8 +4,9 @@ Relay clients expect ``data.output`` to be a plain link, as a CDN would hand out
 ``{server.public_url}/v2/videos/content/{job_id}?expires=<unix>&sig=<hex>``, where ``sig`` is
 HMAC-SHA256 under ``server.link_secret`` over the job id and the expiry exactly as written in
 the link. Whoever holds a link can fetch that one video until ``expires`` (``server.link_ttl``
-after the poll that handed it out, but never past the asset's own expiry upstream: a link must
-not promise what the provider will have deleted); changing any part of it breaks the
+after the poll that handed it out, but never past the video's ``expires_at``: the provider's
+expiry until our copy is whole, then our copy's (``router.assets``); a link must not promise
+what will have been deleted); changing any part of it breaks the
 signature. Without a configured secret a random one is drawn per process, so links stop working
 at a restart.
 
@@ -41,7 +42,7 @@ class LinkSigner:
 
     def link(self, job_id: str, asset_expires_at: float | None = None) -> str:
         """A link to the video of ``job_id``, good for ``link_ttl`` seconds from now or until
-        ``asset_expires_at`` (the provider's expiry of the video), whichever comes first."""
+        ``asset_expires_at`` (the video's ``expires_at``), whichever comes first."""
         ends = self._clock() + self._ttl
         if asset_expires_at is not None:
             ends = min(ends, asset_expires_at)

@@ -1,11 +1,16 @@
-"""Finished assets, streamed from the provider that rendered them; never buffered whole.
+"""Finished assets: from our asset store once copied, else streamed from the provider.
 
-``Range`` goes through to the upstream and its 206 answer comes back, so players can seek.
-A job that has not completed is a 409 (with ``x-should-retry: false``, so the SDK does not
-hammer it).
+A variant whose copy is whole (``Job.stored_asset``) is served from the asset store
+(``router.assets.http``: one ``Range``, ``ETag``, ``If-None-Match``/``If-Range``, sendfile
+for the local backend) and never from the upstream again. Before the copy is whole the bytes
+come from the rendering provider, never buffered whole, with ``Range`` passed through. A copy
+that retention removed answers 404 ``content_expired`` saying when it expired. A job that has
+not completed is a 409 (with ``x-should-retry: false``, so the SDK does not hammer it).
 """
 
 from __future__ import annotations
+
+from datetime import UTC, datetime
 
 from aiohttp import web
 
@@ -13,8 +18,9 @@ from providers.base import ProviderError, Rejected
 from router import appkeys as keys
 from router.api.requests import owned_job
 from router.api.stamp import stamp
+from router.assets import http as stored_http
 from router.errors import InvalidRequest, NotFound, NotReady, UpstreamFailed
-from router.records.job import Job, JobState
+from router.records.job import CopyState, Job, JobState, StoredAsset
 
 VARIANTS = ("video", "thumbnail", "spritesheet")
 
@@ -33,12 +39,43 @@ async def get_content(request: web.Request) -> web.StreamResponse:
 
 
 async def stream_asset(request: web.Request, job: Job, variant: str) -> web.StreamResponse:
-    """Relay one asset of a completed job to the client (shared by both dialects)."""
+    """Answer with one asset of a completed job (shared by both dialects)."""
     if job.state is not JobState.COMPLETED:
         raise NotReady(
             f"Video '{job.id}' is {job.state.value}; content is available once it has completed.",
             param="video_id",
         )
+    expired_at = _copy_expired_at(job, request.app[keys.CLOCK]())
+    if expired_at is not None:
+        when = datetime.fromtimestamp(expired_at, UTC).isoformat(timespec="seconds")
+        raise NotFound(
+            f"The stored copy of this video expired at {when.replace('+00:00', 'Z')}.",
+            code="content_expired",
+        )
+    stored = job.stored_asset(variant)
+    if stored is not None:
+        return await _from_store(request, stored)
+    return await _from_upstream(request, job, variant)
+
+
+def _copy_expired_at(job: Job, now: float) -> float | None:
+    """When our copy expired, if it has (retention ran, or is about to)."""
+    if job.copy is CopyState.EXPIRED:
+        return job.expires_at if job.expires_at is not None else now
+    if job.copy is CopyState.STORED and job.expires_at is not None and job.expires_at <= now:
+        return job.expires_at
+    return None
+
+
+async def _from_store(request: web.Request, stored: StoredAsset) -> web.StreamResponse:
+    request.app[keys.METRICS].content_answers.labels("store").inc()
+    answer = stored_http.plan(request.headers, stored.size, stored.sha256)
+    assets = request.app[keys.ASSETS]
+    return await stored_http.send(request, assets, stored.key, answer, stored.content_type, stamp)
+
+
+async def _from_upstream(request: web.Request, job: Job, variant: str) -> web.StreamResponse:
+    request.app[keys.METRICS].content_answers.labels("upstream").inc()
     entry = request.app[keys.SELECTOR].rendering_provider(job)
     try:
         upstream = await entry.adapter.open_content(

@@ -140,6 +140,7 @@ async def list_videos(request: web.Request) -> web.Response:
 async def delete_video(request: web.Request) -> web.Response:
     job = owned_job(request)
     await request.app[keys.DISPATCHER].delete(job)
+    await request.app[keys.RETENTION].forget(job)  # our copy goes with the job
     return json_response({"id": job.id, "object": "video.deleted", "deleted": True})
 
 

@@ -19,6 +19,7 @@ import yaml
 from router.config import sections
 from router.config.env import expand_env
 from router.config.model import (
+    AssetsConfig,
     Config,
     ConfigError,
     HealthConfig,
@@ -35,8 +36,8 @@ from router.config.webhooks import parse_webhooks
 def load_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Config:
     """Read and validate a config file; ``env`` (default ``os.environ``) fills ``${VAR}``.
 
-    A relative ``store.path`` is resolved against the file's directory, so the proxy finds
-    its database whatever directory it is started from.
+    A relative ``store.path`` (and ``assets.path``) is resolved against the file's directory,
+    so the proxy finds its database and its videos whatever directory it is started from.
     """
     file = Path(path)
     try:
@@ -47,6 +48,9 @@ def load_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = No
     except yaml.YAMLError as exc:
         raise ConfigError([_yaml_problem(file, exc)]) from exc
     config = parse_config(raw, env)
+    if config.assets.path and not os.path.isabs(config.assets.path):
+        assets_path = os.path.abspath(file.parent / config.assets.path)
+        config = replace(config, assets=replace(config.assets, path=assets_path))
     if config.store.path == ":memory:" or os.path.isabs(config.store.path):
         return config
     resolved = os.path.abspath(file.parent / config.store.path)
@@ -78,6 +82,7 @@ def parse_config(raw: object, env: Mapping[str, str] | None = None) -> Config:
     config = Config(
         server=server,
         store=store,
+        assets=sections.parse_assets(top.section("assets", field_names(AssetsConfig))),
         keys=sections.parse_keys(top, catalogue),
         models=MappingProxyType(catalogue),
         default_model=sections.parse_default_model(top, catalogue),

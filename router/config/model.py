@@ -61,6 +61,35 @@ class StoreConfig:
     timeout: float = 2.0  # redis: seconds a command may take before the store counts as down
 
 
+ASSET_BACKENDS = ("local", "s3")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AssetsConfig:
+    """Where finished videos are kept (``router.assets``), and for how long."""
+
+    copy: bool = True  # false: no copies; content always streams from the provider
+    backend: str = "local"  # one of ASSET_BACKENDS
+    # local: the directory; "" puts it beside the job store (<store dir>/assets)
+    path: str = ""
+    endpoint: str = ""  # s3: the service's URL (http(s)://host:port)
+    bucket: str = ""  # s3
+    region: str = "us-east-1"  # s3
+    prefix: str = ""  # s3: keys start with this
+    access_key_id: str = field(default="", repr=False)  # s3; ${VAR} in the file
+    secret_access_key: str = field(default="", repr=False)  # s3; ${VAR} in the file
+    retention: float | None = None  # seconds a copy is kept; None: until deleted or evicted
+    max_bytes: int | None = None  # over this, the oldest copies are evicted first
+    copy_concurrency: int = 4  # copies running at once
+    copy_bandwidth: int | None = None  # bytes per second across all copies; None: unbounded
+    copy_retry_base: float = 2.0  # seconds before the first retry; doubles, up to 5 minutes
+    # how long a copy is retried when the upstream gives no expiry for its output
+    copy_window: float = 3600.0
+    thumbnails: bool = True  # make thumbnail and sprite sheet with ffmpeg where upstream has none
+    thumbnail_concurrency: int = 1  # ffmpeg processes at once
+    sweep_interval: float = 60.0  # seconds between retention sweeps
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ClientKeyConfig:
     """One downstream credential. Only the hash of its secret is kept, never the secret."""
@@ -192,6 +221,7 @@ class MetricsConfig:
 class Config:
     server: ServerConfig
     store: StoreConfig
+    assets: AssetsConfig
     keys: tuple[ClientKeyConfig, ...]
     models: Mapping[str, ModelSpec]  # the client-facing catalogue
     default_model: str

@@ -24,8 +24,10 @@ from providers.registry import ADAPTERS, KINDS, TASK_KINDS, geometry
 from providers.simulator.settings import SimulationSettings
 from providers.sizes import Geometry
 from router.config.model import (
+    ASSET_BACKENDS,
     STORE_BACKENDS,
     STRATEGIES,
+    AssetsConfig,
     ClientKeyConfig,
     HealthConfig,
     MetricsConfig,
@@ -136,6 +138,36 @@ def check_fleet_secrets(server: ServerConfig, store: StoreConfig, top: Section) 
             "is required when store.backend is redis (every instance must verify the links "
             "the others sign)",
         )
+
+
+def parse_assets(s: Section) -> AssetsConfig:
+    d = AssetsConfig()
+    backend = s.choice("backend", d.backend, ASSET_BACKENDS)
+    config = AssetsConfig(
+        copy=s.flag("copy", d.copy),
+        backend=backend,
+        path=s.text("path", d.path),
+        endpoint=s.url("endpoint"),
+        bucket=s.text("bucket", d.bucket),
+        region=s.required_text("region", d.region),
+        prefix=s.text("prefix", d.prefix),
+        access_key_id=s.text("access_key_id", d.access_key_id),
+        secret_access_key=s.text("secret_access_key", d.secret_access_key),
+        retention=s.positive("retention", d.retention),
+        max_bytes=s.integer("max_bytes", d.max_bytes, low=1),
+        copy_concurrency=s.integer("copy_concurrency", d.copy_concurrency, low=1),
+        copy_bandwidth=s.integer("copy_bandwidth", d.copy_bandwidth, low=1),
+        copy_retry_base=s.positive("copy_retry_base", d.copy_retry_base),
+        copy_window=s.positive("copy_window", d.copy_window),
+        thumbnails=s.flag("thumbnails", d.thumbnails),
+        thumbnail_concurrency=s.integer("thumbnail_concurrency", d.thumbnail_concurrency, low=1),
+        sweep_interval=s.positive("sweep_interval", d.sweep_interval),
+    )
+    if backend == "s3":
+        for name in ("endpoint", "bucket", "access_key_id", "secret_access_key"):
+            if not getattr(config, name):
+                s.problem(name, "is required with backend s3")
+    return config
 
 
 def parse_routing(s: Section) -> RoutingConfig:

@@ -74,6 +74,8 @@ class Poller:
         self.resubmit: Resubmit | None = None  # set by the dispatcher's owner once both exist
         # told of every job that settles here (webhooks); set by the app once both exist
         self.on_settled: Callable[[Job], None] | None = None
+        # told of each job as it settles completed (the asset copier: router.assets.copier)
+        self.completed: Callable[[Job], None] | None = None
         self._progress: dict[str, tuple[int, int, float]] = {}  # job -> (attempt, progress, since)
         self._schedule = Schedule(self._read, self._lane_of, limits.read_concurrency)
         self._sweeps = Sweeps(store, pool, limits, self._schedule, self._fold)
@@ -301,6 +303,8 @@ class Poller:
             video_seconds=job.rendered_seconds,
             cost_usd=job.cost_usd,
         )
+        if completed and self.completed is not None:
+            self.completed(job)
 
     def _interval(self, job: Job) -> float:
         entry = self._pool.get(job.current.provider)

@@ -7,6 +7,11 @@ Progress never goes backwards and stays below 100 until the job is completed. Ea
 
 An attempt whose create was sent but never answered is ``UNKNOWN``, with no upstream id, until
 the poller finds it upstream (``Job.confirm``) or gives up on it; its job stays queued.
+
+A completed job's output is copied into the asset store (``router.assets``): ``copy`` says how
+far that got, ``stored`` holds each variant whose copy is whole (size and SHA-256), and once
+the video is stored ``expires_at`` is when our copy goes, not when the upstream's link does
+(``upstream_expires_at`` keeps that).
 """
 
 from __future__ import annotations
@@ -51,6 +56,44 @@ class AttemptState(enum.Enum):
     @property
     def finished(self) -> bool:
         return self is AttemptState.COMPLETED or self is AttemptState.FAILED
+
+
+class CopyState(enum.Enum):
+    """How far the copy of a job's output into the asset store got."""
+
+    NONE = "none"  # not completed (or completed before copies existed): nothing to copy
+    PENDING = "pending"  # completed; the copy is not whole yet (queued, running, retrying)
+    STORED = "stored"  # the video (and what else the provider had) is in the asset store
+    LOST = "lost"  # every try failed until the upstream's link expired; there is no copy
+    EXPIRED = "expired"  # retention removed our copy (by age or by max_bytes)
+
+
+@dataclass(slots=True, frozen=True, kw_only=True)
+class StoredAsset:
+    """One variant's whole copy in the asset store."""
+
+    variant: str  # video | thumbnail | spritesheet
+    key: str  # the object's key in the asset store
+    size: int  # bytes
+    sha256: str  # hex digest of the bytes, also the strong ETag they are served with
+    content_type: str
+    stored_at: float  # unix seconds, when the copy became whole
+    generated: bool = False  # made by us from the stored video (the upstream had none)
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "variant": self.variant,
+            "key": self.key,
+            "size": self.size,
+            "sha256": self.sha256,
+            "content_type": self.content_type,
+            "stored_at": self.stored_at,
+            "generated": self.generated,
+        }
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> StoredAsset:
+        return cls(**record)
 
 
 class _RandomHex:
@@ -163,6 +206,12 @@ class Job:
     extensions: int = 0  # extension steps in this video's chain
     characters: tuple[str, ...] = ()  # our character ids cast in the render
     callback_url: str | None = None  # where this job's webhook events also go (per request)
+    # the copy into the asset store (router.assets); every change bumps version like the rest
+    copy: CopyState = CopyState.NONE
+    stored: list[StoredAsset] = field(default_factory=list)
+    copy_tries: int = 0
+    copy_error: str | None = None  # why the last try failed (no secrets: our own words)
+    upstream_expires_at: float | None = None  # when the upstream drops the output
     # (version, bytes) of the client-facing body last served for this job; reads of an
     # unchanged job reuse it (``router.api.openai.video_body``). Not persisted.
     served: tuple[int, bytes] | None = field(default=None, repr=False, compare=False)
@@ -235,7 +284,7 @@ class Job:
             if self.transition(self.state, JobState.COMPLETED):
                 self.progress = 100
                 self.completed_at = now
-                self.expires_at = seen.expires_at
+                self.expires_at = self.upstream_expires_at = seen.expires_at
         elif seen.status is UpstreamStatus.FAILED:
             code = seen.error_code or "render_failed"
             message = seen.error_message or "The provider failed to render the video."
@@ -278,6 +327,39 @@ class Job:
         self.price_per_second = price_per_second
         self.version += 1
 
+    def stored_asset(self, variant: str) -> StoredAsset | None:
+        """The whole copy of ``variant`` in the asset store, if there is one."""
+        for asset in self.stored:
+            if asset.variant == variant:
+                return asset
+        return None
+
+    def copy_needed(self) -> bool:
+        """Completed, and the copy not yet whole nor given up on."""
+        return self.state is JobState.COMPLETED and self.copy in (CopyState.NONE, CopyState.PENDING)
+
+    def add_stored(self, asset: StoredAsset) -> None:
+        """Record a whole copy of one variant (replacing an older copy of it)."""
+        self.stored = [a for a in self.stored if a.variant != asset.variant] + [asset]
+        self.version += 1
+
+    def settle_copy(self, state: CopyState, expires_at: float | None, error: str | None) -> None:
+        """End the copy: ``STORED`` with our copy's expiry, ``LOST``, or ``EXPIRED`` (then the
+        stored variants are gone and ``expires_at`` says when they went)."""
+        self.copy = state
+        self.expires_at = expires_at
+        self.copy_error = error
+        if state is not CopyState.STORED:
+            self.stored = []
+        self.version += 1
+
+    def copy_failed(self, error: str) -> None:
+        """One try of the copy failed; it stays pending."""
+        self.copy = CopyState.PENDING
+        self.copy_tries += 1
+        self.copy_error = error
+        self.version += 1
+
     def _settle_attempt(
         self, state: AttemptState, now: float, code: str | None, message: str | None
     ) -> None:
@@ -313,6 +395,11 @@ class Job:
             "extensions": self.extensions,
             "characters": list(self.characters),
             "callback_url": self.callback_url,
+            "copy": self.copy.value,
+            "stored": [a.to_record() for a in self.stored],
+            "copy_tries": self.copy_tries,
+            "copy_error": self.copy_error,
+            "upstream_expires_at": self.upstream_expires_at,
         }
 
     @classmethod
@@ -342,4 +429,10 @@ class Job:
             extensions=record.get("extensions", 0),
             characters=tuple(record.get("characters", ())),
             callback_url=record.get("callback_url"),
+            # the copy fields came later: records written before them read as "no copy"
+            copy=CopyState(record.get("copy", "none")),
+            stored=[StoredAsset.from_record(a) for a in record.get("stored", ())],
+            copy_tries=record.get("copy_tries", 0),
+            copy_error=record.get("copy_error"),
+            upstream_expires_at=record.get("upstream_expires_at", record["expires_at"]),
         )

@@ -98,7 +98,11 @@ async def test_the_admin_view_names_its_two_windows_with_their_counts(
 
 
 async def test_a_relay_link_never_outlives_the_asset(proxy_factory: ProxyFactory) -> None:
-    proxy = await proxy_factory([sim_provider("a", asset_ttl=60)], server={"link_ttl": 86400})
+    proxy = await proxy_factory(
+        [sim_provider("a", asset_ttl=60)],
+        server={"link_ttl": 86400},
+        assets={"copy": False},  # the upstream's expiry; our copy's is tests/assets' business
+    )
     relay = proxy.relay()
     task = await relay.finish(await relay.create(prompt="a kite", model="sora-2"))
     job = proxy.app[keys.STORE].get(task["task_id"])

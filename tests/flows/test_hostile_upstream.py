@@ -145,7 +145,10 @@ async def test_content_redirected_to_a_listed_host_goes_there_without_the_key(
     upstream.reply("GET", f"{base}/video_h1", {**QUEUED, "status": "completed"})
     upstream.answer("GET", f"{base}/video_h1/content", redirect(f"{cdn.url}/v/h1.mp4", 302))
     cdn.reply("GET", "/v/h1.mp4", body=b"mp4!", content_type="video/mp4")
-    proxy = await proxy_factory([provider(upstream, "azure", content_hosts=["127.0.0.2"])])
+    proxy = await proxy_factory(
+        [provider(upstream, "azure", content_hosts=["127.0.0.2"])],
+        assets={"copy": False},  # the pass-through path; copies take the same one (tests/assets)
+    )
     video = await finished_video(proxy)
     async with (
         aiohttp.ClientSession(headers={"Authorization": f"Bearer {ALICE}"}) as http,

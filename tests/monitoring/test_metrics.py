@@ -105,7 +105,8 @@ async def test_key_label_off_drops_the_key_label(proxy_factory: ProxyFactory) ->
 async def test_series_count_stays_bounded_while_a_thousand_jobs_run(
     proxy_factory: ProxyFactory,
 ) -> None:
-    proxy = await proxy_factory([sim_provider("fast", render_seconds=0.05)])
+    # copies off: a thousand of them would only slow the creates this test counts series of
+    proxy = await proxy_factory([sim_provider("fast", render_seconds=0.05)], assets={"copy": False})
     client = proxy.client()
 
     async def burst(n: int) -> None:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+from pathlib import Path
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from providers.mp4 import probe
-from providers.simulator.media import Variant, make_asset
+from providers.simulator.media import Variant, make_asset, mp4_head
 from tests.sim_rig import BEARER, Rig, StartRig
 from tests.sim_rig import rig as rig  # a fixture
 from tests.sim_rig import start_rig as start_rig  # a fixture
@@ -64,8 +68,10 @@ async def test_a_megabyte_video_streams_whole(start_rig: StartRig) -> None:
     assert response.headers["Content-Length"] == "1000000"
     info = probe(body)  # the moov box says what was rendered
     assert info is not None and (info.size, info.seconds) == ("720x1280", 4)
-    mdat = body.index(b"mdat") - 4
-    assert int.from_bytes(body[mdat : mdat + 4], "big") == 1_000_000 - mdat  # the rest
+    head = mp4_head(video["id"], 720, 1280, 4)
+    assert body.startswith(head)  # playable, and a free box after it holds the rest
+    assert body[len(head) + 4 : len(head) + 8] == b"free"
+    assert int.from_bytes(body[len(head) : len(head) + 4], "big") == 1_000_000 - len(head)
     across_chunks = {**BEARER, "Range": "bytes=65530-65545"}
     part, _ = await rig.call(
         "GET", f"/v1/videos/{video['id']}/content", headers=across_chunks, expect=206
@@ -84,3 +90,22 @@ def test_any_slice_of_an_asset_matches_the_whole_file(
     whole = asset.head + filler + asset.tail  # the block is indexed by absolute offset
     stop = min(start + length, asset.size)
     assert b"".join(asset.chunks(start, stop, chunk_size)) == whole[start:stop]
+
+
+async def test_the_simulated_mp4_decodes_with_ffmpeg(tmp_path: Path) -> None:
+    """One frame a second at 1/40 of the render's size: enough for ffmpeg to make thumbnails
+    of; the track header still says the render's size."""
+    asset = make_asset("video_decodable", Variant.VIDEO, 50_000)
+    path = tmp_path / "video.mp4"
+    path.write_bytes(b"".join(asset.chunks(0, asset.size)))
+    process = await asyncio.create_subprocess_exec(
+        "ffprobe", "-v", "error", "-count_frames", "-print_format", "json", "-show_streams",
+        str(path), stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, _ = await process.communicate()
+    assert process.returncode == 0
+    (stream,) = json.loads(out)["streams"]
+    assert (stream["width"], stream["height"]) == (18, 32)
+    assert int(stream["nb_read_frames"]) == 4
+    info = probe(path.read_bytes())
+    assert info is not None and (info.size, info.seconds) == ("720x1280", 4)

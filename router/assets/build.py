@@ -1,0 +1,55 @@
+"""The asset store, copier and retention an app runs, built from ``assets:`` in config.
+
+``local_root`` is where the local backend keeps its files: ``assets.path``, or beside the
+job store (``<store dir>/assets``), so a demo's videos live next to its jobs.
+``copies_to_resume`` finds, at start, the completed jobs whose copy a previous run left
+unfinished, walking each client key's jobs back only as far as a copy can still succeed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from router.assets.base import AssetStore
+from router.assets.local import LocalAssetStore
+from router.config.model import Config
+from router.records.job import Job
+from router.store.sqlite import JobStore
+
+_PAGE = 500
+
+
+def local_root(config: Config) -> Path:
+    if config.assets.path:
+        return Path(config.assets.path)
+    store = config.store.path
+    return Path("data" if store == ":memory:" else Path(store).parent) / "assets"
+
+
+def asset_store(config: Config) -> AssetStore:
+    """The backend ``assets.backend`` names."""
+    if config.assets.backend == "s3":
+        from router.assets.s3 import S3AssetStore  # botocore loads only when it is used
+
+        return S3AssetStore(config.assets)
+    return LocalAssetStore(local_root(config))
+
+
+def copies_to_resume(jobs: JobStore, config: Config, now: float) -> list[Job]:
+    """Completed jobs whose copy is not whole yet, newest first per key.
+
+    A copy is retried for at most the upstream's link lifetime, so jobs created more than
+    ``copy_window`` plus ``job_deadline`` ago (or a day, if longer) are not looked at.
+    """
+    horizon = max(config.assets.copy_window, 86400.0) + config.routing.job_deadline
+    oldest = now - horizon
+    found: list[Job] = []
+    for key in config.keys:
+        after: str | None = None
+        while True:
+            page, more = jobs.list_owned(key.name, after=after, limit=_PAGE, order="desc")
+            found.extend(job for job in page if job.copy_needed())
+            if not more or not page or page[-1].created_at < oldest:
+                break
+            after = page[-1].id
+    return found

@@ -1,0 +1,310 @@
+"""Copy on completion: every completed job's output streamed into the asset store.
+
+``submit`` (the poller's completion hook) queues a job; ``copy_concurrency`` workers take
+jobs off the queue, so copies run in the background, bounded, and never on a client's request.
+Each variant the rendering provider has (video, then thumbnail and sprite sheet) is streamed
+from the adapter's ``open_content`` through a shared bandwidth limit (``copy_bandwidth``
+bytes a second across all copies), hashed (SHA-256) and counted on the way, and checked against
+the upstream's ``Content-Length``. The job records each whole variant (``Job.add_stored``)
+as soon as it is stored, so content answers switch to the store variant by variant; once all
+are in, the copy is ``STORED`` and the job's ``expires_at`` becomes our copy's (now plus
+``assets.retention``, or none).
+
+A try that fails is retried with doubling waits (``copy_retry_base``, at most 5 minutes) until
+the upstream's link expires (``upstream_expires_at``, or ``copy_window`` after completion when
+the upstream gives none); then the copy is ``LOST`` (a metric, a warning, and the job's
+``copy_error`` in the admin view). Variants the upstream does not have (the relay kind's
+images) are made from the stored MP4 by ``router.assets.thumbnails``; a failure there is
+logged and counted but does not fail the copy.
+
+Restart safety: a copy in flight when the process dies is still ``PENDING`` in the job store,
+and ``resume`` queues it again at start; the backend never shows half-written objects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import random
+import shutil
+import tempfile
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
+from pathlib import Path
+
+import aiohttp
+
+from monitoring.metrics import Metrics
+from providers.base import ContentStream, ProviderError, Rejected
+from router.assets.base import CONTENT_TYPES, AssetStore, AssetStoreError, asset_key
+from router.assets.throttle import Throttle
+from router.assets.thumbnails import GENERATED, Thumbnailer, ThumbnailFailed
+from router.config.model import AssetsConfig
+from router.records.job import CopyState, Job, StoredAsset
+from router.routing.pool import ProviderPool
+from router.store.sqlite import JobStore
+
+log = logging.getLogger(__name__)
+
+MAX_RETRY_WAIT = 300.0
+_FILE_CHUNK = 256 * 1024
+
+
+class CopyMismatch(Exception):
+    """The body was not as long as the upstream said."""
+
+
+# what a failed try can raise: the upstream, the connection mid-body, the backend, the disk
+_COPY_FAILURES = (
+    ProviderError, aiohttp.ClientError, TimeoutError, AssetStoreError, OSError, CopyMismatch,
+)  # fmt: skip
+
+
+class AssetCopier:
+    """Background copies of completed jobs' output into the asset store."""
+
+    def __init__(
+        self,
+        *,
+        assets: AssetStore,
+        jobs: JobStore,
+        pool: ProviderPool,
+        config: AssetsConfig,
+        metrics: Metrics,
+        clock: Callable[[], float],
+        thumbnailer: Thumbnailer | None,
+        on_stored: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._assets = assets
+        self._jobs = jobs
+        self._pool = pool
+        self._config = config
+        self._metrics = metrics
+        self._clock = clock
+        self._thumbnailer = thumbnailer
+        self._on_stored = on_stored  # retention checks max_bytes after each copy
+        self._throttle = Throttle(config.copy_bandwidth)
+        self._queue: asyncio.Queue[str] = asyncio.Queue()
+        self._queued: set[str] = set()
+        self._workers: list[asyncio.Task[None]] = []
+        self._retries: dict[str, asyncio.TimerHandle] = {}
+        self._random = random.Random()
+
+    @property
+    def waiting(self) -> int:
+        """Copies queued or waiting to be retried."""
+        return len(self._queued) + len(self._retries)
+
+    def start(self) -> None:
+        self._workers = [
+            asyncio.create_task(self._work(), name=f"asset-copy-{n}")
+            for n in range(self._config.copy_concurrency)
+        ]
+
+    async def stop(self) -> None:
+        for handle in self._retries.values():
+            handle.cancel()
+        self._retries.clear()
+        for task in self._workers:
+            task.cancel()
+        for task in self._workers:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._workers = []
+
+    def submit(self, job: Job) -> None:
+        """Copy ``job``'s output, if it completed and has no whole copy yet (and copies are on)."""
+        if not self._config.copy or not job.copy_needed() or job.id in self._queued:
+            return
+        if job.copy is CopyState.NONE:
+            job.copy = CopyState.PENDING
+            job.version += 1
+            self._jobs.save(job)
+        self._queued.add(job.id)
+        self._queue.put_nowait(job.id)
+
+    def resume(self, jobs: Iterable[Job]) -> None:
+        """Queue again the copies a previous run left unfinished."""
+        for job in jobs:
+            self.submit(job)
+
+    async def _work(self) -> None:
+        while True:
+            job_id = await self._queue.get()
+            self._queued.discard(job_id)
+            job = self._jobs.get(job_id)
+            if job is None or not job.copy_needed():
+                continue  # deleted, or settled meanwhile
+            try:
+                await self._copy(job)
+            except _COPY_FAILURES as exc:
+                self._failed(job, exc)
+            except Exception as exc:  # a bug must not end the worker: count it as a failed try
+                log.exception("job %s: copy failed unexpectedly", job.id)
+                self._failed(job, exc)
+
+    async def _copy(self, job: Job) -> None:
+        started = time.perf_counter()
+        entry = self._pool.get(job.current.provider)
+        if entry is None:
+            raise AssetStoreError(f"provider {job.current.provider} is gone")
+        missing: list[str] = []
+        for variant in CONTENT_TYPES:
+            if job.stored_asset(variant) is not None:
+                continue  # stored by an earlier try
+            try:
+                stream = await entry.adapter.open_content(job.current.upstream_id, variant)
+            except Rejected as exc:
+                if variant == "video" or not (exc.sent is False or exc.status == 404):
+                    raise
+                missing.append(variant)  # the upstream has no such image
+                continue
+            try:
+                asset = await self._store_stream(job, variant, stream)
+            finally:
+                stream.close()
+            self._record(job, asset)
+        if missing:
+            await self._generate(job, missing)
+        retention = self._config.retention
+        expires = None if retention is None else self._clock() + retention
+        job.settle_copy(CopyState.STORED, expires, None)
+        self._jobs.save(job)
+        self._metrics.asset_copies.labels("stored").inc()
+        self._metrics.asset_copy_seconds.observe(time.perf_counter() - started)
+        log.info("job %s: output stored (%d bytes)", job.id, sum(a.size for a in job.stored))
+        self._on_stored()
+
+    async def _store_stream(self, job: Job, variant: str, stream: ContentStream) -> StoredAsset:
+        digest = hashlib.sha256()
+        seen = 0
+
+        async def counted() -> AsyncIterator[bytes]:
+            nonlocal seen
+            async for chunk in stream.chunks():
+                await self._throttle.take(len(chunk))
+                digest.update(chunk)
+                seen += len(chunk)
+                yield chunk
+            if stream.content_length is not None and seen != stream.content_length:
+                raise CopyMismatch(f"{variant}: {seen} of {stream.content_length} bytes arrived")
+
+        key = asset_key(job.id, variant)
+        size = await self._assets.put(key, counted(), CONTENT_TYPES[variant])
+        return self._asset(variant, key, size, digest.hexdigest(), generated=False)
+
+    async def _generate(self, job: Job, variants: list[str]) -> None:
+        """Make the images the upstream lacks from the stored video; failures only logged."""
+        thumbnailer = self._thumbnailer
+        if thumbnailer is None or not thumbnailer.available:
+            return
+        video = job.stored_asset("video")
+        assert video is not None  # stored above, before any image
+        directory = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="sora-assets-"))
+        try:
+            source = self._assets.local_path(video.key)
+            if source is None:  # an object store: ffmpeg reads a local copy
+                source = directory / "video.mp4"
+                await self._download(video, source)
+            for variant in variants:
+                if variant not in GENERATED:
+                    continue
+                try:
+                    made = await thumbnailer.render(source, variant, directory)
+                    asset = await self._store_file(job, variant, made)
+                except (ThumbnailFailed, TimeoutError, OSError, AssetStoreError) as exc:
+                    self._metrics.thumbnails.labels("failed").inc()
+                    log.warning("job %s: no %s made: %s", job.id, variant, exc)
+                    continue
+                self._metrics.thumbnails.labels("made").inc()
+                self._record(job, asset)
+        finally:
+            await asyncio.to_thread(_remove_tree, directory)
+
+    async def _download(self, video: StoredAsset, target: Path) -> None:
+        file = target.open("wb")  # one quick syscall; a handle never lost to a cancel
+        try:
+            async for chunk in self._assets.read(video.key, 0, video.size):
+                await asyncio.to_thread(file.write, chunk)
+        finally:
+            file.close()
+
+    async def _store_file(self, job: Job, variant: str, path: Path) -> StoredAsset:
+        digest = hashlib.sha256()
+
+        async def chunks() -> AsyncIterator[bytes]:
+            file = path.open("rb")  # one quick syscall; a handle never lost to a cancel
+            try:
+                while chunk := await asyncio.to_thread(file.read, _FILE_CHUNK):
+                    digest.update(chunk)
+                    yield chunk
+            finally:
+                file.close()
+
+        key = asset_key(job.id, variant)
+        size = await self._assets.put(key, chunks(), CONTENT_TYPES[variant])
+        return self._asset(variant, key, size, digest.hexdigest(), generated=True)
+
+    def _asset(
+        self, variant: str, key: str, size: int, sha256: str, *, generated: bool
+    ) -> StoredAsset:
+        return StoredAsset(
+            variant=variant,
+            key=key,
+            size=size,
+            sha256=sha256,
+            content_type=CONTENT_TYPES[variant],
+            stored_at=self._clock(),
+            generated=generated,
+        )
+
+    def _record(self, job: Job, asset: StoredAsset) -> None:
+        if self._jobs.get(job.id) is not job:
+            # deleted while copying: the object must not outlive the job
+            raise AssetStoreError("the job was deleted during its copy")
+        job.add_stored(asset)
+        self._jobs.save(job)
+
+    def _failed(self, job: Job, exc: BaseException) -> None:
+        reason = _describe(exc)
+        now = self._clock()
+        give_up_at = job.upstream_expires_at
+        if give_up_at is None:
+            give_up_at = (job.completed_at or now) + self._config.copy_window
+        if self._jobs.get(job.id) is not job:
+            return  # deleted: nothing left to copy
+        if now >= give_up_at:
+            job.settle_copy(CopyState.LOST, job.upstream_expires_at, reason)
+            self._jobs.save(job)
+            self._metrics.asset_copies.labels("lost").inc()
+            log.warning(
+                "job %s: copy given up after %d tries, the upstream link has expired: %s",
+                job.id, job.copy_tries + 1, reason,
+            )  # fmt: skip
+            return
+        job.copy_failed(reason)
+        self._jobs.save(job)
+        self._metrics.asset_copies.labels("retried").inc()
+        wait = min(self._config.copy_retry_base * 2 ** (job.copy_tries - 1), MAX_RETRY_WAIT)
+        wait = min(wait * (0.5 + self._random.random() / 2), max(give_up_at - now, 0.0))
+        log.info("job %s: copy failed (%s); next try in %.1fs", job.id, reason, wait)
+        self._retries[job.id] = asyncio.get_running_loop().call_later(wait, self._retry, job.id)
+
+    def _retry(self, job_id: str) -> None:
+        self._retries.pop(job_id, None)
+        if job_id not in self._queued:
+            self._queued.add(job_id)
+            self._queue.put_nowait(job_id)
+
+
+def _describe(exc: BaseException) -> str:
+    """A short reason for logs and the admin view; upstream errors are already scrubbed."""
+    if isinstance(exc, ProviderError):
+        return f"upstream: {exc.message}"[:300]
+    return f"{type(exc).__name__}: {exc}"[:300]
+
+
+def _remove_tree(directory: Path) -> None:
+    shutil.rmtree(directory, ignore_errors=True)

@@ -1,0 +1,170 @@
+"""Serving a stored object over HTTP: one ``Range``, ``ETag`` and the conditional headers.
+
+``plan`` is the pure decision (status, byte span, headers) from the request's headers, the
+object's size and its ETag (the SHA-256 recorded when it was copied, so every instance and
+backend names the same bytes alike). Then ``send`` writes the body: from a local file with the
+kernel's sendfile (``loop.sendfile`` on the connection, as aiohttp's ``FileResponse`` does),
+else streamed from the backend in chunks. Either way memory stays flat with the file's size.
+
+Rules (RFC 9110): ``If-None-Match`` matching the ETag (weak comparison, or ``*``) is a 304; a
+single ``bytes=`` range is a 206 with ``Content-Range``, one that starts past the end (or a
+zero-length suffix) is a 416 with ``Content-Range: bytes */size``; a malformed or multi-range
+``Range`` is ignored (200, the whole object), as is any ``Range`` whose ``If-Range`` is not
+exactly our ETag.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import mimetypes
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aiohttp import web
+
+from router.assets.base import AssetStore
+
+_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+FALLBACK_CHUNK = 256 * 1024
+
+
+@dataclass(slots=True)
+class Plan:
+    """What to answer: ``status``, and for 200/206 the span ``start`` .. ``stop`` to send."""
+
+    status: int
+    start: int = 0
+    stop: int = 0
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class Unsatisfiable(Exception):
+    """A well-formed range that selects nothing of the object: a 416."""
+
+
+def parse_range(header: str, size: int) -> tuple[int, int] | None:
+    """``(start, stop)`` for a satisfiable single range; None when the header is malformed or
+    names several ranges (then it is ignored); ``Unsatisfiable`` when it selects nothing."""
+    match = _RANGE.fullmatch(header.strip().replace(" ", ""))
+    if match is None:
+        return None
+    first, last = match.groups()
+    if not first and not last:
+        return None
+    if not first:  # a suffix: the last N bytes
+        suffix = int(last)
+        if suffix == 0 or size == 0:
+            raise Unsatisfiable
+        return max(size - suffix, 0), size
+    start = int(first)
+    stop = size if not last else int(last) + 1
+    if last and stop <= start:
+        return None  # last-byte-pos before first-byte-pos: invalid, so ignored
+    if start >= size:
+        raise Unsatisfiable
+    return start, min(stop, size)
+
+
+def plan(headers: Mapping[str, str], size: int, etag: str) -> Plan:
+    """Decide the answer to a GET of an object of ``size`` bytes whose ETag is ``etag``."""
+    quoted = f'"{etag}"'
+    common = {"ETag": quoted, "Accept-Ranges": "bytes"}
+    if_none_match = headers.get("If-None-Match")
+    if if_none_match is not None and _matches(if_none_match, quoted):
+        return Plan(304, headers=common)
+    range_header = headers.get("Range")
+    if_range = headers.get("If-Range")
+    if range_header is None or (if_range is not None and if_range.strip() != quoted):
+        return Plan(200, 0, size, common)
+    try:
+        span = parse_range(range_header, size)
+    except Unsatisfiable:
+        return Plan(416, headers={**common, "Content-Range": f"bytes */{size}"})
+    if span is None:
+        return Plan(200, 0, size, common)
+    start, stop = span
+    return Plan(206, start, stop, {**common, "Content-Range": f"bytes {start}-{stop - 1}/{size}"})
+
+
+def _matches(if_none_match: str, quoted: str) -> bool:
+    """Weak comparison: ``W/"x"`` matches ``"x"``; ``*`` matches anything that exists."""
+    for tag in if_none_match.split(","):
+        tag = tag.strip()
+        if tag == "*" or tag.removeprefix("W/") == quoted:
+            return True
+    return False
+
+
+async def send(
+    request: web.Request,
+    store: AssetStore,
+    key: str,
+    answer: Plan,
+    content_type: str,
+    stamp: Callable[[web.Request, web.StreamResponse], None],
+) -> web.StreamResponse:
+    """Answer ``request`` as ``answer`` says, the body read from ``store``'s object ``key``;
+    ``stamp`` adds the headers every answer carries, before they are sent."""
+    response = web.StreamResponse(status=answer.status, headers=answer.headers)
+    stamp(request, response)
+    if answer.status not in (200, 206):
+        if answer.status == 416:
+            response.content_length = 0
+        await response.prepare(request)
+        await response.write_eof()
+        return response
+    response.content_type = content_type
+    # our origin serves it: a browser must neither sniff it into a page nor guess (as upstream
+    # pass-through does, providers.http)
+    extension = mimetypes.guess_extension(content_type) or ""
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Content-Disposition"] = (
+        f'inline; filename="{content_type.split("/", 1)[0]}{extension}"'
+    )
+    count = answer.stop - answer.start
+    response.content_length = count
+    await response.prepare(request)
+    if request.method == "HEAD" or count == 0:
+        await response.write_eof()
+        return response
+    path = store.local_path(key)
+    try:
+        if path is not None and not response.compression:
+            await _sendfile(request, response, path, answer.start, count)
+        else:
+            async for chunk in store.read(key, answer.start, answer.stop):
+                await response.write(chunk)
+        await response.write_eof()
+    except ConnectionResetError:
+        if request.transport is not None and not request.transport.is_closing():
+            raise
+        # the client hung up mid-download, which clients do: nothing is left to answer
+    return response
+
+
+async def _sendfile(
+    request: web.Request, response: web.StreamResponse, path: Path, start: int, count: int
+) -> None:
+    """The kernel copies the file to the socket; no byte passes through Python."""
+    loop = asyncio.get_running_loop()
+    file = path.open("rb")  # one quick syscall; a handle never lost to a cancel
+    try:
+        transport = request.transport
+        if transport is None:
+            raise ConnectionResetError("the client has gone")
+        with contextlib.suppress(NotImplementedError):  # a loop without it (uvloop): read
+            await loop.sendfile(transport, file, start, count)
+            return
+        file.seek(start)  # moves an offset, touches no disk
+        left = count
+        while left > 0:
+            chunk = await asyncio.to_thread(file.read, min(FALLBACK_CHUNK, left))
+            if not chunk:  # the file shrank while being sent: end the connection
+                raise ConnectionResetError("the stored file shrank while being sent")
+            left -= len(chunk)
+            await response.write(chunk)
+    finally:
+        file.close()
