@@ -74,6 +74,15 @@ redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[8], '*',
     'id', ARGV[1], 'v', ARGV[3], 's', ARGV[6], 'p', ARGV[7])
 return 1
 """
+# KEYS: job. ARGV: expected version, new version, body, status. Bookkeeping of a job whose
+# status stays what it was: no event (nothing a client watches moved).
+_AMEND = """
+local found = redis.call('HMGET', KEYS[1], 'v', 'b')
+if not found[1] or found[1] ~= ARGV[1] then return 0 end
+if cjson.decode(found[2])['state'] ~= ARGV[4] then return 0 end
+redis.call('HSET', KEYS[1], 'v', ARGV[2], 'b', ARGV[3])
+return 1
+"""
 # KEYS: job, input, unsettled, events. ARGV: id, maxlen. Returns the body and key name.
 _DELETE = """
 local found = redis.call('HMGET', KEYS[1], 'v', 'b', 'k')
@@ -101,13 +110,23 @@ return 0
 class RedisJobStore:
     """Jobs shared by every process on one Redis; see the module docstring."""
 
-    __slots__ = ("_client", "_clock", "_delete", "_delete_if", "_hdel_if", "_insert", "_update")
+    __slots__ = (
+        "_amend",
+        "_client",
+        "_clock",
+        "_delete",
+        "_delete_if",
+        "_hdel_if",
+        "_insert",
+        "_update",
+    )
 
     def __init__(self, client: RedisClient, *, clock: Callable[[], float] = time.time) -> None:
         self._client = client
         self._clock = clock  # stamps idempotency records (their expiry is Redis's own TTL)
         self._insert = client.register_script(_INSERT)
         self._update = client.register_script(_UPDATE)
+        self._amend = client.register_script(_AMEND)
         self._delete = client.register_script(_DELETE)
         self._delete_if = client.register_script(_DELETE_IF)
         self._hdel_if = client.register_script(_HDEL_IF)
@@ -115,6 +134,9 @@ class RedisJobStore:
     async def read(self, job_id: str) -> Job | None:
         body = cast(bytes | None, await self._client.hget(job_key(job_id), "b"))
         return None if body is None else _job(body)
+
+    async def read_many(self, job_ids: list[str]) -> list[Job]:
+        return await self._many(job_ids)
 
     async def page(
         self, owner: str, *, after: str | None, limit: int, order: str
@@ -176,6 +198,11 @@ class RedisJobStore:
         if stored:
             await self._claim_renders(job)
         return bool(stored)
+
+    async def amend(self, job: Job, *, expected_version: int) -> bool:
+        body = jsonio.dumps(job.to_record())
+        args: list[bytes | str] = [str(expected_version), str(job.version), body, job.state.value]
+        return bool(await self._amend(keys=[job_key(job.id)], args=args))
 
     async def delete(self, job_id: str) -> None:
         found = cast(

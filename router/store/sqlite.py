@@ -64,7 +64,7 @@ from typing import Any, Generic, Protocol, TypeVar
 from providers.base import InputReference
 from router import jsonio
 from router.records.event import JobChanged
-from router.records.job import Job
+from router.records.job import Job, JobState
 from router.store.base import (
     IDEMPOTENCY_TTL,
     IdempotencyClaim,
@@ -214,6 +214,7 @@ class SqliteJobStore:
         "_path",
         "_pending",
         "_stopped",
+        "_stored",
         "_thread",
         "_wake",
     )
@@ -229,6 +230,9 @@ class SqliteJobStore:
         self._clock = clock  # ages idempotency records only
         self._on_change = on_change
         self._open_versions: dict[str, int] = {}  # unsettled job id -> version last announced
+        # job id -> (version, status) last handed to the writer: ``amend`` checks against it
+        # (callers may change the very object the store keeps)
+        self._stored: dict[str, tuple[int, JobState]] = {}
         self._jobs: dict[str, Job] = {}
         self._by_owner: dict[str, list[tuple[float, str]]] = {}  # sorted (created_at, id)
         self._holding: dict[str, dict[str, str]] = {}  # provider -> upstream id -> job id
@@ -361,6 +365,7 @@ class SqliteJobStore:
             log.debug("job store: not saving job %s, it is not stored", job.id)
             return
         self._hold(job)  # an attempt may have gained an upstream id (confirm, re-submission)
+        self._stored[job.id] = (job.version, job.state)
         self._put(_Upsert(_job_row(job), None, None))
         last = self._open_versions.get(job.id)
         if last is not None and last != job.version:  # None: settled and announced already
@@ -382,6 +387,9 @@ class SqliteJobStore:
         job = self._jobs.get(job_id)
         return None if job is None else _copy(job)
 
+    async def read_many(self, job_ids: list[str]) -> list[Job]:
+        return [_copy(job) for job_id in job_ids if (job := self._jobs.get(job_id)) is not None]
+
     async def page(
         self, owner: str, *, after: str | None, limit: int, order: str
     ) -> tuple[list[Job], bool]:
@@ -400,6 +408,21 @@ class SqliteJobStore:
         if current is not job:
             self._jobs[job.id] = job  # owner and created_at are the same: the index holds
         self.save(job)
+        return True
+
+    async def amend(self, job: Job, *, expected_version: int) -> bool:
+        """Store ``job``'s bookkeeping if the stored version is ``expected_version`` and its
+        status is the stored one."""
+        current = self._jobs.get(job.id)
+        if current is None or self._stored.get(job.id) != (expected_version, job.state):
+            return False
+        if current is not job:
+            self._jobs[job.id] = job
+        self._hold(job)
+        self._stored[job.id] = (job.version, job.state)
+        self._put(_Upsert(_job_row(job), None, None))
+        if job.id in self._open_versions:  # unsettled: keep update's check on the new version
+            self._open_versions[job.id] = job.version
         return True
 
     async def claim_key(self, claim: IdempotencyClaim, job_id: str) -> IdempotencyRecord:
@@ -452,6 +475,7 @@ class SqliteJobStore:
 
     def _index(self, job: Job) -> None:
         self._jobs[job.id] = job
+        self._stored[job.id] = (job.version, job.state)
         self._hold(job)
         keys, key = self._by_owner.setdefault(job.owner, []), (job.created_at, job.id)
         if not keys or keys[-1] < key:
@@ -461,6 +485,7 @@ class SqliteJobStore:
 
     def _unindex(self, job: Job) -> None:
         del self._jobs[job.id]
+        del self._stored[job.id]
         for attempt in job.attempts:
             held = self._holding.get(attempt.provider)
             if held is not None and held.get(attempt.upstream_id) == job.id:

@@ -111,6 +111,43 @@ async def test_a_settled_job_takes_no_more_updates(backing: Backing) -> None:
     assert not await store.update(new_job(), expected_version=0)  # never stored
 
 
+async def test_a_settled_job_takes_bookkeeping_over_its_version_and_never_a_new_status(
+    backing: Backing,
+) -> None:
+    store = await backing.reopen()
+    job = new_job()
+    await store.insert(job)
+    settled = await store.read(job.id)
+    assert settled is not None
+    version = settled.version
+    settled.fail("render_failed", "gone", 3.0)
+    assert await store.update(settled, expected_version=version)
+    version = settled.version
+
+    settled.copy_failed("upstream link expired")
+    assert await store.amend(settled, expected_version=version)
+    assert not await store.amend(settled, expected_version=version)  # it moved on
+    kept = await (await backing.reopen()).read(job.id)
+    assert kept is not None and kept.copy_tries == 1 and kept.version == settled.version
+
+    kept.state = JobState.COMPLETED
+    kept.version += 1
+    assert not await store.amend(kept, expected_version=settled.version)
+    assert not await store.amend(new_job(), expected_version=0)  # never stored
+
+
+async def test_many_jobs_read_back_in_order_without_the_missing(backing: Backing) -> None:
+    store = await backing.reopen()
+    jobs = [new_job(created_at=1000.0 + n) for n in range(3)]
+    for job in jobs:
+        await store.insert(job)
+
+    found = await store.read_many([jobs[2].id, "video_missing", jobs[0].id])
+
+    assert [j.id for j in found] == [jobs[2].id, jobs[0].id]
+    assert await store.read_many([]) == []
+
+
 async def test_pages_in_both_orders_for_the_owner_only(backing: Backing) -> None:
     store = await backing.reopen()
     jobs = [new_job(created_at=1000.0 + n) for n in range(5)]
