@@ -13,17 +13,15 @@ from typing import Any
 import aiohttp
 import orjson
 
-__all__ = ["Api", "create_body", "wait_answering"]
+__all__ = ["PROMPT", "Api", "create_body", "wait_answering"]
 
+PROMPT = "a paper boat on a rainy street"
 _SEND_TIMEOUT = aiohttp.ClientTimeout(total=60)
 
 
 def create_body(model: str) -> bytes:
     """The JSON create every scenario sends: the catalogue's only size and length."""
-    return orjson.dumps(
-        {"prompt": "a paper boat on a rainy street", "model": model, "seconds": "4",
-         "size": "720x1280"}
-    )  # fmt: skip
+    return orjson.dumps({"prompt": PROMPT, "model": model, "seconds": "4", "size": "720x1280"})
 
 
 class Api:

@@ -25,13 +25,23 @@ import yaml
 from bench.client import wait_answering
 from bench.floor_servers import READY_PATH
 from bench.process import CLIENT_CORE, SERVER_CORE, PinnedProcess
-from bench.upstream import STATS_PATH
+from bench.upstream import SEED_PATH, STATS_PATH
 
-__all__ = ["LIMITED_KEY", "POLL_AFTER_MS", "Route", "Server", "Stack", "Upstream", "new_key"]
+__all__ = [
+    "LIMITED_KEY",
+    "POLL_AFTER_MS",
+    "Route",
+    "Server",
+    "Stack",
+    "Upstream",
+    "free_port",
+    "new_key",
+]
 
 ROOT = Path(__file__).resolve().parent.parent
 POLL_AFTER_MS = 1000
 _UPSTREAM_KEY = "sk-bench-upstream"
+_SEED_CHUNK = 50_000  # renders per seed request: ~0.5 s of the simulator's loop each
 # A key's every limit, each far above what one bench run sends (a few thousand creates a
 # second for seconds, every render held for the hour the bench polls it): the checks run on
 # every create and never refuse one.
@@ -60,6 +70,17 @@ class Upstream:
     @property
     def api(self) -> str:
         return f"{self.root}/v1"
+
+    async def seed(self, indices: range, model: str) -> int:
+        """Add the renders of seeded jobs ``indices`` (``bench.seed``); the job count after."""
+        async with aiohttp.ClientSession() as session:
+            for start in range(indices.start, indices.stop, _SEED_CHUNK):
+                count = min(_SEED_CHUNK, indices.stop - start)
+                query = {"start": str(start), "count": str(count), "model": model}
+                async with session.post(self.root + SEED_PATH, params=query) as reply:
+                    reply.raise_for_status()
+                    jobs = int(orjson.loads(await reply.read())["jobs"])
+        return jobs
 
     async def stats(self) -> dict[str, int]:
         """The simulator's request counters (``SimulatorStats``) and its job count."""
@@ -96,7 +117,7 @@ class Stack:
             process.stop()
 
     async def upstream(self, name: str, *, render_seconds: float, video_bytes: int) -> Upstream:
-        port = _free_port()
+        port = free_port()
         argv = [
             sys.executable, "-m", "bench.upstream", "--port", str(port), "--api-key",
             _UPSTREAM_KEY, "--render-seconds", str(render_seconds), "--video-bytes",
@@ -107,31 +128,52 @@ class Stack:
         return upstream
 
     async def proxy(
-        self, name: str, routes: list[Route], root: Path = ROOT, limited_key: str | None = None
+        self,
+        name: str,
+        routes: list[Route],
+        root: Path = ROOT,
+        limited_key: str | None = None,
+        *,
+        redis_url: str | None = None,
+        workers: int = 1,
+        provider: dict[str, Any] | None = None,
     ) -> Server:
         """The proxy on ``routes``, run from the checkout at ``root`` (this one by default).
 
         A model named by several routes gets one provider per route, ordered by the default
         strategy (balanced). ``limited_key``, when given, is a second client key with every
         limit set (``LIMITED_KEY``) high enough never to refuse the bench's traffic, so its
-        creates pay for the checks without being turned away.
+        creates pay for the checks without being turned away. ``redis_url`` puts it on the
+        redis backend (``store.backend: redis``, with the link secret that needs);
+        ``workers`` above 1 runs ``serve --workers N``, whose supervisor is the process
+        measured (``PinnedProcess.cpu_seconds`` adds its workers). ``provider`` adds settings
+        to every provider (``poll_rpm``, for one).
         """
-        port = _free_port()
+        port = free_port()
         config = self.workdir / f"{name}.yaml"
         store = self.workdir / f"{name}.db"
-        document = _proxy_config(port, self.key, store, routes, limited_key)
+        document = _proxy_config(port, self.key, store, routes, limited_key, provider or {})
+        if redis_url is not None:
+            document["store"] |= {"backend": "redis", "url": redis_url}
+            document["server"]["link_secret"] = secrets.token_hex(32)
         config.write_text(yaml.safe_dump(document))
         argv = [
             sys.executable, "-m", "router", "--log-level", "warning", "serve", "--config",
             str(config),
         ]  # fmt: skip
+        metrics = _free_ports_in_a_row(workers) if workers > 1 else None
+        if metrics is not None:
+            argv += ["--workers", str(workers), "--metrics-port", str(metrics)]
         server = Server(self._start(name, SERVER_CORE, argv, root), f"http://127.0.0.1:{port}")
+        if metrics is not None:  # every worker up, not just the one that takes /readyz
+            for index in range(workers):
+                await wait_answering(f"http://127.0.0.1:{metrics + index}/metrics", within=60)
         await wait_answering(server.url + "/readyz")
         return server
 
     async def floor(self, upstream: Upstream, videos: dict[str, Any]) -> Server:
         """The floor server in front of ``upstream``, serving ``videos`` (id -> Video object)."""
-        port = _free_port()
+        port = free_port()
         videos_file = self.workdir / "floor-videos.json"
         videos_file.write_bytes(orjson.dumps(videos))
         argv = [
@@ -150,7 +192,12 @@ class Stack:
 
 
 def _proxy_config(
-    port: int, key: str, store: Path, routes: list[Route], limited_key: str | None
+    port: int,
+    key: str,
+    store: Path,
+    routes: list[Route],
+    limited_key: str | None,
+    provider: dict[str, Any],
 ) -> dict[str, Any]:
     keys: list[dict[str, Any]] = [{"name": "bench", "key": key}]
     if limited_key is not None:
@@ -170,13 +217,32 @@ def _proxy_config(
                 "models": {r.model: {"price_per_second": 0.1}},
                 "poll_interval": r.poll_interval,
                 "timeout": 60,
+                **provider,
             }
             for index, r in enumerate(routes)
         ],
     }
 
 
-def _free_port() -> int:
+def _free_ports_in_a_row(count: int) -> int:
+    """The first of ``count`` consecutive loopback ports that are free right now."""
+    for _ in range(100):
+        first = free_port()
+        if all(_bindable(first + offset) for offset in range(1, count)):
+            return first
+    raise RuntimeError(f"no {count} free loopback ports in a row")
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])

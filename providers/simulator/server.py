@@ -115,6 +115,12 @@ class Simulator:
         return self._table.jobs
 
     @property
+    def table(self) -> JobTable:
+        """The job table behind every dialect, for harnesses that add many jobs at once
+        (the bench seeds a million renders here instead of a million creates over HTTP)."""
+        return self._table
+
+    @property
     def characters(self) -> dict[str, SimulatedCharacter]:
         return self._table.characters
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from providers.simulator.jobs import CreateParams
 from tests.sim_rig import (
     AZURE,
     BEARER,
@@ -173,6 +174,25 @@ async def test_list_pages_newest_first_by_default_and_oldest_first_on_request(ri
     ascending, _ = await rig.call("GET", "/v1/videos", params={"order": "asc", "limit": "100"})
     assert [video["id"] for video in ascending["data"]] == ids
     assert ascending["has_more"] is False
+
+
+async def test_jobs_added_through_the_table_are_listed_and_read_like_created_ones(
+    rig: Rig,
+) -> None:
+    created = (await rig.create("before"))["id"]
+    params = CreateParams("seeded", "sora-2", "720x1280", "4")
+    for n in range(3):
+        rig.sim.table.start(params, job_id=f"video_seeded{n}")
+    page, _ = await rig.call("GET", "/v1/videos", params={"limit": "10"})
+    assert [video["id"] for video in page["data"]] == [
+        "video_seeded2",
+        "video_seeded1",
+        "video_seeded0",
+        created,
+    ]
+    seeded = await rig.video("video_seeded1")
+    assert (seeded["status"], seeded["prompt"]) == ("queued", "seeded")
+    assert rig.sim.stats.creates_accepted == 1  # seeding is not a create
 
 
 async def test_list_of_nothing_and_bad_list_parameters(rig: Rig) -> None:

@@ -1,0 +1,173 @@
+"""The fleet's cost per request: poll, create and content on SQLite and on Redis, one run.
+
+Three proxies on one simulator (1 MiB, rendering at once), started side by side and loaded one
+at a time (issue 17, acceptance 8; issue 21, "the fleet's cost"):
+
+* ``sqlite``: the embedded default, one process, exactly what ``python -m bench`` measures;
+* ``redis x1``: ``store.backend: redis``, one process, on a Redis of its own;
+* ``redis x2``: the same with ``serve --workers 2`` (a supervisor and two workers sharing the
+  port), on another Redis of its own.
+
+Every proxy and worker runs on the server core, so two workers share one core: their CPU per
+request is comparable with one process's, their throughput is not more than one core's. Each
+scenario runs ``rounds`` rounds, each round one run of every proxy in turn (the machine drifts
+by tens of percent within a minute; neighbours in a round see nearly the same machine), and the
+round with each proxy's median CPU per request counts.
+
+Per request: the proxy's CPU (the supervisor and its workers summed, from ``/proc``), and
+Redis's round trips, commands and CPU (``bench.redis_server``: INFO before and after the run,
+so the background traffic of the run's seconds counts too, a few reads a second per process).
+The poll path's target is issue 21's: within 1.5x the CPU per request of the single SQLite
+process. Creates are polled once an hour, so they measure the create path alone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from dataclasses import dataclass
+from typing import Any
+
+from bench.client import Api, create_body
+from bench.measure import Measured, measure
+from bench.redis_server import RedisCounters, RedisServer
+from bench.report import Row, at_most
+from bench.stack import Route, Server, Stack
+from bench.wrk import Load
+
+__all__ = ["RateSettings", "run_rates"]
+
+MIB = 2**20
+_POLL_LIMIT = 1.5  # issue 21: the poll path within 1.5x the single process's CPU per request
+_SCENARIOS = ("client poll", "create", "content 1 MiB")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RateSettings:
+    seconds: float = 3.0  # one measured run
+    rounds: int = 3  # every proxy once per round; the median round of each counts
+    connections: int = 32
+    workers: tuple[int, ...] = (1, 2)  # the redis contenders
+
+
+@dataclass(frozen=True, slots=True)
+class _Contender:
+    name: str
+    proxy: Server
+    redis: RedisServer | None
+    video_id: str  # a finished job, polled and downloaded
+
+
+@dataclass(frozen=True, slots=True)
+class _Run:
+    measured: Measured
+    redis: RedisCounters | None
+
+    @property
+    def requests(self) -> int:
+        return self.measured.wrk.requests
+
+    def to_json(self) -> dict[str, Any]:
+        found = self.measured.to_json()
+        if self.redis is not None:
+            found["redis_per_request"] = self.redis.per(self.requests)
+        return found
+
+
+async def run_rates(stack: Stack, settings: RateSettings) -> tuple[list[Row], dict[str, Any]]:
+    upstream = await stack.upstream("upstream-fleet", render_seconds=0, video_bytes=MIB)
+    routes = [Route("bench-1mb", upstream, 0.05), Route("bench-create", upstream, 3600.0)]
+    async with contextlib.AsyncExitStack() as running:
+        contenders = [await _contender(stack, "sqlite", routes, None)]
+        for workers in settings.workers:
+            name = f"redis x{workers}"
+            redis = await running.enter_async_context(
+                RedisServer(stack.workdir, f"redis-{workers}")
+            )
+            contenders.append(await _contender(stack, name, routes, redis, workers))
+        runs: dict[str, dict[str, list[_Run]]] = {s: {} for s in _SCENARIOS}
+        for scenario in _SCENARIOS:
+            for _ in range(settings.rounds):
+                for contender in contenders:
+                    load = _load(stack.key, contender, scenario, settings.connections)
+                    run = await _measure(contender, load, settings.seconds)
+                    runs[scenario].setdefault(contender.name, []).append(run)
+    medians = {
+        scenario: {name: _median(rounds) for name, rounds in by_name.items()}
+        for scenario, by_name in runs.items()
+    }
+    rows = [row for scenario in _SCENARIOS for row in _rows(scenario, medians[scenario])]
+    details = {
+        scenario: {
+            name: {"median": _median(rounds).to_json(), "rounds": [r.to_json() for r in rounds]}
+            for name, rounds in by_name.items()
+        }
+        for scenario, by_name in runs.items()
+    }
+    return rows, details
+
+
+async def _contender(
+    stack: Stack, name: str, routes: list[Route], redis: RedisServer | None, workers: int = 1
+) -> _Contender:
+    proxy = await stack.proxy(
+        "proxy-" + name.replace(" ", "-"),
+        routes,
+        redis_url=None if redis is None else redis.url,
+        workers=workers,
+    )
+    async with Api(proxy.url, stack.key) as api:
+        video_id = await api.create("bench-1mb")
+        await api.wait_status(video_id, "completed")
+    return _Contender(name, proxy, redis, video_id)
+
+
+def _load(key: str, contender: _Contender, scenario: str, connections: int) -> Load:
+    url = contender.proxy.url
+    if scenario == "client poll":
+        return Load(url=f"{url}/v1/videos/{contender.video_id}", key=key, connections=connections)
+    if scenario == "content 1 MiB":
+        path = f"/v1/videos/{contender.video_id}/content"
+        return Load(url=url + path, key=key, connections=connections)
+    body = create_body("bench-create")
+    return Load(url=url + "/v1/videos", key=key, method="POST", body=body, connections=connections)
+
+
+async def _measure(contender: _Contender, load: Load, seconds: float) -> _Run:
+    if contender.redis is None:
+        return _Run(await measure(contender.proxy, load, seconds), None)
+    before = await contender.redis.counters()
+    measured = await measure(contender.proxy, load, seconds)
+    return _Run(measured, await contender.redis.counters() - before)
+
+
+def _median(rounds: list[_Run]) -> _Run:
+    """The run with the median CPU per request (rounds are few: the lower middle if even)."""
+    ordered = sorted(rounds, key=lambda run: run.measured.cpu_us_per_request)
+    return ordered[(len(ordered) - 1) // 2]
+
+
+def _rows(scenario: str, runs: dict[str, _Run]) -> list[Row]:
+    single = runs["sqlite"].measured.cpu_us_per_request
+    rows: list[Row] = []
+    for name, run in runs.items():
+        row = functools.partial(Row, scenario=f"{scenario}, {name}")
+        cpu = row(metric="proxy CPU us/req (all workers)", proxy=run.measured.cpu_us_per_request)
+        if name != "sqlite":
+            cpu = row(
+                metric=cpu.metric,
+                proxy=cpu.proxy,
+                reference=single,
+                target=f"<= {_POLL_LIMIT}x sqlite" if scenario == "client poll" else "",
+                check=at_most(_POLL_LIMIT) if scenario == "client poll" else None,
+            )
+        rows += [row(metric="req/s", proxy=run.measured.wrk.rps), cpu]
+        rows.append(row(metric="p99 ms", proxy=run.measured.wrk.p99_ms))
+        if run.redis is not None:
+            n = max(run.requests, 1)
+            rows += [
+                row(metric="Redis round trips/req", proxy=run.redis.reads / n),
+                row(metric="Redis commands/req", proxy=run.redis.commands / n),
+                row(metric="Redis CPU us/req", proxy=run.redis.cpu / n * 1e6),
+            ]
+    return rows
