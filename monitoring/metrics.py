@@ -47,7 +47,7 @@ FAILOVER_REASONS = (
     "submit_unconfirmed",
 )  # fmt: skip
 JOB_OUTCOMES = ("completed", "failed", "moderated", "deadline_exceeded", "cancelled")
-WEBHOOK_OUTCOMES = ("delivered", "retry", "gave_up")
+WEBHOOK_OUTCOMES = ("delivered", "retry", "gave_up", "lease_lost")
 COPY_OUTCOMES = ("stored", "retried", "lost")
 EVICTION_REASONS = ("age", "size", "deleted")
 CONTENT_SOURCES = ("store", "upstream")
@@ -145,7 +145,8 @@ class Metrics:
         self.webhook_deliveries = Counter(
             PREFIX + "webhook_deliveries_total",
             "Webhook delivery attempts by outcome: delivered, retry (failed, tried again "
-            "later), gave_up (failed past webhooks.give_up_after).",
+            "later), gave_up (failed past webhooks.give_up_after), lease_lost (called off: "
+            "this instance could not keep its claim on the event; another delivers it).",
             ["outcome"], registry=r,
         )  # fmt: skip
         self.webhook_queue_depth = Gauge(

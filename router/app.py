@@ -13,8 +13,9 @@ Cleanup contexts, in dependency order (torn down in reverse): the Redis client w
 backend is redis (``router.runtime.redis_connection``), the fleet's limits and bus (redis only,
 ``router.runtime.fleet``), providers (adapters and embedded simulators), health
 (``router.runtime.health``: selector and probes), the shared health board (redis only), the job
-store (loads jobs), the asset store with its copier and retention (``router.assets``: resume
-unfinished copies), the poller and dispatcher (resume in-flight jobs), then the frozen heap
+store (loads jobs), characters and the webhook outbox (``router.runtime.side_stores``), the
+asset store with its copier and retention (``router.assets``: resume unfinished copies), the
+poller and dispatcher (resume in-flight jobs), then the frozen heap
 (``router.runtime.heap``: keeps full GC passes off requests).
 Readiness turns on when all have started and off first at shutdown.
 Nothing is created at import time.
@@ -71,8 +72,7 @@ from router.runtime.fleet import fleet_health, fleet_limits
 from router.runtime.health import health_context, live_state
 from router.runtime.heap import frozen_heap
 from router.runtime.redis_connection import redis_context
-from router.store.characters import SqliteCharacterStore
-from router.store.outbox import SqliteWebhookOutbox
+from router.runtime.side_stores import side_stores
 from router.store.sqlite import SqliteJobStore
 
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json"})
@@ -115,6 +115,7 @@ def create_app(
             health_context,
             fleet_health,
             _store,
+            side_stores,
             _assets,
             _jobs,
             _webhooks,
@@ -161,20 +162,12 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
     events = LocalJobEvents()
     store = SqliteJobStore(path, on_change=events.deliver)
     await store.open()
-    characters = SqliteCharacterStore(path)
-    outbox = SqliteWebhookOutbox(path)
     try:
-        await characters.open()
         app[keys.EVENTS] = events
-        await outbox.open()
         app[keys.STORE] = store
-        app[keys.CHARACTERS] = characters
-        app[keys.OUTBOX] = outbox
         app[keys.IDEMPOTENCY] = Idempotency(store)
         yield
     finally:
-        await outbox.close()
-        await characters.close()
         await store.close()
         events.close()
 

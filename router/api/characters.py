@@ -68,17 +68,18 @@ async def create_character(request: web.Request) -> web.Response:
 
 async def get_character(request: web.Request) -> web.Response:
     character_id = request.match_info["character_id"]
-    return json_response(character_object(owned_character(request, character_id, "character_id")))
+    character = await owned_character(request, character_id, "character_id")
+    return json_response(character_object(character))
 
 
-def owned_character(request: web.Request, character_id: str, param: str) -> Character:
-    character = request.app[keys.CHARACTERS].get(character_id)
+async def owned_character(request: web.Request, character_id: str, param: str) -> Character:
+    character = await request.app[keys.CHARACTERS].get(character_id)
     if character is None or character.owner != request[keys.CLIENT_KEY].name:
         raise NotFound(f"No character found with id '{character_id}'.", param=param)
     return character
 
 
-def cast(request: web.Request, fields: Mapping[str, Any]) -> tuple[str, ...]:
+async def cast(request: web.Request, fields: Mapping[str, Any]) -> tuple[str, ...]:
     """Our ids of the characters a create casts (each the caller's), from either body form."""
     given = fields.get("characters")
     ids: list[object]
@@ -110,7 +111,7 @@ def cast(request: web.Request, fields: Mapping[str, Any]) -> tuple[str, ...]:
             "A character is cast once per video.", param="characters", code="invalid_value"
         )
     for character_id in names:
-        owned_character(request, character_id, "characters")
+        await owned_character(request, character_id, "characters")
     return names
 
 

@@ -62,7 +62,7 @@ def video_object(job: Job) -> dict[str, Any]:
 async def create_video(request: web.Request) -> web.Response:
     idempotency_key = key_from(request.headers)
     fields = await read_create_body(request)
-    casting = cast(request, fields)
+    casting = await cast(request, fields)
     slots = form_fields(fields)
     reject_unknown({name: v for name, v in fields.items() if name not in slots}, CREATE_FIELDS)
     create = build_create(

@@ -208,6 +208,9 @@ class WebhooksConfig:
     jitter: float = 0.2  # each wait is drawn from [1 - jitter, 1 + jitter] times the delay
     give_up_after: float = 259200.0  # an event still undelivered this long after it was made
     timeout: float = 10.0  # per delivery attempt
+    # seconds an instance holds an event it is delivering (renewed every third of it while the
+    # attempt runs); an instance that dies holding one leaves it to another after this long
+    lease: float = 30.0
     allow_private_addresses: bool = False  # callbacks to loopback, link-local, private hosts
     concurrency: int = 8  # deliveries in flight at once
 

@@ -62,6 +62,7 @@ def parse_webhooks(s: Section) -> WebhooksConfig:
         jitter=s.share("jitter", d.jitter) if s.get("jitter") != 0 else 0.0,
         give_up_after=s.positive("give_up_after", d.give_up_after),
         timeout=s.positive("timeout", d.timeout),
+        lease=s.positive("lease", d.lease),
         allow_private_addresses=s.flag("allow_private_addresses", d.allow_private_addresses),
         concurrency=s.integer("concurrency", d.concurrency, low=1),
     )

@@ -68,7 +68,7 @@ class Sender:
             known = await store.upstream_id(character_id, entry.name)
             if known is not None:
                 return known
-            character = store.get(character_id)
+            character = await store.get(character_id)
             if character is None:
                 raise KeyError(character_id)
             clip = await store.clip(character_id)

@@ -9,9 +9,11 @@ per job, type and URL however often the job is announced. At start, each key's j
 settled within ``give_up_after`` are walked once and any event not in the outbox is added, so a
 crash between a job's settling and its event's insert loses nothing.
 
-The worker claims due events (leased for the delivery timeout, so an event is never sent twice
-at once) and POSTs each with ``webhook-id`` (the event id, stable across retries),
-``webhook-timestamp`` and ``webhook-signature`` (``v1,`` + base64 HMAC-SHA256 over
+The worker claims due events, each leased for ``webhooks.lease`` and the lease renewed while its
+attempt runs (an attempt whose lease cannot be kept is called off), so across the whole fleet
+one instance at a time sends an event; when that instance dies, the event is due again for any
+other once the lease lapses. It POSTs each with ``webhook-id`` (the event id, stable across
+retries), ``webhook-timestamp`` and ``webhook-signature`` (``v1,`` + base64 HMAC-SHA256 over
 ``id.timestamp.body`` with the key's ``whsec_`` secret; the SDK's
 ``client.webhooks.verify_signature`` accepts it). A 2xx is delivered; anything else is tried
 again after ``first_delay * factor ** attempts`` (at most ``max_delay``, times a random factor
@@ -77,6 +79,10 @@ def callback_refusal(url: str, allow_private: bool) -> str | None:
     if not allow_private and (host == "localhost" or (literal and not is_public(host))):
         return "must not point at a loopback, link-local or private address"
     return None
+
+
+class LeaseLost(Exception):
+    """An event's lease could not be renewed while its delivery ran."""
 
 
 class PublicResolver(AbstractResolver):
@@ -194,7 +200,7 @@ class Webhooks:
         try:
             while True:
                 await self._report()
-                due = await self._outbox.claim(self._clock(), settings.timeout + 5, BATCH)
+                due = await self._outbox.claim(self._clock(), settings.lease, BATCH)
                 for event in due:
                     await slots.acquire()
                     task = asyncio.create_task(self._deliver(event, slots))
@@ -216,23 +222,53 @@ class Webhooks:
 
     async def _deliver(self, event: OutboxEvent, slots: asyncio.Semaphore) -> None:
         try:
-            error = await self._post(event)
+            try:
+                error = await self._attempt(event)
+            except LeaseLost:
+                log.warning("webhook %s: lost its lease; this attempt is called off", event.id)
+                self._metrics.webhook_delivered("lease_lost")
+                return
             now = self._clock()
             if error is None:
-                await self._outbox.delivered(event.id, now)
+                await self._outbox.delivered(event, now)
                 self._metrics.webhook_delivered("delivered")
                 return
             delay = self.delay(event.attempts)
             if now + delay - event.created_at > self._settings.give_up_after:
-                await self._outbox.gave_up(event.id, now, error)
-                self._metrics.webhook_delivered("gave_up")
-                log.warning("webhook %s for job %s: gave up (%s)", event.id, event.job_id, error)
-            else:
-                await self._outbox.failed(event.id, now + delay, error)
+                if await self._outbox.gave_up(event, now, error):
+                    self._metrics.webhook_delivered("gave_up")
+                    log.warning("webhook %s (job %s): gave up: %s", event.id, event.job_id, error)
+            elif await self._outbox.failed(event, now + delay, error):
                 self._metrics.webhook_delivered("retry")
                 log.info("webhook %s: %s; next try in %.0fs", event.id, error, delay)
+        except Exception:  # the store failed: the lease lapses and the event is due again
+            log.exception("webhook %s: its outcome could not be recorded", event.id)
         finally:
             slots.release()
+
+    async def _attempt(self, event: OutboxEvent) -> str | None:
+        """One attempt while holding the event's lease (renewed every third of it); raises
+        ``LeaseLost`` when the lease could not be kept (the attempt is called off: another
+        instance may hold the event now, and two never send one event at once)."""
+        lease = self._settings.lease
+        sending = asyncio.create_task(self._post(event))
+        try:
+            while True:
+                done, _ = await asyncio.wait({sending}, timeout=lease / 3)
+                if done:
+                    return sending.result()
+                try:
+                    held = await self._outbox.renew(event, self._clock() + lease)
+                except Exception:
+                    log.exception("webhook %s: its lease could not be renewed", event.id)
+                    held = False
+                if not held:
+                    raise LeaseLost(event.id)
+        finally:
+            if not sending.done():
+                sending.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sending
 
     def delay(self, attempts: int) -> float:
         """Seconds before the next try of an event that failed ``attempts + 1`` times."""

@@ -3,9 +3,12 @@
 A character is ours (``char_`` + 32 hex digits) and keeps its clip, so it can be created on
 any provider the first time a render casting it goes there (``router.jobs.operations``); the
 id each provider gave it is remembered per provider, and a render that fails over takes its
-characters along. ``CharacterStore`` is the seam; ``SqliteCharacterStore`` keeps two tables in
-the job store's SQLite file (``router.store.side_tables``), every character's name and owner
-in memory, and reads a clip from disk only when a provider needs it.
+characters along. ``CharacterStore`` is the seam (its contract suite:
+``tests/contract/test_character_store.py``); ``SqliteCharacterStore`` keeps two tables in the
+job store's SQLite file (``router.store.side_tables``), every character's name and owner in
+memory, and reads a clip from disk only when a provider needs it;
+``router.store.redis_characters`` keeps them in Redis for a fleet, so a character made through
+one instance is cast through any other.
 
 It decides nothing about who may see a character: ``router.api`` checks the owner.
 """
@@ -49,7 +52,7 @@ class Character:
 
 class CharacterStore(Protocol):
     async def open(self) -> None: ...
-    def get(self, character_id: str) -> Character | None: ...
+    async def get(self, character_id: str) -> Character | None: ...
     async def add(self, character: Character, clip: SourceVideo) -> None: ...
     async def clip(self, character_id: str) -> SourceVideo: ...
     async def upstream_id(self, character_id: str, provider: str) -> str | None: ...
@@ -72,7 +75,7 @@ class SqliteCharacterStore:
         characters, self._uploads = await self._db.run(_load)
         self._characters = {c.id: c for c in characters}
 
-    def get(self, character_id: str) -> Character | None:
+    async def get(self, character_id: str) -> Character | None:
         return self._characters.get(character_id)
 
     async def add(self, character: Character, clip: SourceVideo) -> None:

@@ -1,27 +1,38 @@
 """The webhook outbox: every event to deliver, durable until delivered or given up.
 
-An event is one row: our ``evt_`` id (the ``webhook-id`` every attempt carries, so receivers
-dedupe on it), the job, the target URL, the body exactly as first built (every retry sends the
-same bytes), the owner's key name (whose secret signs it), when it was made, how many attempts
-failed, when the next is due, and how it ended. ``(job_id, type, url)`` is unique, so a job
-settled twice (a restart in between, two instances hearing one event) makes one event.
+An event is our ``evt_`` id (the ``webhook-id`` every attempt carries, so receivers dedupe on
+it), the job, the target URL, the body exactly as first built (every retry sends the same
+bytes), the owner's key name (whose secret signs it), when it was made, how many attempts
+failed, when the next is due, and how it ended. Callers can rely on (the contract suite,
+``tests/contract/test_webhook_outbox.py``, runs every implementation):
 
-``WebhookOutbox`` is the seam; ``SqliteWebhookOutbox`` keeps the rows in the job store's SQLite
-file (``router.store.side_tables``). ``claim`` hands each due event to
-one caller and pushes its due time past the delivery timeout, so an event is never sent twice
-at once, and one whose sender died is picked up again after that lease.
+* ``add`` keeps one event per job, type and URL, whoever adds it and however often: a job
+  settled twice, or heard settling by several instances, makes one event (the first one's id);
+* ``claim`` hands each due event to one caller, leased until ``now + lease`` under a token of
+  that claim (``OutboxEvent.claim``): nobody else gets it while the lease holds, and the holder
+  pushes it on with ``renew`` while its delivery runs. An event whose holder died is due again
+  when the lease lapses, for anyone;
+* ``failed`` and ``gave_up`` count only from the claim that holds the event (a holder whose
+  lease lapsed and was taken over cannot reschedule its successor's delivery); ``delivered``
+  counts from anyone who sent it, since the receiver has it;
+* ``pending`` counts the events neither delivered nor given up, and tells the oldest one's age.
+
+``SqliteWebhookOutbox`` keeps the rows in the job store's SQLite file (one process: the claim
+tokens live in its memory; after a restart the old leases simply lapse);
+``router.store.redis_outbox`` shares one outbox across a fleet.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from router.store.side_tables import SideTables
 
-__all__ = ["OutboxEvent", "SqliteWebhookOutbox", "WebhookOutbox"]
+__all__ = ["OutboxEvent", "SqliteWebhookOutbox", "WebhookOutbox", "new_claim"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS webhook_outbox (
@@ -46,26 +57,34 @@ class OutboxEvent:
     body: bytes
     created_at: float
     attempts: int = 0
+    claim: str = ""  # the token of the claim that handed it out (empty until claimed)
 
 
 class WebhookOutbox(Protocol):
     async def open(self) -> None: ...
     async def add(self, event: OutboxEvent) -> bool: ...
     async def claim(self, now: float, lease: float, limit: int) -> list[OutboxEvent]: ...
-    async def delivered(self, event_id: str, now: float) -> None: ...
-    async def failed(self, event_id: str, due_at: float, error: str) -> None: ...
-    async def gave_up(self, event_id: str, now: float, error: str) -> None: ...
+    async def renew(self, event: OutboxEvent, until: float) -> bool: ...
+    async def delivered(self, event: OutboxEvent, now: float) -> None: ...
+    async def failed(self, event: OutboxEvent, due_at: float, error: str) -> bool: ...
+    async def gave_up(self, event: OutboxEvent, now: float, error: str) -> bool: ...
     async def pending(self) -> tuple[int, float | None]: ...
     async def close(self) -> None: ...
 
 
-class SqliteWebhookOutbox:
-    """The outbox in the job store's file."""
+def new_claim() -> str:
+    """A token naming one claim: unique across the fleet's instances and restarts."""
+    return secrets.token_hex(12)
 
-    __slots__ = ("_db",)
+
+class SqliteWebhookOutbox:
+    """The outbox in the job store's file; the live claims in this process's memory."""
+
+    __slots__ = ("_claims", "_db")
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self._db = SideTables(path, _SCHEMA)
+        self._claims: dict[str, str] = {}  # event id -> token of the claim holding it
 
     async def open(self) -> None:
         await self._db.open()
@@ -109,19 +128,31 @@ class SqliteWebhookOutbox:
             )
             return [OutboxEvent(*row) for row in rows]
 
-        return await self._db.run(take)
+        token = new_claim()
+        claimed = [replace(event, claim=token) for event in await self._db.run(take)]
+        for event in claimed:
+            self._claims[event.id] = token
+        return claimed
 
-    async def delivered(self, event_id: str, now: float) -> None:
-        await self._update("delivered_at = ?, last_error = NULL", (now,), event_id)
+    async def renew(self, event: OutboxEvent, until: float) -> bool:
+        """Hold ``event`` until ``until``; False when this claim no longer holds it."""
+        if not self._holds(event):
+            return False
+        return await self._update("due_at = ?", (until,), event.id)
 
-    async def failed(self, event_id: str, due_at: float, error: str) -> None:
-        await self._update(
-            "attempts = attempts + 1, due_at = ?, last_error = ?", (due_at, error), event_id
+    async def delivered(self, event: OutboxEvent, now: float) -> None:
+        if self._holds(event):
+            del self._claims[event.id]
+        await self._update("delivered_at = ?, last_error = NULL", (now,), event.id)
+
+    async def failed(self, event: OutboxEvent, due_at: float, error: str) -> bool:
+        return await self._end_claim(
+            event, "attempts = attempts + 1, due_at = ?, last_error = ?", (due_at, error)
         )
 
-    async def gave_up(self, event_id: str, now: float, error: str) -> None:
-        await self._update(
-            "attempts = attempts + 1, gave_up_at = ?, last_error = ?", (now, error), event_id
+    async def gave_up(self, event: OutboxEvent, now: float, error: str) -> bool:
+        return await self._end_claim(
+            event, "attempts = attempts + 1, gave_up_at = ?, last_error = ?", (now, error)
         )
 
     async def pending(self) -> tuple[int, float | None]:
@@ -136,11 +167,29 @@ class SqliteWebhookOutbox:
         return await self._db.run(count)
 
     async def close(self) -> None:
+        self._claims.clear()
         await self._db.close()
 
-    async def _update(self, assignments: str, values: tuple[object, ...], event_id: str) -> None:
-        await self._db.run(
-            lambda conn: conn.execute(
-                f"UPDATE webhook_outbox SET {assignments} WHERE id = ?", (*values, event_id)
+    async def _end_claim(
+        self, event: OutboxEvent, assignments: str, values: tuple[object, ...]
+    ) -> bool:
+        """Record how the attempt of the claim holding ``event`` went; False when it does not."""
+        if not self._holds(event):
+            return False
+        del self._claims[event.id]
+        return await self._update(assignments, values, event.id)
+
+    def _holds(self, event: OutboxEvent) -> bool:
+        return bool(event.claim) and self._claims.get(event.id) == event.claim
+
+    async def _update(self, assignments: str, values: tuple[object, ...], event_id: str) -> bool:
+        """Change a pending event; False when it is no longer pending."""
+        return await self._db.run(
+            lambda conn: (
+                conn.execute(
+                    f"UPDATE webhook_outbox SET {assignments} WHERE id = ? AND {_PENDING}",
+                    (*values, event_id),
+                ).rowcount
+                == 1
             )
         )

@@ -20,6 +20,7 @@ from tests.conftest import (
     sim_provider,
     upstream_provider,
 )
+from tests.redis_rig import RedisServer
 from tests.sim_rig import assert_openai_error
 
 CLIP = b"\x00\x00\x00\x18ftypmp42" + bytes(64)
@@ -119,6 +120,28 @@ async def test_a_kind_that_cannot_cast_is_not_a_candidate(
         expect=400,
     )
     assert_openai_error(refused, code="characters_not_supported", param="characters")
+
+
+async def test_a_character_made_through_one_instance_is_cast_through_another(
+    proxy_factory: ProxyFactory, redis_server: RedisServer
+) -> None:
+    fleet = {"backend": "redis", "url": redis_server.url}
+    server = {"link_secret": "fleet-link-secret-0123456789abcdef"}
+    made_on, cast_on = [
+        await proxy_factory([sim_provider("sim")], store=fleet, server=server) for _ in range(2)
+    ]
+    character = await new_character(made_on)
+    found = await call(cast_on, "GET", f"/v1/videos/characters/{character}")
+    assert found["id"] == character and found["name"] == "Mossy"
+    await call(cast_on, "GET", f"/v1/videos/characters/{character}", key=BOB, expect=404)
+    video = await cast_on.client().videos.create(
+        prompt="Mossy", extra_body={"characters": [{"id": character}]}
+    )
+    job = await finished_job(cast_on, video.id)
+    sim = cast_on.simulator("sim")
+    (uploaded,) = sim.jobs[job.attempts[0].upstream_id].characters
+    assert sim.characters[uploaded].clip == CLIP  # the clip came from the shared store
+    assert made_on.stats("sim").characters_created == 0
 
 
 async def test_characters_belong_to_their_key(proxy: RunningProxy) -> None:
