@@ -256,21 +256,16 @@ async def _webhooks(app: web.Application) -> AsyncIterator[None]:
         outbox=app[keys.OUTBOX],
         config=app[keys.CONFIG],
         store=app[keys.STORE],
+        events=app[keys.EVENTS],
         metrics=app[keys.METRICS],
         clock=app[keys.CLOCK],
     )
     app[keys.WEBHOOKS] = hooks
-    app[keys.POLLER].on_settled = hooks.notice
-    await hooks.backfill()
-    worker = asyncio.create_task(hooks.run(), name="webhooks")
+    await hooks.start()
     try:
         yield
     finally:
-        app[keys.POLLER].on_settled = None
-        worker.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await worker
-        await hooks.aclose()
+        await hooks.stop()
 
 
 def needs_client_key(path: str) -> bool:

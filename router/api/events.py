@@ -1,9 +1,9 @@
 """``GET /v1/videos/{id}/events``: a job's changes as server-sent events (the key's own jobs).
 
 The stream opens with the job's current state, then sends every change until the job settles,
-then ends. Changes are noticed by watching the job's ``version`` in the store's memory every
-``WATCH`` seconds (a dictionary read; the in-process path: this instance's store sees every
-change of the jobs it serves). Each event is the whole Video object at one version::
+then ends. Changes come from the job-events seam (``router.jobs.follow``): whichever instance
+of a fleet polls the job, every instance hears its changes, so the client may be connected to
+any of them. Each event is the whole Video object at one version::
 
     id: <the job's version>
     event: video
@@ -11,12 +11,11 @@ change of the jobs it serves). Each event is the whole Video object at one versi
 
 A client that reconnects with ``Last-Event-ID`` gets the current state at once if it changed
 since that version (a state, not a log: it subsumes every change in between), then the rest.
-A comment line every ``HEARTBEAT`` seconds keeps idle connections (and proxies) open.
+A comment line after ``HEARTBEAT`` quiet seconds keeps idle connections (and proxies) open.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 
 from aiohttp import web
@@ -25,10 +24,9 @@ from router import appkeys as keys
 from router.api.openai import video_body
 from router.api.requests import owned_job
 from router.api.stamp import stamp
-from router.records.job import Job
+from router.jobs.follow import follow
 
 HEARTBEAT = 15.0
-WATCH = 0.1  # seconds between looks at the job
 HEADERS = {
     "Content-Type": "text/event-stream",
     "Cache-Control": "no-cache",
@@ -38,37 +36,25 @@ HEADERS = {
 
 async def video_events(request: web.Request) -> web.StreamResponse:
     job = owned_job(request)
-    sent = _last_event_id(request)
-    store = request.app[keys.STORE]
+    app = request.app
     response = web.StreamResponse(headers=HEADERS)
     stamp(request, response)  # a stream sends its own headers: request id and CORS first
     await response.prepare(request)
-    loop = asyncio.get_running_loop()
+    states = follow(
+        job.id, app[keys.STORE], app[keys.EVENTS], after=_last_event_id(request), quiet=HEARTBEAT
+    )
     with contextlib.suppress(ConnectionResetError):
-        sent = await _send(response, job, sent)
-        quiet_since = loop.time()
-        while not job.state.finished:
-            await asyncio.sleep(WATCH)
-            current = store.get(job.id)
-            if current is None:  # deleted meanwhile
-                break
-            job = current
-            if job.version > sent:
-                sent = await _send(response, job, sent)
-                quiet_since = loop.time()
-            elif loop.time() - quiet_since >= HEARTBEAT:
-                await response.write(b": keep-alive\n\n")
-                quiet_since = loop.time()
+        async with contextlib.aclosing(states):
+            async for state in states:
+                if state is None:
+                    await response.write(b": keep-alive\n\n")
+                else:
+                    body = video_body(state)
+                    await response.write(
+                        b"id: %d\nevent: video\ndata: %s\n\n" % (state.version, body)
+                    )
         await response.write_eof()
     return response
-
-
-async def _send(response: web.StreamResponse, job: Job, sent: int) -> int:
-    """Send ``job`` if it is newer than ``sent``; the version the client now has."""
-    if job.version <= sent:
-        return sent
-    await response.write(b"id: %d\nevent: video\ndata: %s\n\n" % (job.version, video_body(job)))
-    return job.version
 
 
 def _last_event_id(request: web.Request) -> int:

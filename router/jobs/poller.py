@@ -72,8 +72,6 @@ class Poller:
         self._policy = policy
         self._metrics = metrics
         self.resubmit: Resubmit | None = None  # set by the dispatcher's owner once both exist
-        # told of every job that settles here (webhooks); set by the app once both exist
-        self.on_settled: Callable[[Job], None] | None = None
         # told of each job as it settles completed (the asset copier: router.assets.copier)
         self.completed: Callable[[Job], None] | None = None
         self._progress: dict[str, tuple[int, int, float]] = {}  # job -> (attempt, progress, since)
@@ -281,8 +279,6 @@ class Poller:
         self._settled(job)
 
     def _settled(self, job: Job) -> None:
-        if self.on_settled is not None:
-            self.on_settled(job)
         self._limits.finish(job)
         self._schedule.succeeded(job.id)
         self._progress.pop(job.id, None)

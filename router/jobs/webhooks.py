@@ -1,13 +1,15 @@
 """Webhooks: a job that settles becomes events in the outbox; a worker delivers them, at least
 once, signed as Standard Webhooks.
 
-Targets of a settled job: its key's ``webhook_url`` (for the event types the key chose) and the
-``callback_url`` its create named (``notify_hook`` in the relay dialect). Each target gets one
-event, ``{id: "evt_...", object: "event", created_at, type, data: {id}}`` in OpenAI's shape,
-written to the outbox (``router.store.outbox``) before any attempt; the outbox makes one event
-per job, type and URL however often the job is announced. At start, each key's jobs that
-settled within ``give_up_after`` are walked once and any event not in the outbox is added, so a
-crash between a job's settling and its event's insert loses nothing.
+A job settling is heard on the job events (``app[keys.EVENTS]``: every instance of a fleet hears
+every job), and the job is read from the store. Targets of a settled job: its key's
+``webhook_url`` (for the event types the key chose) and the ``callback_url`` its create named
+(``notify_hook`` in the relay dialect). Each target gets one event, ``{id: "evt_...", object:
+"event", created_at, type, data: {id}}`` in OpenAI's shape, written to the outbox
+(``router.store.outbox``) before any attempt; the outbox makes one event per job, type and URL
+however often and by however many instances the job is heard settling. At start, each key's
+jobs that settled within ``give_up_after`` are walked once and any event not in the outbox is
+added, so a crash between a job's settling and its event's insert loses nothing.
 
 The worker claims due events, each leased for ``webhooks.lease`` and the lease renewed while its
 attempt runs (an attempt whose lease cannot be kept is called off), so across the whole fleet
@@ -35,7 +37,7 @@ import random
 import secrets
 import socket
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
@@ -47,14 +49,15 @@ from providers.addresses import is_public
 from router.config.live import LiveConfig
 from router.config.model import ClientKeyConfig
 from router.config.webhooks import secret_key
+from router.events.base import JobEvents, Subscription, SubscriptionLagged
 from router.jsonio import dumps
 from router.records.job import Job, JobState
 from router.store.outbox import OutboxEvent, WebhookOutbox
-from router.store.sqlite import JobStore
 
 log = logging.getLogger(__name__)
 
 BATCH = 64  # events claimed at once
+_SETTLED = frozenset({JobState.COMPLETED.value, JobState.FAILED.value})  # statuses of a settle
 IDLE = 1.0  # seconds between looks at the outbox when nothing woke the worker
 
 
@@ -79,6 +82,15 @@ def callback_refusal(url: str, allow_private: bool) -> str | None:
     if not allow_private and (host == "localhost" or (literal and not is_public(host))):
         return "must not point at a loopback, link-local or private address"
     return None
+
+
+class SettledJobs(Protocol):
+    """What webhooks read of the job store (``router.store.base.JobStore`` has it)."""
+
+    async def read(self, job_id: str) -> Job | None: ...
+    async def page(
+        self, owner: str, *, after: str | None, limit: int, order: str
+    ) -> tuple[list[Job], bool]: ...
 
 
 class LeaseLost(Exception):
@@ -111,7 +123,8 @@ class Webhooks:
         *,
         outbox: WebhookOutbox,
         config: LiveConfig,
-        store: JobStore,
+        store: SettledJobs,
+        events: JobEvents,
         metrics: Metrics,
         clock: Callable[[], float],
         rng: random.Random | None = None,
@@ -119,27 +132,50 @@ class Webhooks:
         self._outbox = outbox
         self._config = config
         self._store = store
+        self._events = events
         self._metrics = metrics
         self._clock = clock
         self._rng = rng or random.Random()
         self._wake = asyncio.Event()
         self._session: aiohttp.ClientSession | None = None
         self._settings = config.current.webhooks
-        self._noticing: set[asyncio.Task[None]] = set()
+        self._changes: Subscription | None = None
+        self._tasks: list[asyncio.Task[None]] = []
 
     # -- events ------------------------------------------------------------------------------
 
-    def notice(self, job: Job) -> None:
-        """``job`` just settled here: add its events in the background (the poller's hook)."""
-        task = asyncio.create_task(self._notice(job))
-        self._noticing.add(task)
-        task.add_done_callback(self._noticing.discard)
+    async def listen(self, changes: Subscription) -> None:
+        """Queue the events of every job that settles, until the job events end (shutdown).
 
-    async def _notice(self, job: Job) -> None:
+        ``changes`` is a subscription to every job, taken before the start-up ``backfill`` so
+        that no settle falls between the two. In a fleet every instance hears every settle and
+        queues its events; the outbox keeps one per job and target, whoever comes first. A
+        subscription that falls behind is replaced, and the backfill finds what it missed."""
+        while True:
+            try:
+                async with changes:
+                    async for change in changes:
+                        if change.status in _SETTLED:
+                            await self._heard(change.id)
+                return
+            except SubscriptionLagged:
+                log.warning("webhooks: fell behind the job events; checking recent jobs again")
+                changes = self._events.subscribe()
+                await self._backfill_logged()
+
+    async def _heard(self, job_id: str) -> None:
         try:
-            await self.settled(job)
-        except Exception:  # the start-up backfill adds it after a restart
-            log.exception("webhooks: job %s: its events could not be queued", job.id)
+            job = await self._store.read(job_id)
+            if job is not None:  # deleted meanwhile: nobody is told of a job that is gone
+                await self.settled(job)
+        except Exception:  # the next start's backfill (here or anywhere) adds it
+            log.exception("webhooks: job %s: its events could not be queued", job_id)
+
+    async def _backfill_logged(self) -> None:
+        try:
+            await self.backfill()
+        except Exception:
+            log.exception("webhooks: checking recent jobs for missing events failed")
 
     async def settled(self, job: Job) -> int:
         """Add the events of a settled ``job`` to the outbox; how many were new."""
@@ -169,7 +205,7 @@ class Webhooks:
         for key in self._config.current.keys:
             after: str | None = None
             while True:
-                page, more = self._store.list_owned(key.name, after=after, limit=500, order="desc")
+                page, more = await self._store.page(key.name, after=after, limit=500, order="desc")
                 for job in page:
                     if job.completed_at is not None and job.completed_at >= oldest:
                         added += await self.settled(job)
@@ -199,8 +235,14 @@ class Webhooks:
         running: set[asyncio.Task[None]] = set()
         try:
             while True:
-                await self._report()
-                due = await self._outbox.claim(self._clock(), settings.lease, BATCH)
+                try:
+                    await self._report()
+                    due = await self._outbox.claim(self._clock(), settings.lease, BATCH)
+                except Exception as exc:  # the store is down or slow: it comes back by itself
+                    # the class name only: a connection error's text may name the store's URL
+                    log.warning("webhooks: the outbox did not answer (%s)", type(exc).__name__)
+                    await asyncio.sleep(IDLE)
+                    continue
                 for event in due:
                     await slots.acquire()
                     task = asyncio.create_task(self._deliver(event, slots))
@@ -215,8 +257,25 @@ class Webhooks:
                 task.cancel()
             await asyncio.gather(*running, return_exceptions=True)
 
-    async def aclose(self) -> None:
-        await asyncio.gather(*self._noticing, return_exceptions=True)
+    async def start(self) -> None:
+        """Listen for settles, add the events no instance queued while this one was down, and
+        deliver."""
+        self._changes = self._events.subscribe()  # before the backfill: no settle between
+        await self.backfill()
+        self._tasks = [
+            asyncio.create_task(self.listen(self._changes), name="webhook-events"),
+            asyncio.create_task(self.run(), name="webhooks"),
+        ]
+
+    async def stop(self) -> None:
+        """Stop listening and delivering (an attempt in flight is called off: its lease lapses
+        and the event is due again, here after a restart or at another instance)."""
+        if self._changes is not None:
+            self._changes.close()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
         if self._session is not None:
             await self._session.close()
 
