@@ -62,6 +62,12 @@ _FAILOVERS_DOC = (
 COPY_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 
 
+_ORPHANS_DOC = (
+    "Renders placed upstream whose job could not be stored and which could not be deleted "
+    "there (they may still be billed)."
+)
+
+
 class Metrics:
     """The catalogue; see the README's metrics section for what each series means."""
 
@@ -112,6 +118,9 @@ class Metrics:
             "flight), key_budget, providers (every capable provider at its cap or 429).",
             ["scope"], registry=r,
         )  # fmt: skip
+        self.orphans = Counter(
+            PREFIX + "orphaned_renders_total", _ORPHANS_DOC, ["provider"], registry=r
+        )
         self.attempts = Histogram(
             PREFIX + "job_attempts", "Attempts a finished job took.",
             buckets=ATTEMPT_BUCKETS, registry=r,
@@ -237,6 +246,9 @@ class Metrics:
 
     def moderated(self, provider: str, stage: str) -> None:
         self.moderations.labels(provider, stage).inc()
+
+    def orphaned(self, provider: str) -> None:
+        self.orphans.labels(provider).inc()
 
     def failover(self, reason: str, source: str, target: str) -> None:
         self.failovers.labels(reason, source, target).inc()

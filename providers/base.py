@@ -107,6 +107,9 @@ class RenderRequest:
     operation: Operation = Operation.CREATE
     source: SourceVideo | None = None
     characters: tuple[str, ...] = ()
+    # The relay dialect's own switches, sent only to relay upstreams; None: not given.
+    watermark: bool | None = None
+    private: bool | None = None
 
 
 @dataclass(slots=True)

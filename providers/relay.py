@@ -70,6 +70,8 @@ class RelayProvider(HttpProvider):
         }
         if request.input_reference is not None:
             body["images"] = [request.input_reference.as_url()]
+        switches = {"watermark": request.watermark, "private": request.private}
+        body.update({name: flag for name, flag in switches.items() if flag is not None})
         reply = await self.request_json("POST", self.url(TASKS_PATH), json=body, operation="create")
         task_id = reply.get("task_id") if isinstance(reply, dict) else None
         if not isinstance(task_id, str) or not task_id:

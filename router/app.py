@@ -73,8 +73,10 @@ from router.runtime.health import health_context, live_state
 from router.runtime.heap import frozen_heap
 from router.runtime.redis_connection import redis_context
 from router.runtime.side_stores import side_stores
+from router.runtime.storewatch import store_watch
 from router.store.sqlite import SqliteJobStore
 
+LINGER = 1.0  # seconds the rest of an unread body is drained before an early answer goes out
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json"})
 UNMATCHED = "unmatched"  # the route label of requests no route took
 
@@ -90,7 +92,12 @@ def create_app(
 ) -> web.Application:
     """The proxy for ``config``; ``config_path`` is the file ``router.runtime.reload`` re-reads;
     ``log_access``: one log line per request (``sora_proxy.access``, at INFO)."""
-    app = web.Application(client_max_size=config.server.max_body_bytes)
+    # keepalive_timeout also closes a connection still sending its headers; an answer given
+    # before the body arrived (408, 413) waits at most LINGER for the rest (issue 15)
+    app = web.Application(
+        client_max_size=config.server.max_body_bytes,
+        handler_args={"keepalive_timeout": config.server.header_timeout, "lingering_time": LINGER},
+    )
     app[keys.CONFIG] = LiveConfig(config, config_path)
     app[keys.CLOCK] = clock
     app[keys.STARTED] = clock()
@@ -115,6 +122,7 @@ def create_app(
             health_context,
             fleet_health,
             _store,
+            store_watch,
             side_stores,
             _assets,
             _jobs,
@@ -367,6 +375,9 @@ async def readyz(request: web.Request) -> web.Response:
     liveness = app.get(keys.REDIS_LIVENESS)
     if liveness is not None and not liveness.up:
         waiting.append("redis")  # cannot store a job now: send creates elsewhere
+    store = app.get(keys.STORE)
+    if store is not None and not store.writable:
+        waiting.append("store_writes")  # ``router.runtime.storewatch`` probes until it can
     if waiting:
         return json_response({"ready": False, "waiting_for": waiting}, status=503)
     return json_response({"ready": True})

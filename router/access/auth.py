@@ -65,7 +65,8 @@ class KeyRing:
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
             raise Unauthenticated("Authorization must be 'Bearer YOUR_KEY'.")
-        digest = hashlib.sha256(token.encode()).digest()
+        # aiohttp keeps header bytes that are not UTF-8 as surrogates: hash them as they came.
+        digest = hashlib.sha256(token.encode("utf-8", "surrogateescape")).digest()
         key = self._by_digest.get(digest)
         if key is None or not hmac.compare_digest(key.digest, digest):
             raise Unauthenticated("Incorrect API key provided.")

@@ -37,7 +37,7 @@ def _check_admin(request: web.Request) -> None:
         raise NotFound("The admin API is not enabled.")
     header = request.headers.get("Authorization", "")
     token = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else ""
-    if token and hmac.compare_digest(token.encode(), admin_key.encode()):
+    if token and hmac.compare_digest(token.encode("utf-8", "surrogateescape"), admin_key.encode()):
         return
     if not token:
         raise Unauthenticated("The admin API needs the admin key as a Bearer token.")

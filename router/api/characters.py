@@ -19,7 +19,8 @@ from aiohttp import web
 
 from providers.base import InputReference, SourceVideo
 from router import appkeys as keys
-from router.api.requests import read_create_body, reject_unknown
+from router.api.bodies import read_create_body
+from router.api.requests import reject_unknown
 from router.errors import InvalidRequest, NotFound
 from router.jsonio import json_response
 from router.store.characters import Character, new_character_id

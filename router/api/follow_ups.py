@@ -26,8 +26,9 @@ from aiohttp import web
 from providers.base import InputReference, Operation, SourceVideo
 from providers.mp4 import probe
 from router import appkeys as keys
+from router.api.bodies import read_create_body
 from router.api.openai import video_body
-from router.api.requests import check_prompt, read_create_body, reject_unknown
+from router.api.requests import check_prompt, reject_unknown
 from router.config.model import Config
 from router.errors import InvalidRequest, NotFound
 from router.jobs.idempotency import key_from

@@ -14,14 +14,16 @@ from typing import Any
 from aiohttp import web
 
 from router import appkeys as keys
+from router.api.bodies import read_create_body
 from router.api.characters import cast, form_fields
 from router.api.requests import (
+    admitted,
+    ascii_int,
     build_create,
     check_prompt,
     input_reference,
     owned_job,
     read_callback_url,
-    read_create_body,
     reject_unknown,
 )
 from router.errors import InvalidRequest
@@ -61,30 +63,32 @@ def video_object(job: Job) -> dict[str, Any]:
 
 async def create_video(request: web.Request) -> web.Response:
     idempotency_key = key_from(request.headers)
-    fields = await read_create_body(request)
-    casting = await cast(request, fields)
-    slots = form_fields(fields)
-    reject_unknown({name: v for name, v in fields.items() if name not in slots}, CREATE_FIELDS)
-    create = build_create(
-        request.app[keys.CONFIG].current,
-        request[keys.CLIENT_KEY],
-        prompt=fields.get("prompt"),
-        model=fields.get("model"),
-        size=fields.get("size"),
-        seconds=fields.get("seconds"),
-        input_reference=input_reference(fields.get("input_reference")),
-        characters=casting,
-    )
-    config = request.app[keys.CONFIG].current
-    create.callback_url = read_callback_url(config, fields.get("callback_url"), "callback_url")
-    job = await request.app[keys.IDEMPOTENCY].run(
-        request[keys.CLIENT_KEY].name,
-        idempotency_key,
-        create,
-        lambda claim, job_id: request.app[keys.DISPATCHER].create(
-            request[keys.CLIENT_KEY].name, create, claim, job_id
-        ),
-    )
+    async with admitted(request) as admission:
+        fields = await read_create_body(request)
+        casting = await cast(request, fields)
+        slots = form_fields(fields)
+        reject_unknown({name: v for name, v in fields.items() if name not in slots}, CREATE_FIELDS)
+        config = request.app[keys.CONFIG].current
+        create = build_create(
+            config,
+            request[keys.CLIENT_KEY],
+            prompt=fields.get("prompt"),
+            model=fields.get("model"),
+            size=fields.get("size"),
+            seconds=fields.get("seconds"),
+            input_reference=input_reference(fields.get("input_reference")),
+            characters=casting,
+        )
+        create.callback_url = read_callback_url(config, fields.get("callback_url"), "callback_url")
+        admission.job = job = await request.app[keys.IDEMPOTENCY].run(
+            request[keys.CLIENT_KEY].name,
+            idempotency_key,
+            create,
+            lambda claim, job_id: request.app[keys.DISPATCHER].create(
+                request[keys.CLIENT_KEY].name, create, claim, job_id, admission.hold
+            ),
+            job_id=admission.hold.token,
+        )
     return web.Response(body=video_body(job), headers=JSON_HEADERS)
 
 
@@ -113,14 +117,13 @@ async def list_videos(request: web.Request) -> web.Response:
         raise InvalidRequest(
             "'order' must be 'asc' or 'desc'.", param="order", code="invalid_value"
         )
-    raw_limit = query.get("limit", str(LIST_LIMIT_DEFAULT))
-    if not raw_limit.isdigit() or not 0 <= int(raw_limit) <= LIST_LIMIT_MAX:
+    limit = ascii_int(query.get("limit", str(LIST_LIMIT_DEFAULT)), digits=3)
+    if limit is None or not 0 <= limit <= LIST_LIMIT_MAX:
         raise InvalidRequest(
             f"'limit' must be an integer from 0 to {LIST_LIMIT_MAX}.",
             param="limit",
             code="invalid_value",
         )
-    limit = int(raw_limit)
     page, has_more = request.app[keys.STORE].list_owned(
         request[keys.CLIENT_KEY].name, after=query.get("after"), limit=max(limit, 1), order=order
     )

@@ -22,13 +22,14 @@ from providers.base import InputReference
 from providers.sizes import aspect_ratio_of, dimensions
 from router import appkeys as keys
 from router.access.links import CONTENT_PREFIX, LinkSigner
+from router.api.bodies import read_json_object
 from router.api.content import stream_asset
 from router.api.requests import (
+    admitted,
     build_create,
     is_image_url,
     owned_job,
     read_callback_url,
-    read_json_object,
     reject_unknown,
 )
 from router.config.model import Config
@@ -41,7 +42,8 @@ from router.records.job import Job, JobState
 # upstream kind calls, by design: scripts change only host and key).
 TASKS_ROUTE = "/v2/videos/generations"
 CREATE_FIELDS = frozenset(
-    {"prompt", "model", "aspect_ratio", "duration", "hd", "images", "notify_hook"}
+    {"prompt", "model", "aspect_ratio", "duration", "hd", "images", "notify_hook", "watermark",
+     "private"}
 )
 TASK_STATUS = {
     JobState.QUEUED: "NOT_START",
@@ -80,28 +82,32 @@ def task_object(job: Job, links: LinkSigner) -> dict[str, Any]:
 
 async def create_task(request: web.Request) -> web.Response:
     idempotency_key = key_from(request.headers)
-    fields = await read_json_object(request)
-    reject_unknown(fields, CREATE_FIELDS)
-    config, key = request.app[keys.CONFIG].current, request[keys.CLIENT_KEY]
-    with _in_relay_terms():
-        create = build_create(
-            config,
-            key,
-            prompt=fields.get("prompt"),
-            model=fields.get("model"),
-            size=_catalogue_size(config, fields),
-            seconds=fields.get("duration"),
-            input_reference=_image(fields.get("images")),
-        )
-        create.callback_url = read_callback_url(config, fields.get("notify_hook"), "notify_hook")
-        job = await request.app[keys.IDEMPOTENCY].run(
-            key.name,
-            idempotency_key,
-            create,
-            lambda claim, job_id: request.app[keys.DISPATCHER].create(
-                key.name, create, claim, job_id
-            ),
-        )
+    async with admitted(request) as admission:
+        fields = await read_json_object(request)
+        reject_unknown(fields, CREATE_FIELDS)
+        config, key = request.app[keys.CONFIG].current, request[keys.CLIENT_KEY]
+        with _in_relay_terms():
+            create = build_create(
+                config,
+                key,
+                prompt=fields.get("prompt"),
+                model=fields.get("model"),
+                size=_catalogue_size(config, fields),
+                seconds=fields.get("duration"),
+                input_reference=_image(fields.get("images")),
+                watermark=_flag(fields, "watermark"),
+                private=_flag(fields, "private"),
+            )
+            create.callback_url = read_callback_url(config, fields.get("notify_hook"), "notify_hook")
+            admission.job = job = await request.app[keys.IDEMPOTENCY].run(
+                key.name,
+                idempotency_key,
+                create,
+                lambda claim, job_id: request.app[keys.DISPATCHER].create(
+                    key.name, create, claim, job_id, admission.hold
+                ),
+                job_id=admission.hold.token,
+            )
     return json_response({"task_id": job.id})
 
 
@@ -145,6 +151,14 @@ def _catalogue_size(config: Config, fields: dict[str, Any]) -> str | None:
             code="invalid_value",
         )
     return sizes[-1] if hd else sizes[0]
+
+
+def _flag(fields: dict[str, Any], name: str) -> bool | None:
+    """``watermark`` or ``private``: true, false or absent; sent on to relay upstreams only."""
+    value = fields.get(name)
+    if value is not None and not isinstance(value, bool):
+        raise InvalidRequest(f"'{name}' must be true or false.", param=name, code="invalid_type")
+    return value
 
 
 def _area(size: str) -> int:

@@ -1,19 +1,18 @@
-"""What both client dialects share to read a request: the body readers, the owner check, and
-the create fields -> a ``CreateRequest`` (or a 400 naming the field).
+"""What both client dialects share to handle a request: admission on the headers, the owner
+check, and the create fields -> a ``CreateRequest`` (or a 400 naming the field). The bodies
+themselves are read by ``router.api.bodies``.
 
 Checks run against the configured catalogue and the key's allowed models only; whether some
-provider can render the result is the selector's question. A form field given twice is a 400,
-never a silent pick.
+provider can render the result is the selector's question.
 """
 
 from __future__ import annotations
 
-import collections
-from collections.abc import Iterable, Mapping
-from typing import Any
+import contextlib
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
 
 from aiohttp import web
-from aiohttp.http_exceptions import HttpProcessingError
 
 from providers.base import InputReference
 from router import appkeys as keys
@@ -21,7 +20,7 @@ from router.access.auth import ClientKey
 from router.config.model import Config
 from router.errors import InvalidRequest, NotFound
 from router.jobs.webhooks import callback_refusal
-from router.jsonio import loads
+from router.limits.local import Hold
 from router.records.job import Job
 from router.records.request import CreateRequest
 
@@ -36,6 +35,8 @@ def build_create(
     seconds: object,
     input_reference: InputReference | None,
     characters: tuple[str, ...] = (),
+    watermark: bool | None = None,
+    private: bool | None = None,
 ) -> CreateRequest:
     text = check_prompt(prompt, config.server.max_prompt_chars)
     name = config.default_model if model is None else model
@@ -71,6 +72,8 @@ def build_create(
         seconds=length,
         input_reference=input_reference,
         characters=characters,
+        watermark=watermark,
+        private=private,
     )
 
 
@@ -93,15 +96,14 @@ def check_prompt(value: object, limit: int) -> str:
 
 def _seconds(value: object) -> int:
     """``seconds`` arrives as a string from the SDK; integers are tolerated."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
-    raise InvalidRequest(
-        f"Invalid type for 'seconds': expected a string of digits, got {value!r}.",
-        param="seconds",
-        code="invalid_type",
-    )
+    number = ascii_int(value)
+    if number is None:
+        raise InvalidRequest(
+            "Invalid type for 'seconds': expected a string of digits.",
+            param="seconds",
+            code="invalid_type",
+        )
+    return number
 
 
 def read_callback_url(config: Config, value: object, param: str) -> str | None:
@@ -141,62 +143,41 @@ def reject_unknown(fields: Mapping[str, object], known: frozenset[str]) -> None:
         )
 
 
-async def read_create_body(request: web.Request) -> dict[str, Any]:
-    """JSON or multipart into one dict; an uploaded file stays an ``InputReference``.
+@dataclass(slots=True)
+class Admission:
+    """A create admitted on its headers: the key's slot, and the job that took it, if any."""
 
-    A form field given twice is a 400: keeping one silently would render something the
-    client did not ask for (Sora takes one reference image). The exception is a list field
-    in the SDK's flattened form (``characters[][id]``, a name with ``[]``): its values are
-    kept as a list, in order.
-    """
-    if request.content_type == "application/json":
-        return await read_json_object(request)
-    if request.content_type in ("multipart/form-data", "application/x-www-form-urlencoded"):
-        try:
-            form = await request.post()
-        except (ValueError, HttpProcessingError):  # no boundary, a broken part, a nameless field
-            raise InvalidRequest(
-                "The form body could not be read: it is not well-formed multipart/form-data.",
-                code="invalid_body",
-            ) from None
-        _reject_repeated(name for name, _ in form.items() if "[]" not in name)
-        fields: dict[str, Any] = {}
-        for name, value in form.items():
-            if "[]" in name:
-                fields.setdefault(name, []).append(value)
-            elif isinstance(value, web.FileField):
-                fields[name] = InputReference(
-                    data=value.file.read(),
-                    filename=value.filename or "input",
-                    content_type=value.content_type or "application/octet-stream",
-                )
-            else:
-                fields[name] = value
-        return fields
-    raise InvalidRequest(
-        "Send the body as application/json or multipart/form-data.", code="unsupported_content_type"
-    )
+    hold: Hold
+    job: Job | None = None
 
 
-def _reject_repeated(names: Iterable[str]) -> None:
-    counts = collections.Counter(names)
-    for name, count in counts.items():
-        if count > 1:
-            why = "Sora takes one reference image" if name == "input_reference" else "send it once"
-            raise InvalidRequest(
-                f"'{name}' was given {count} times; {why}.", param=name, code="invalid_value"
-            )
-
-
-async def read_json_object(request: web.Request) -> dict[str, Any]:
-    """The body as a JSON object, or a 400."""
+@contextlib.asynccontextmanager
+async def admitted(request: web.Request) -> AsyncIterator[Admission]:
+    """Take the key's rate and concurrency slot before the body is read, so a key over its
+    limits is a 429 at once instead of after a (possibly slow, large) upload. The slot goes
+    back on the way out unless the job set on the admission holds it (an idempotent replay
+    answers with an older job, which holds its own)."""
+    limits = request.app[keys.LIMITS]
+    admission = Admission(await request.app[keys.DISPATCHER].admit(request[keys.CLIENT_KEY].name))
     try:
-        body = loads(await request.read())
-    except ValueError:
-        raise InvalidRequest("The request body is not valid JSON.", code="invalid_json") from None
-    if not isinstance(body, dict):
-        raise InvalidRequest("The request body must be a JSON object.", code="invalid_json")
-    return body
+        yield admission
+    finally:
+        job = admission.job
+        if job is None or limits.hold_of(job.id) is not admission.hold:
+            limits.release(admission.hold)
+
+
+def ascii_int(value: object, *, digits: int = 6) -> int | None:
+    """A count given as an int or a string of ASCII digits (at most ``digits``); None if not.
+
+    ``str.isdigit`` takes a superscript two and the Arabic-Indic and fullwidth fours, and
+    ``int`` reads the last two; neither is what a client meant by a number, and thousands of
+    digits make ``int`` itself fail."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and 0 < len(value) <= digits and value.isascii() and value.isdigit():
+        return int(value)
+    return None
 
 
 def input_reference(value: object) -> InputReference | None:

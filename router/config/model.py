@@ -41,6 +41,12 @@ class ServerConfig:
     public_url: str = ""  # base of links handed to clients; the parser fills it from host and port
     admin_key: str = field(default="", repr=False)  # the admin API is off when empty
     max_body_bytes: int = 52428800  # request bodies, uploads included
+    # seconds a connection may take to send its request headers (and may sit idle between
+    # requests) before it is closed
+    header_timeout: float = 15.0
+    # seconds a request body may take on top of its length at min_upload_rate; later is a 408
+    body_timeout: float = 30.0
+    min_upload_rate: int = 65536  # bytes per second a body upload must keep up on average
     max_prompt_chars: int = 32000
     poll_after_ms: int = 2000  # sent to clients as openai-poll-after-ms
     shutdown_timeout: float = 10.0

@@ -48,6 +48,7 @@ from router.errors import (
     NotReady,
     RouterError,
     TooManyRequests,
+    Unavailable,
     UpstreamFailed,
 )
 from router.jobs import lifecycle
@@ -71,6 +72,7 @@ from router.store.base import IdempotencyClaim
 from router.store.sqlite import JobStore
 
 log = logging.getLogger(__name__)
+STORE_RETRY_AFTER = 5  # seconds a client is told to wait when the job store cannot write
 
 
 @dataclass(slots=True)  # not frozen, see providers.base.RenderRequest
@@ -141,11 +143,20 @@ class Dispatcher:
         request: CreateRequest,
         idempotency: IdempotencyClaim | None = None,
         job_id: str | None = None,
+        hold: Hold | None = None,
     ) -> Job:
         """Place a new render and store its job (with ``idempotency``'s record, if any) under
         ``job_id`` (the id its key was claimed for) or a new id; the key's hold carries the same
-        id (``router.limits.local``)."""
-        hold = await self._admit(owner, job_id)
+        id (``router.limits.local``).
+
+        ``hold`` is the key's slot when the caller took it already (``admit``, on the request's
+        headers, so a claimed ``job_id`` is its token); it is bound to the job, or released when
+        no job comes of it.
+        """
+        if hold is None:
+            hold = await self.admit(owner, job_id)
+        elif job_id not in (None, hold.token):
+            raise ValueError(f"job {job_id}: the hold admitted is for job {hold.token}")
         job_id = hold.token
         try:
             placed = await self._place(job_id, request, hold)
@@ -154,11 +165,43 @@ class Dispatcher:
             raise
         self._budget.created(self._clock())
         job = self._new_job(job_id, owner, request, placed)
+        try:
+            await self._store.insert(job, request.kept_input, idempotency)
+        except Exception:
+            await self._unplace(job, placed, hold)
+            raise Unavailable(
+                "The proxy cannot store new videos right now; the render was not kept. "
+                "Retry later.",
+                code="store_unavailable",
+                headers={"Retry-After": str(STORE_RETRY_AFTER)},
+            ) from None
         self._limits.bind(hold, job.id)
-        await self._store.insert(job, request.kept_input, idempotency)
         lifecycle.created(job)
         self._poller.track(job)
         return job
+
+    async def _unplace(self, job: Job, placed: _Placed, hold: Hold) -> None:
+        """Undo a placed render whose job could not be stored: give back the key's and the
+        provider's slots and the budget reservation, and delete the render upstream (the client
+        hears a 503 and will create again). A render that cannot be deleted (its create went
+        unanswered, or the delete failed) is counted and logged with its upstream id."""
+        self._limits.release(hold)
+        name = placed.candidate.entry.name
+        upstream_id = placed.seen.upstream_id if placed.seen is not None else ""
+        log.error(
+            "job %s: the job store failed, so the render on %s (%s) is given up",
+            job.id,
+            name,
+            upstream_id or "create unanswered",
+        )
+        if upstream_id:
+            try:
+                await placed.candidate.entry.adapter.delete(upstream_id)
+                return
+            except ProviderError as exc:
+                log.warning("job %s: deleting %s on %s failed: %r", job.id, upstream_id, name, exc)
+        self._metrics.orphaned(name)
+        log.error("orphaned render on %s: upstream id %s", name, upstream_id or "unknown")
 
     async def _place(self, job_id: str, request: CreateRequest, hold: Hold) -> _Placed:
         """Submit to the first candidate that takes it; wait in the admission queue while every
@@ -295,6 +338,8 @@ class Dispatcher:
                 input_reference=request.input_reference,
                 operation=request.operation,
                 source=request.source,
+                watermark=request.watermark,
+                private=request.private,
             )
             why = partial(self._why, candidates, request, passed, tried)
             lifecycle.routed(job_id, name, why, request_id)
@@ -389,7 +434,7 @@ class Dispatcher:
                 param=_param(request),
                 code=f"{verb}_not_supported",
             )
-        hold = await self._admit(owner, job_id)
+        hold = await self.admit(owner, job_id)
         try:
             cost = source.price_per_second * request.rendered_seconds
             verdict = await self._limits.assign(hold, entry.name, cost)
@@ -468,7 +513,7 @@ class Dispatcher:
                 )
         await self._store.delete(job.id)
 
-    async def _admit(self, owner: str, job_id: str | None) -> Hold:
+    async def admit(self, owner: str, job_id: str | None = None) -> Hold:
         """The key's slot for one more render (of job ``job_id``, or a new id), or its 429
         (counted as a key rejection). At its ``max_concurrent`` the ``Retry-After`` is when its
         oldest render should finish."""
@@ -513,6 +558,8 @@ class Dispatcher:
             prompt=request.prompt,
             size=request.size,
             seconds=request.seconds,
+            watermark=request.watermark,
+            private=request.private,
             created_at=now,
             price_per_second=placed.candidate.price_per_second or 0.0,
             attempts=[placed.attempt(now)],

@@ -130,19 +130,26 @@ class Idempotency:
         key: str | None,
         request: CreateRequest | Remix,
         submit: Submit,
+        job_id: str | None = None,
     ) -> Awaitable[Job]:
         """``submit``'s job; with a key, the job an earlier request with it made, if any.
 
         ``submit`` gets the claim to hand to the store's insert with the job and the job id
-        claimed (both None without a key). Without a key this is ``submit``'s own awaitable:
-        no coroutine of ours in between.
+        claimed (both None without a key): ``job_id`` when given (the id the key's slot was
+        admitted for), else a new one. Without a key this is ``submit``'s own awaitable: no
+        coroutine of ours in between.
         """
         if key is None:
             return submit(None, None)
-        return self._keyed(owner, key, request, submit)
+        return self._keyed(owner, key, request, submit, job_id)
 
     async def _keyed(
-        self, owner: str, key: str, request: CreateRequest | Remix, submit: Submit
+        self,
+        owner: str,
+        key: str,
+        request: CreateRequest | Remix,
+        submit: Submit,
+        job_id: str | None,
     ) -> Job:
         slot = (owner, key)
         mark = await fingerprint(request)
@@ -157,14 +164,14 @@ class Idempotency:
                 continue
             finally:
                 flight.waiters -= 1
-        return await self._lead(IdempotencyClaim(owner, key, mark), submit)
+        return await self._lead(IdempotencyClaim(owner, key, mark), submit, job_id)
 
-    async def _lead(self, claim: IdempotencyClaim, submit: Submit) -> Job:
+    async def _lead(self, claim: IdempotencyClaim, submit: Submit, job_id: str | None) -> Job:
         slot = (claim.owner, claim.key)
         outcome: asyncio.Future[Job] = asyncio.get_running_loop().create_future()
         self._flights[slot] = _Flight(claim.fingerprint, outcome)
         try:
-            job = await self._claimed(claim, submit)
+            job = await self._claimed(claim, submit, job_id)
         except Exception as exc:
             outcome.set_exception(exc)
             raise
@@ -179,12 +186,13 @@ class Idempotency:
                 outcome.exception()  # marks it retrieved: no "never retrieved" log without waiters
         return job
 
-    async def _claimed(self, claim: IdempotencyClaim, submit: Submit) -> Job:
-        """Claim the key and create, or the job of whoever holds the claim."""
+    async def _claimed(self, claim: IdempotencyClaim, submit: Submit, wanted: str | None) -> Job:
+        """Claim the key for ``wanted`` (or a new id) and create, or the job of whoever holds
+        the claim. An id that lost a claim was never used, so it may claim again."""
         loop = asyncio.get_running_loop()
         give_up = loop.time() + CLAIM_WAIT
+        job_id = wanted or new_job_id()
         while True:
-            job_id = new_job_id()
             record = await self._store.claim_key(claim, job_id)
             if record.job_id == job_id:
                 try:

@@ -195,6 +195,8 @@ class Job:
     completed_at: float | None = None
     expires_at: float | None = None
     remixed_from: str | None = None
+    watermark: bool | None = None  # the relay switches it was created with (relay upstreams)
+    private: bool | None = None
     error_code: str | None = None
     error_message: str | None = None
     price_per_second: float = 0.0  # at the provider of the current attempt
@@ -384,6 +386,8 @@ class Job:
             "completed_at": self.completed_at,
             "expires_at": self.expires_at,
             "remixed_from": self.remixed_from,
+            "watermark": self.watermark,
+            "private": self.private,
             "error_code": self.error_code,
             "error_message": self.error_message,
             "price_per_second": self.price_per_second,
@@ -417,6 +421,8 @@ class Job:
             completed_at=record["completed_at"],
             expires_at=record["expires_at"],
             remixed_from=record["remixed_from"],
+            watermark=record.get("watermark"),  # absent from jobs stored before issue 15
+            private=record.get("private"),
             error_code=record["error_code"],
             error_message=record["error_message"],
             price_per_second=record["price_per_second"],

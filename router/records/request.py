@@ -30,6 +30,8 @@ class CreateRequest:
     characters: tuple[str, ...] = ()  # our character ids
     source_video_id: str | None = None  # our job an edit or extension starts from
     callback_url: str | None = None  # where the job's webhook events also go
+    watermark: bool | None = None  # relay clients' switches, forwarded to relay upstreams only
+    private: bool | None = None
 
     @property
     def rendered_seconds(self) -> int:
@@ -77,6 +79,8 @@ class CreateRequest:
             extensions=job.extensions,
             characters=job.characters,
             callback_url=job.callback_url,
+            watermark=job.watermark,
+            private=job.private,
         )
 
 

@@ -181,6 +181,15 @@ class JobStore(Protocol):
     async def close(self) -> None: ...
     def __len__(self) -> int: ...
 
+    @property
+    def writable(self) -> bool:
+        """False from a failed write (disk full, I/O) until a write succeeds again."""
+        ...
+
+    async def probe_write(self) -> bool:
+        """Make one small write; whether it (and so the store) works. Readiness waits on it."""
+        ...
+
 
 @dataclass(slots=True)
 class _Upsert:
@@ -221,6 +230,7 @@ class SqliteJobStore:
         "_stored",
         "_thread",
         "_wake",
+        "_writable",
     )
 
     def __init__(
@@ -248,6 +258,7 @@ class SqliteJobStore:
         self._thread: threading.Thread | None = None
         self._stopped = False
         self._commits = 0
+        self._writable = True  # flipped by the writer thread after each commit
 
     @property
     def commits(self) -> int:
@@ -256,6 +267,17 @@ class SqliteJobStore:
 
     def __len__(self) -> int:
         return len(self._jobs)
+
+    @property
+    def writable(self) -> bool:
+        return self._writable
+
+    async def probe_write(self) -> bool:
+        try:
+            await self._call(_probe_write)
+        except Exception:  # the failure is the answer (a statement may fail before its commit)
+            self._writable = False
+        return self._writable
 
     async def open(self) -> None:
         if self._thread is not None or self._stopped:
@@ -354,6 +376,7 @@ class SqliteJobStore:
         try:
             await done
         except Exception:
+            self._writable = False  # whether at its statement or at the commit, the write failed
             # never acknowledged, so never served; a cancelled caller keeps it (the write goes on)
             if self._jobs.get(job.id) is job:
                 self._unindex(job)
@@ -582,12 +605,17 @@ class SqliteJobStore:
                 replies = _apply(conn, ops, isolated=True)
         except Exception as exc:  # the commit itself failed (disk full, I/O): the whole batch did
             # inserts in it fail; its saves reach disk with each job's next save
-            log.exception("job store: a batch of %d writes failed", len(ops))
+            if self._writable:
+                log.exception("job store: a batch of %d writes failed", len(ops))
+            self._writable = False
             if conn.in_transaction:
                 with contextlib.suppress(sqlite3.Error):  # a broken connection: next batch retries
                     conn.execute("ROLLBACK")
             return [(op.done, None, exc) for op in ops if op.done is not None]
         self._commits += 1
+        if not self._writable:
+            log.warning("job store: writes succeed again")
+        self._writable = True
         return replies
 
 
@@ -602,6 +630,13 @@ def _job_row(job: Job) -> _JobRow:
     """The snapshot, taken on the caller's thread: the writer never sees a live ``Job``."""
     body = jsonio.dumps(job.to_record())
     return (job.id, job.owner, job.created_at, int(job.state.finished), job.version, body)
+
+
+def _probe_write(conn: sqlite3.Connection) -> None:
+    """A write that must reach the file: the probe row changes every time."""
+    conn.execute("CREATE TABLE IF NOT EXISTS write_probe (at REAL NOT NULL)")
+    conn.execute("DELETE FROM write_probe")
+    conn.execute("INSERT INTO write_probe VALUES (?)", (time.time(),))
 
 
 def _open(path: Path, idempotency_cutoff: float) -> tuple[sqlite3.Connection, _Loaded]:

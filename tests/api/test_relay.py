@@ -51,7 +51,7 @@ async def test_sizes_come_from_the_configured_catalogue(proxy_factory: ProxyFact
 
 
 BAD: list[tuple[str, dict[str, Any], str]] = [
-    ("unknown field", {"watermark": False}, "watermark"),
+    ("unknown field", {"seed": 7}, "seed"),
     ("no prompt", {"prompt": None}, "prompt"),
     ("unknown model", {"model": "sora-9"}, "model"),
     ("model not a string", {"model": ["sora-2"]}, "model"),

@@ -1,0 +1,100 @@
+"""Slow and idle clients give their connections and memory back (issue 15, point 10).
+
+A connection that has not finished its headers within ``server.header_timeout`` is closed, and
+``/healthz`` answers all the while; a body slower than ``server.min_upload_rate`` allows (on top
+of ``server.body_timeout``) is a 408 in the envelope.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+import pytest
+
+from router import appkeys as keys
+from tests.conftest import ALICE, ProxyFactory, RunningProxy, sim_provider
+from tests.raw_client import parse_answer
+
+SLOW = {"header_timeout": 0.5, "body_timeout": 0.3, "min_upload_rate": 10_000_000}
+
+
+@pytest.fixture
+async def proxy(proxy_factory: ProxyFactory) -> RunningProxy:
+    return await proxy_factory([sim_provider("sim-a", render_seconds=30)], server=SLOW)
+
+
+def port_of(proxy: RunningProxy) -> int:
+    return int(proxy.url.rsplit(":", 1)[1])
+
+
+async def test_connections_that_never_finish_their_headers_are_closed(proxy: RunningProxy) -> None:
+    opened = []
+    for _ in range(100):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port_of(proxy))
+        writer.write(b"POST /v1/videos HTTP/1.1\r\nHost: test\r\nX-Slow: ")
+        opened.append((reader, writer))
+    try:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"{proxy.url}/healthz") as response,
+        ):
+            assert response.status == 200  # answered while 100 connections hang
+
+        async def closed(reader: asyncio.StreamReader) -> bytes:
+            return await reader.read()
+
+        async with asyncio.timeout(5):  # header_timeout is 0.5 s; before issue 15 it was 75 s+
+            await asyncio.gather(*(closed(reader) for reader, _ in opened))
+    finally:
+        for _, writer in opened:
+            writer.close()
+
+
+async def test_a_stalled_upload_is_a_408_and_nothing_is_stored(proxy: RunningProxy) -> None:
+    head = (
+        b"POST /v1/videos HTTP/1.1\r\nHost: test\r\nConnection: close\r\n"
+        + f"Authorization: Bearer {ALICE}\r\n".encode()
+        + b"Content-Type: application/json\r\nContent-Length: 1000000\r\n\r\n"
+        + b'{"prompt": "'
+    )
+    reader, writer = await asyncio.open_connection("127.0.0.1", port_of(proxy))
+    try:
+        writer.write(head)
+        await writer.drain()
+        async with asyncio.timeout(5):
+            answer = parse_answer(await reader.read())
+    finally:
+        writer.close()
+    assert answer.status == 408, answer
+    assert answer.is_envelope()
+    assert answer.json()["error"]["code"] == "request_timeout"
+    assert len(proxy.app[keys.STORE]) == 0
+
+
+async def test_a_create_over_the_keys_limits_is_refused_on_its_headers(
+    proxy_factory: ProxyFactory,
+) -> None:
+    """The key's concurrency is checked before the body is read: a key at its limit hears 429
+    at once, even while its (stalled) upload has not arrived."""
+    proxy = await proxy_factory(
+        [sim_provider("sim-a", render_seconds=30)],
+        keys=[{"name": "alice", "key": ALICE, "max_concurrent": 1}],
+    )
+    await proxy.client().videos.create(prompt="a kite")  # in flight for 30 s
+    head = (
+        b"POST /v1/videos HTTP/1.1\r\nHost: test\r\nConnection: close\r\n"
+        + f"Authorization: Bearer {ALICE}\r\n".encode()
+        + b"Content-Type: application/json\r\nContent-Length: 1000000\r\n\r\n"
+    )
+    reader, writer = await asyncio.open_connection("127.0.0.1", port_of(proxy))
+    try:
+        writer.write(head)
+        await writer.drain()
+        async with asyncio.timeout(5):  # the default body_timeout would be 30 s and more
+            answer = parse_answer(await reader.read())
+    finally:
+        writer.close()
+    assert answer.status == 429, answer
+    assert answer.json()["error"]["code"] == "rate_limit_exceeded"
+    assert proxy.app[keys.LIMITS].rendering("sim-a") == 1
