@@ -63,7 +63,7 @@ def video_object(job: Job) -> dict[str, Any]:
 
 async def create_video(request: web.Request) -> web.Response:
     idempotency_key = key_from(request.headers)
-    async with admitted(request) as admission:
+    async with admitted(request, idempotency_key) as admission:
         fields = await read_create_body(request)
         casting = await cast(request, fields)
         slots = form_fields(fields)
@@ -87,7 +87,7 @@ async def create_video(request: web.Request) -> web.Response:
             lambda claim, job_id: request.app[keys.DISPATCHER].create(
                 request[keys.CLIENT_KEY].name, create, claim, job_id, admission.hold
             ),
-            job_id=admission.hold.token,
+            job_id=admission.job_id,
         )
     return web.Response(body=video_body(job), headers=JSON_HEADERS)
 

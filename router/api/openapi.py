@@ -24,6 +24,7 @@ _ALWAYS = {"500": "The proxy failed to handle the request."}
 _CLIENT = {
     "400": "The request is invalid (`param` names the field).",
     "401": "No valid client key.",
+    "408": "The body came slower than `server.min_upload_rate` allows.",
     "413": "The body is larger than `server.max_body_bytes`.",
 }
 _RENDER = {
@@ -31,7 +32,7 @@ _RENDER = {
     "409": "An `Idempotency-Key` reused for another request.",
     "429": "A key or provider limit; see `Retry-After`.",
     "502": "No provider took the render.",
-    "503": "No provider can take it now.",
+    "503": "No provider can take it now, or the job store cannot write (`store_unavailable`).",
 }
 _FOUND = {"404": "No such video of this key's (another key's job looks the same)."}
 _ADMIN = {

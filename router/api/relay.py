@@ -42,8 +42,17 @@ from router.records.job import Job, JobState
 # upstream kind calls, by design: scripts change only host and key).
 TASKS_ROUTE = "/v2/videos/generations"
 CREATE_FIELDS = frozenset(
-    {"prompt", "model", "aspect_ratio", "duration", "hd", "images", "notify_hook", "watermark",
-     "private"}
+    {
+        "prompt",
+        "model",
+        "aspect_ratio",
+        "duration",
+        "hd",
+        "images",
+        "notify_hook",
+        "watermark",
+        "private",
+    }
 )
 TASK_STATUS = {
     JobState.QUEUED: "NOT_START",
@@ -82,7 +91,7 @@ def task_object(job: Job, links: LinkSigner) -> dict[str, Any]:
 
 async def create_task(request: web.Request) -> web.Response:
     idempotency_key = key_from(request.headers)
-    async with admitted(request) as admission:
+    async with admitted(request, idempotency_key) as admission:
         fields = await read_json_object(request)
         reject_unknown(fields, CREATE_FIELDS)
         config, key = request.app[keys.CONFIG].current, request[keys.CLIENT_KEY]
@@ -98,7 +107,9 @@ async def create_task(request: web.Request) -> web.Response:
                 watermark=_flag(fields, "watermark"),
                 private=_flag(fields, "private"),
             )
-            create.callback_url = read_callback_url(config, fields.get("notify_hook"), "notify_hook")
+            create.callback_url = read_callback_url(
+                config, fields.get("notify_hook"), "notify_hook"
+            )
             admission.job = job = await request.app[keys.IDEMPOTENCY].run(
                 key.name,
                 idempotency_key,
@@ -106,7 +117,7 @@ async def create_task(request: web.Request) -> web.Response:
                 lambda claim, job_id: request.app[keys.DISPATCHER].create(
                     key.name, create, claim, job_id, admission.hold
                 ),
-                job_id=admission.hold.token,
+                job_id=admission.job_id,
             )
     return json_response({"task_id": job.id})
 

@@ -145,26 +145,40 @@ def reject_unknown(fields: Mapping[str, object], known: frozenset[str]) -> None:
 
 @dataclass(slots=True)
 class Admission:
-    """A create admitted on its headers: the key's slot, and the job that took it, if any."""
+    """A create admitted on its headers: the key's slot (None: the create admits itself after
+    its body), and the job that took it, if any."""
 
-    hold: Hold
+    hold: Hold | None
     job: Job | None = None
+
+    @property
+    def job_id(self) -> str | None:
+        """The id the job must have: its slot's (``router.limits.local``)."""
+        return None if self.hold is None else self.hold.token
 
 
 @contextlib.asynccontextmanager
-async def admitted(request: web.Request) -> AsyncIterator[Admission]:
+async def admitted(request: web.Request, idempotency_key: str | None) -> AsyncIterator[Admission]:
     """Take the key's rate and concurrency slot before the body is read, so a key over its
     limits is a 429 at once instead of after a (possibly slow, large) upload. The slot goes
-    back on the way out unless the job set on the admission holds it (an idempotent replay
-    answers with an older job, which holds its own)."""
+    back on the way out unless the job set on the admission holds it.
+
+    A create with an ``Idempotency-Key`` is admitted after its body, as before: it may be a
+    retry of a create that went through, which answers with that job and must take no slot
+    and no rate (``router.jobs.idempotency``); its body is bounded by the body timeouts.
+    """
+    if idempotency_key is not None:
+        yield Admission(None)
+        return
     limits = request.app[keys.LIMITS]
-    admission = Admission(await request.app[keys.DISPATCHER].admit(request[keys.CLIENT_KEY].name))
+    hold = await request.app[keys.DISPATCHER].admit(request[keys.CLIENT_KEY].name)
+    admission = Admission(hold)
     try:
         yield admission
     finally:
         job = admission.job
-        if job is None or limits.hold_of(job.id) is not admission.hold:
-            limits.release(admission.hold)
+        if job is None or limits.hold_of(job.id) is not hold:
+            limits.release(hold)
 
 
 def ascii_int(value: object, *, digits: int = 6) -> int | None:

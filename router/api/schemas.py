@@ -207,6 +207,8 @@ RELAY_CREATE = closed(
         "hd": BOOLEAN,
         "images": {"type": "array", "items": STRING, "minItems": 1, "maxItems": 1},
         "notify_hook": _CALLBACK,
+        "watermark": BOOLEAN,
+        "private": BOOLEAN,
     },
     ("prompt",),
 )

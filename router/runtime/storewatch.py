@@ -1,8 +1,9 @@
 """``store_watch``: while the job store cannot write, probe it until it can.
 
-A failed write (disk full, I/O) turns ``JobStore.writable`` false: creates answer 503
-``store_unavailable`` (``router.jobs.dispatch``) and ``/readyz`` says ``store_writes``, so a
-load balancer stops sending work here. Nothing else may write meanwhile (no creates come, and
+A failed write (disk full, I/O, a Redis that refuses writes) turns the store's ``writable``
+false (``router.store.base.WriteHealth``): creates answer 503 ``store_unavailable``
+(``router.jobs.dispatch``) and ``/readyz`` says ``store_writes``, so a load balancer stops
+sending work here. Nothing else may write meanwhile (no creates come, and
 jobs in flight may all be done), so this cleanup context makes one small write every
 ``PROBE_INTERVAL`` while the store is failing; the first that succeeds turns it writable again,
 without a restart.
@@ -16,7 +17,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from router import appkeys as keys
-from router.store.sqlite import JobStore
+from router.store.base import WriteHealth
 
 PROBE_INTERVAL = 1.0  # seconds between write probes while the store is failing
 
@@ -28,7 +29,7 @@ async def store_watch(app: web.Application) -> AsyncIterator[None]:
     await asyncio.gather(watcher, return_exceptions=True)
 
 
-async def _watch(store: JobStore) -> None:
+async def _watch(store: WriteHealth) -> None:
     while True:
         await asyncio.sleep(PROBE_INTERVAL)
         if not store.writable:

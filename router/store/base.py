@@ -32,7 +32,14 @@ from typing import Protocol
 from providers.base import InputReference
 from router.records.job import Job
 
-__all__ = ["IDEMPOTENCY_TTL", "IdempotencyClaim", "IdempotencyRecord", "JobStore", "check_page"]
+__all__ = [
+    "IDEMPOTENCY_TTL",
+    "IdempotencyClaim",
+    "IdempotencyRecord",
+    "JobStore",
+    "WriteHealth",
+    "check_page",
+]
 
 IDEMPOTENCY_TTL = 24 * 3600.0  # seconds an Idempotency-Key is remembered
 
@@ -60,7 +67,24 @@ class IdempotencyRecord:
         return (self.owner, self.key, self.fingerprint, self.job_id, self.created_at)
 
 
-class JobStore(Protocol):
+class WriteHealth(Protocol):
+    """Whether the store can write right now (issue 15).
+
+    A failed write (a full disk, an I/O error, a Redis that refuses writes: MISCONF, OOM,
+    READONLY, or cannot be reached) turns ``writable`` false; it turns true again with the
+    next write that succeeds, ``probe_write``'s included. While it is false creates answer 503
+    and ``/readyz`` is false (``router.runtime.storewatch`` probes until a write works).
+    """
+
+    @property
+    def writable(self) -> bool: ...
+
+    async def probe_write(self) -> bool:
+        """Make one small real write; whether it worked (and so ``writable``)."""
+        ...
+
+
+class JobStore(WriteHealth, Protocol):
     """Where jobs live; see the module docstring for what callers can rely on."""
 
     async def read(self, job_id: str) -> Job | None: ...

@@ -13,15 +13,25 @@ Idempotency records are claimed with ``SET NX`` and a TTL before the upstream ca
 lives ``CLAIM_TTL`` until the job is inserted, then ``IDEMPOTENCY_TTL``, so a process that dies
 mid-create frees its key after a while instead of holding it for a day.
 
+Every write notes whether it got through (``writable``, ``router.store.base.WriteHealth``): a
+Redis that refuses writes (MISCONF after a failed snapshot, OOM at ``maxmemory``, READONLY on
+a replica) or cannot be reached turns it false until a write works again; ``probe_write`` sets
+a throwaway key in every shard, so on a cluster it asks every master.
+
 Every read returns a fresh copy; nothing is cached here (the poll cache sits in front).
 It must not decide anything about jobs: it keeps what it is given.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import logging
 import time
-from collections.abc import Callable
-from typing import cast
+from collections.abc import Callable, Coroutine
+from typing import Any, Concatenate, ParamSpec, TypeVar, cast
+
+from redis.exceptions import RedisError
 
 from providers.base import InputReference
 from router import jsonio
@@ -43,6 +53,7 @@ from router.store.redis_keys import (
     input_key,
     job_key,
     owner_key,
+    probe_key,
     shard_of,
     unsettled_key,
 )
@@ -50,6 +61,11 @@ from router.store.redis_keys import (
 __all__ = ["CLAIM_TTL", "RedisJobStore"]
 
 CLAIM_TTL = 600.0  # seconds a claimed key waits for its job's insert (placement takes less)
+PROBE_TTL_MS = 60_000  # how long a write probe's throwaway key lives
+
+log = logging.getLogger(__name__)
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
 
 # Both scripts take ARGV[1] = job id, ARGV[2] = a script's own argument (the idempotency key
 # name for insert, the expected version for update), then what ``_written`` lists: version,
@@ -107,6 +123,25 @@ return 0
 """
 
 
+def _noted(
+    write: Callable[Concatenate[RedisJobStore, _P], Coroutine[Any, Any, _T]],
+) -> Callable[Concatenate[RedisJobStore, _P], Coroutine[Any, Any, _T]]:
+    """A write whose outcome sets ``writable``: a Redis error (a refusal or a lost connection)
+    turns it false, a success true."""
+
+    @functools.wraps(write)
+    async def noted(store: RedisJobStore, /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        try:
+            result = await write(store, *args, **kwargs)
+        except (RedisError, OSError) as exc:
+            store._refused(exc)
+            raise
+        store._wrote()
+        return result
+
+    return noted
+
+
 class RedisJobStore:
     """Jobs shared by every process on one Redis; see the module docstring."""
 
@@ -119,6 +154,7 @@ class RedisJobStore:
         "_hdel_if",
         "_insert",
         "_update",
+        "_writable",
     )
 
     def __init__(self, client: RedisClient, *, clock: Callable[[], float] = time.time) -> None:
@@ -130,6 +166,33 @@ class RedisJobStore:
         self._delete = client.register_script(_DELETE)
         self._delete_if = client.register_script(_DELETE_IF)
         self._hdel_if = client.register_script(_HDEL_IF)
+        self._writable = True
+
+    @property
+    def writable(self) -> bool:
+        return self._writable
+
+    async def probe_write(self) -> bool:
+        with contextlib.suppress(RedisError, OSError):  # _noted took note: it is the answer
+            await self._probe()
+        return self._writable
+
+    @_noted
+    async def _probe(self) -> None:
+        async with self._client.pipeline(transaction=False) as pipe:
+            for shard in range(SHARDS):
+                pipe.set(probe_key(shard), repr(self._clock()), px=PROBE_TTL_MS)
+            await pipe.execute()
+
+    def _refused(self, exc: BaseException) -> None:
+        if self._writable:
+            log.warning("job store: redis refuses writes (%s); creates answer 503", _named(exc))
+        self._writable = False
+
+    def _wrote(self) -> None:
+        if not self._writable:
+            log.warning("job store: redis takes writes again")
+        self._writable = True
 
     async def read(self, job_id: str) -> Job | None:
         body = cast(bytes | None, await self._client.hget(job_key(job_id), "b"))
@@ -166,6 +229,7 @@ class RedisJobStore:
             ids.extend(member.decode() for member in members)
         return await self._many(ids)
 
+    @_noted
     async def insert(
         self,
         job: Job,
@@ -190,6 +254,7 @@ class RedisJobStore:
             await self._record(idempotency, job.id, IDEMPOTENCY_TTL)
         await self._claim_renders(job)
 
+    @_noted
     async def update(self, job: Job, *, expected_version: int) -> bool:
         stored = await self._update(
             keys=[job_key(job.id), _unsettled(job), _events(job)],
@@ -199,11 +264,13 @@ class RedisJobStore:
             await self._claim_renders(job)
         return bool(stored)
 
+    @_noted
     async def amend(self, job: Job, *, expected_version: int) -> bool:
         body = jsonio.dumps(job.to_record())
         args: list[bytes | str] = [str(expected_version), str(job.version), body, job.state.value]
         return bool(await self._amend(keys=[job_key(job.id)], args=args))
 
+    @_noted
     async def delete(self, job_id: str) -> None:
         found = cast(
             list[bytes] | None,
@@ -239,6 +306,7 @@ class RedisJobStore:
         data = fields[b"data"] if has_data else None
         return InputReference(data=data, filename=filename, content_type=content_type, url=url)
 
+    @_noted
     async def claim_key(self, claim: IdempotencyClaim, job_id: str) -> IdempotencyRecord:
         name = idempotency_key(claim.owner, claim.key)
         value = _record_value(claim, job_id, self._clock())
@@ -249,12 +317,14 @@ class RedisJobStore:
             return await self.claim_key(claim, job_id)
         return _record(claim, existing)
 
+    @_noted
     async def release_key(self, claim: IdempotencyClaim, job_id: str) -> None:
         name = idempotency_key(claim.owner, claim.key)
         existing = await self._client.get(name)
         if existing is not None and jsonio.loads(existing)[1] == job_id:
             await self._delete_if(keys=[name], args=[existing])
 
+    @_noted
     async def claim_render(self, provider: str, upstream_id: str, job_id: str) -> bool:
         key = holders_key(provider)
         if await self._client.hsetnx(key, upstream_id, job_id):
@@ -286,6 +356,12 @@ class RedisJobStore:
                 await self._client.hsetnx(
                     holders_key(attempt.provider), attempt.upstream_id, job.id
                 )
+
+
+def _named(exc: BaseException) -> str:
+    """An error's class and Redis's first word (MISCONF, OOM, READONLY), never more of its text."""
+    word = str(exc).split(" ", 1)[0]
+    return f"{type(exc).__name__}: {word}" if word.isupper() else type(exc).__name__
 
 
 def _job(body: bytes) -> Job:

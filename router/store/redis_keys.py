@@ -30,6 +30,7 @@ __all__ = [
     "input_key",
     "job_key",
     "owner_key",
+    "probe_key",
     "shard_of",
     "unsettled_key",
 ]
@@ -79,6 +80,12 @@ def idempotency_key(owner: str, key: str) -> str:
     """One ``Idempotency-Key`` of one owner; hashed, so any key text makes a safe name."""
     digest = hashlib.sha256(f"{owner}\0{key}".encode()).hexdigest()
     return f"sora:idem:{digest}"
+
+
+def probe_key(shard: int) -> str:
+    """A throwaway value ``JobStore.probe_write`` sets in ``shard``'s slot (so a probe of
+    every shard reaches every master of a cluster)."""
+    return f"{_tag(shard)}:write-probe"
 
 
 def events_key(shard: int) -> str:

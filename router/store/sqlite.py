@@ -69,6 +69,7 @@ from router.store.base import (
     IDEMPOTENCY_TTL,
     IdempotencyClaim,
     IdempotencyRecord,
+    WriteHealth,
     check_page,
 )
 
@@ -150,7 +151,7 @@ _Reply = tuple[asyncio.Future[Any], Any, BaseException | None]
 _Loaded = tuple[list[Job], list[IdempotencyRecord]]  # what open() reads from the file
 
 
-class JobStore(Protocol):
+class JobStore(WriteHealth, Protocol):
     """The in-process face of the SQLite store that the jobs room calls today: reads from
     memory, live objects, writes made durable behind the caller's back. The shared store
     protocol is ``router.store.base.JobStore`` (async, compare-and-set), which
@@ -180,15 +181,6 @@ class JobStore(Protocol):
     async def flush(self) -> None: ...
     async def close(self) -> None: ...
     def __len__(self) -> int: ...
-
-    @property
-    def writable(self) -> bool:
-        """False from a failed write (disk full, I/O) until a write succeeds again."""
-        ...
-
-    async def probe_write(self) -> bool:
-        """Make one small write; whether it (and so the store) works. Readiness waits on it."""
-        ...
 
 
 @dataclass(slots=True)
@@ -613,9 +605,11 @@ class SqliteJobStore:
                     conn.execute("ROLLBACK")
             return [(op.done, None, exc) for op in ops if op.done is not None]
         self._commits += 1
-        if not self._writable:
+        if any(exc is not None for _, _, exc in replies):  # ops that failed alone
+            self._writable = False
+        elif not self._writable:
             log.warning("job store: writes succeed again")
-        self._writable = True
+            self._writable = True
         return replies
 
 

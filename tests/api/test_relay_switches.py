@@ -1,6 +1,6 @@
 """The relay dialect's own optional fields (issue 15, point 11): ``watermark`` and ``private``
-are accepted, sent on to relay upstreams and left out for others; ``notify_hook`` is refused
-with a message that says what to do instead."""
+are accepted, sent on to relay upstreams and left out for others. (``notify_hook`` is a
+delivered webhook since issue 18: ``tests/flows/test_webhooks.py``.)"""
 
 from __future__ import annotations
 
@@ -46,18 +46,13 @@ async def test_watermark_and_private_reach_relay_upstreams_only(
         assert "watermark" not in sent and "private" not in sent
 
 
-async def test_notify_hook_is_refused_with_a_clear_message(
+async def test_a_switch_that_is_not_true_or_false_is_refused_before_any_upstream_call(
     proxy_factory: ProxyFactory, scripted: ScriptedFactory
 ) -> None:
     upstream = await scripted()
     proxy = await proxy_factory([scripted_provider(upstream, "relay")])
-    status, body = await proxy.relay().post(
-        {"prompt": "a kite", "notify_hook": "https://example.com/hook"}
-    )
-    assert status == 400
-    error = body["error"]
-    assert (error["param"], error["code"]) == ("notify_hook", "unsupported_parameter")
-    assert "not supported yet" in error["message"] and "poll" in error["message"]
-    status, body = await proxy.relay().post({"prompt": "a kite", "private": "yes"})
-    assert (status, body["error"]["param"]) == (400, "private")
+    for name, value in (("private", "yes"), ("watermark", 1)):
+        status, body = await proxy.relay().post({"prompt": "a kite", name: value})
+        assert (status, body["error"]["param"]) == (400, name)
+        assert body["error"]["code"] == "invalid_type"
     assert [s for s in upstream.seen if s.method == "POST"] == []

@@ -14,7 +14,8 @@ import pytest
 
 from router import appkeys as keys
 from tests.conftest import ALICE, ProxyFactory, RunningProxy, sim_provider
-from tests.raw_client import parse_answer
+from tests.raw_client import RawAnswer, parse_answer
+from tests.redis_rig import RedisServer
 
 SLOW = {"header_timeout": 0.5, "body_timeout": 0.3, "min_upload_rate": 10_000_000}
 
@@ -72,6 +73,25 @@ async def test_a_stalled_upload_is_a_408_and_nothing_is_stored(proxy: RunningPro
     assert len(proxy.app[keys.STORE]) == 0
 
 
+STALLED_CREATE = (
+    b"POST /v1/videos HTTP/1.1\r\nHost: test\r\nConnection: close\r\n"
+    + f"Authorization: Bearer {ALICE}\r\n".encode()
+    + b"Content-Type: application/json\r\nContent-Length: 1000000\r\n\r\n"
+)
+
+
+async def stalled_create(proxy: RunningProxy) -> RawAnswer:
+    """A create whose headers arrive and whose body never does: what it is answered."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port_of(proxy))
+    try:
+        writer.write(STALLED_CREATE)
+        await writer.drain()
+        async with asyncio.timeout(5):  # the default body_timeout would be 30 s and more
+            return parse_answer(await reader.read())
+    finally:
+        writer.close()
+
+
 async def test_a_create_over_the_keys_limits_is_refused_on_its_headers(
     proxy_factory: ProxyFactory,
 ) -> None:
@@ -82,19 +102,50 @@ async def test_a_create_over_the_keys_limits_is_refused_on_its_headers(
         keys=[{"name": "alice", "key": ALICE, "max_concurrent": 1}],
     )
     await proxy.client().videos.create(prompt="a kite")  # in flight for 30 s
-    head = (
-        b"POST /v1/videos HTTP/1.1\r\nHost: test\r\nConnection: close\r\n"
-        + f"Authorization: Bearer {ALICE}\r\n".encode()
-        + b"Content-Type: application/json\r\nContent-Length: 1000000\r\n\r\n"
-    )
-    reader, writer = await asyncio.open_connection("127.0.0.1", port_of(proxy))
-    try:
-        writer.write(head)
-        await writer.drain()
-        async with asyncio.timeout(5):  # the default body_timeout would be 30 s and more
-            answer = parse_answer(await reader.read())
-    finally:
-        writer.close()
+
+    answer = await stalled_create(proxy)
+
     assert answer.status == 429, answer
     assert answer.json()["error"]["code"] == "rate_limit_exceeded"
+    assert proxy.app[keys.LIMITS].rendering("sim-a") == 1
+
+
+async def test_admission_on_headers_uses_the_fleets_limits(
+    proxy_factory: ProxyFactory, redis_server: RedisServer
+) -> None:
+    """Two instances on one Redis: the key's only slot taken through one, a stalled upload to
+    the other is refused on its headers."""
+    fleet = [
+        await proxy_factory(
+            [sim_provider("sim-a", render_seconds=30)],
+            keys=[{"name": "alice", "key": ALICE, "max_concurrent": 1}],
+            server={"link_secret": "one-secret-for-the-fleet-0123456789"},
+            store={"backend": "redis", "url": redis_server.url},
+        )
+        for _ in range(2)
+    ]
+    await fleet[0].client().videos.create(prompt="a kite")
+
+    answer = await stalled_create(fleet[1])
+
+    assert answer.status == 429, answer
+    assert answer.json()["error"]["code"] == "rate_limit_exceeded"
+
+
+async def test_a_keyed_retry_of_a_create_that_went_through_is_answered_at_the_keys_limit(
+    proxy_factory: ProxyFactory,
+) -> None:
+    """An ``Idempotency-Key`` create is admitted after its body: a retry of one that went
+    through gets that job, even while the key is at its ``max_concurrent``."""
+    proxy = await proxy_factory(
+        [sim_provider("sim-a", render_seconds=30)],
+        keys=[{"name": "alice", "key": ALICE, "max_concurrent": 1}],
+    )
+    client = proxy.client()
+    headers = {"Idempotency-Key": "retry-me"}
+    first = await client.videos.create(prompt="a kite", extra_headers=headers)
+
+    again = await client.videos.create(prompt="a kite", extra_headers=headers)
+
+    assert again.id == first.id
     assert proxy.app[keys.LIMITS].rendering("sim-a") == 1

@@ -8,7 +8,9 @@ store config that reaches the backend's Redis. ``fleet`` gives the coordination 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import contextlib
+import sqlite3
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -83,6 +85,27 @@ class Backing:
             self.events = reader
         return RedisJobStore(self.clients[-1])
 
+    @contextlib.asynccontextmanager
+    async def refusing_writes(self) -> AsyncIterator[None]:
+        """The backing refuses every write meanwhile, reads still work: SQLite's connection
+        turns query-only (SQLITE_READONLY, as a disk remounted read-only answers), Redis gets
+        ``maxmemory`` of one byte (every write is OOM, on every master of a cluster)."""
+        if self.redis is None:
+            store = self.sqlite[-1]
+            await store._call(_query_only(True))  # the writer thread's own connection
+            try:
+                yield
+            finally:
+                await store._call(_query_only(False))
+            return
+        admin = connect(self.redis)
+        try:
+            await _configure(admin, "maxmemory", 1)
+            yield
+        finally:
+            await _configure(admin, "maxmemory", 0)
+            await admin.aclose()
+
     async def close(self) -> None:
         for store in self.sqlite:
             await store.close()
@@ -91,6 +114,21 @@ class Backing:
             await reader._client.aclose()
         for client in self.clients:
             await client.aclose()
+
+
+async def _configure(client: RedisClient, name: str, value: int) -> None:
+    """``CONFIG SET`` on the server, or on every node of a cluster (its default is one)."""
+    if isinstance(client, RedisCluster):
+        await client.config_set(name, value, target_nodes=RedisCluster.ALL_NODES)
+    else:
+        await client.config_set(name, value)
+
+
+def _query_only(on: bool) -> Callable[[sqlite3.Connection], None]:
+    def switch(conn: sqlite3.Connection) -> None:
+        conn.execute(f"PRAGMA query_only = {int(on)}")
+
+    return switch
 
 
 @pytest.fixture

@@ -7,8 +7,10 @@ three-master cluster) with ``RedisJobEvents`` reading what the store's scripts a
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 
 import pytest
+from redis.exceptions import RedisError
 
 from providers.base import InputReference, UpstreamJob, UpstreamStatus
 from router.records.event import DELETED, JobChanged
@@ -284,3 +286,23 @@ async def test_an_upstream_render_is_held_by_the_first_job_to_claim_it(
     assert await store.claim_render("p", "up-new", "video_other")
     assert await store.render_holder("p", "up-new") == "video_other"
     assert await store.render_holder("q", "up-new") is None
+
+
+async def test_a_store_that_cannot_write_says_so_until_a_write_works_again(
+    backing: Backing,
+) -> None:
+    store = await backing.reopen()
+    kept = new_job()
+    await store.insert(kept)
+    assert store.writable and await store.probe_write()
+
+    async with backing.refusing_writes():
+        with pytest.raises((sqlite3.Error, RedisError)):
+            await store.insert(new_job())
+        assert not store.writable
+        assert not await store.probe_write()  # a real write, refused as well
+        assert not store.writable
+        assert await store.read(kept.id) is not None  # reads go on
+
+    assert await store.probe_write() and store.writable
+    await store.insert(new_job())

@@ -60,8 +60,10 @@ async def test_with_redis_down_an_insert_fails_and_the_store_recovers_by_itself(
 
         with pytest.raises((RedisError, OSError)):  # never a silent acknowledgement
             await store.insert(job)
+        assert not store.writable and not await store.probe_write()  # /readyz: store_writes
 
         await asyncio.to_thread(redis_server.start)
+        assert await store.probe_write() and store.writable
         await store.insert(job)  # the same client, reconnected by itself
         assert await store.read(job.id) is not None
     finally:
