@@ -39,7 +39,12 @@ MODEL = "bench-ab"
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.ab", description=__doc__)
     parser.add_argument("rev", help="the git revision to compare this working tree against")
-    parser.add_argument("--scenario", choices=["create", "poll"], default="create")
+    parser.add_argument(
+        "--scenario",
+        choices=["create", "gateway", "poll"],
+        default="create",
+        help="gateway: creates on a model of two providers by a key with every limit set",
+    )
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--seconds", type=float, default=3.0, help="length of one round")
     parser.add_argument("--connections", type=int, default=32, help="per proxy")
@@ -49,6 +54,8 @@ def main() -> None:
 
 async def _run(args: argparse.Namespace) -> None:
     key = new_key()
+    # gateway: issue 21's set-up (two providers, balanced, a key with limits), as in bench.micro
+    limited_key = new_key() if args.scenario == "gateway" else None
     with (
         tempfile.TemporaryDirectory(prefix="sora-bench-ab-") as tmp,
         _worktree(args.rev, Path(tmp) / "rev") as rev_root,
@@ -57,11 +64,12 @@ async def _run(args: argparse.Namespace) -> None:
             upstream = await stack.upstream("upstream", render_seconds=0, video_bytes=1024)
             # creates: polled once an hour, so the rounds measure creates, not the status reads
             # after them; polls: a job that completes at once
-            interval = 3600.0 if args.scenario == "create" else 0.05
-            route = Route(MODEL, upstream, poll_interval=interval)
-            before = await stack.proxy("rev", [route], root=rev_root)
-            after = await stack.proxy("tree", [route])
-            loads = [await _load(args, server, key) for server in (before, after)]
+            interval = 0.05 if args.scenario == "poll" else 3600.0
+            routes = [Route(MODEL, upstream, poll_interval=interval)] * (2 if limited_key else 1)
+            before = await stack.proxy("rev", routes, root=rev_root, limited_key=limited_key)
+            after = await stack.proxy("tree", routes, limited_key=limited_key)
+            client_key = limited_key or key
+            loads = [await _load(args, server, client_key) for server in (before, after)]
             await asyncio.gather(*(run_wrk(load, 1.0) for load in loads))  # warm-up
             ratios = []
             print(f"{args.scenario}: CPU us per request, {args.rev} against this working tree")
@@ -81,7 +89,7 @@ async def _run(args: argparse.Namespace) -> None:
 
 
 async def _load(args: argparse.Namespace, server: Server, key: str) -> Load:
-    if args.scenario == "create":
+    if args.scenario != "poll":
         url, method, body = f"{server.url}/v1/videos", "POST", create_body(MODEL)
         return Load(url=url, key=key, method=method, body=body, connections=args.connections)
     async with Api(server.url, key) as api:
