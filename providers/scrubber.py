@@ -18,7 +18,14 @@ What it knows:
   characters is found only through its digest.
 
 A found secret becomes ``[redacted]``. The set only grows (``learn``): a key dropped by a
-reload may still come back in an old job's words. Text is also clipped to a length (``clip``)
+reload may still come back in an old job's words.
+
+Hashing every token of every reply was a twelfth of a create's CPU (``bench/README.md``, issue
+21), and most tokens of a reply are the same words every time (field names, status words).
+So tokens already hashed and found to be no client key are remembered (``CLEARED_MAX`` of
+them, up to ``CLEARED_TOKEN`` characters each; the memory is emptied when full and whenever
+``learn`` adds a digest, so a key added later is still found). What it remembers is upstream
+text that holds no secret. Text is also clipped to a length (``clip``)
 before it is logged or kept, so an upstream cannot fill logs or memory with one reply.
 """
 
@@ -40,6 +47,8 @@ MIN_SECRET = 8
 TOKEN = re.compile(rf"[A-Za-z0-9_\-~]{{{MIN_SECRET},}}")
 TEXT_LIMIT = 2000  # characters of upstream text kept in a record or a message
 LOG_LIMIT = 200  # characters of upstream text in a log line
+CLEARED_MAX = 4096  # tokens remembered as no client key (a few hundred KiB at most)
+CLEARED_TOKEN = 64  # longer tokens are hashed each time they come
 
 
 def clip(text: str, limit: int = TEXT_LIMIT) -> str:
@@ -72,12 +81,13 @@ class Scrubber:
     is rewritten.
     """
 
-    __slots__ = ("_digests", "_forms", "_pattern", "_plain")
+    __slots__ = ("_cleared", "_digests", "_forms", "_pattern", "_plain")
 
     def __init__(self, secrets: Iterable[str] = (), digests: Iterable[str] = ()) -> None:
         self._plain: set[str] = set()
         self._forms: frozenset[str] = frozenset()  # lower case
         self._digests: set[str] = set()
+        self._cleared: set[str] = set()  # tokens hashed and found to be no client key
         self._pattern: re.Pattern[str] | None = None
         self.learn(secrets, digests)
 
@@ -95,10 +105,16 @@ class Scrubber:
             if digest:
                 self._digests.add(digest.lower())
                 forms.add(digest.lower())
+                self._cleared = set()  # a token cleared before may be this key
         self._forms = frozenset(forms)
         ordered = sorted(forms, key=len, reverse=True)  # the longest form wins a tie
         joined = "|".join(map(re.escape, ordered))
         self._pattern = re.compile(joined, re.IGNORECASE) if ordered else None
+
+    @property
+    def cleared(self) -> int:
+        """How many tokens are remembered as no client key (at most ``CLEARED_MAX``)."""
+        return len(self._cleared)
 
     def holds_secret(self, text: str) -> bool:
         """Whether ``text`` shows a secret, as it is or once percent-decoded (up to 3 times)."""
@@ -106,7 +122,7 @@ class Scrubber:
             lowered = text.lower()
             if any(form in lowered for form in self._forms):
                 return True
-            if self._digests and any(self._is_client_key(t) for t in TOKEN.findall(text)):
+            if self._digests and self._shows_client_key(text):
                 return True
             if "%" not in text:
                 return False
@@ -143,6 +159,20 @@ class Scrubber:
         if "\\u" not in text and not self.holds_secret(text):
             return parsed
         return self.scrub_json(parsed)
+
+    def _shows_client_key(self, text: str) -> bool:
+        """Whether a token of ``text`` is a client key; each new short token is hashed once."""
+        cleared = self._cleared
+        for token in TOKEN.findall(text):
+            if token in cleared:
+                continue
+            if self._is_client_key(token):
+                return True
+            if len(token) <= CLEARED_TOKEN:
+                if len(cleared) >= CLEARED_MAX:
+                    cleared.clear()
+                cleared.add(token)
+        return False
 
     def _is_client_key(self, token: str) -> bool:
         return hashlib.sha256(token.encode()).hexdigest() in self._digests

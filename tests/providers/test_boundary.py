@@ -17,7 +17,7 @@ from providers.addresses import AddressPolicy, ForbiddenAddress, GuardedResolver
 from providers.base import BadUpstreamReply, Rejected
 from providers.http import segment
 from providers.openai import OpenAIVideosProvider
-from providers.scrubber import REDACTED, WITHHELD, Scrubber
+from providers.scrubber import CLEARED_MAX, REDACTED, WITHHELD, Scrubber
 from tests.fake_upstream import ScriptedFactory
 
 
@@ -68,6 +68,25 @@ def test_client_keys_are_found_by_their_digest() -> None:
     assert scrubber.scrub_json({"a": [client, 1, {client: None}]}) == {
         "a": [REDACTED, 1, {REDACTED: None}]
     }
+
+
+def test_a_client_key_learnt_after_its_text_was_seen_is_still_found() -> None:
+    """Tokens found to be no key are remembered (issue 21); learning a key forgets them."""
+    client = "sk-client-key-78"
+    scrubber = Scrubber(digests=[hashlib.sha256(b"another-key-000").hexdigest()])
+    assert scrubber.scrub(f"you sent {client}") == f"you sent {client}"
+    scrubber.learn(digests=[hashlib.sha256(client.encode()).hexdigest()])
+    assert scrubber.scrub(f"you sent {client}") == f"you sent {REDACTED}"
+
+
+def test_the_memory_of_cleared_tokens_is_bounded_and_keys_stay_found() -> None:
+    client = "sk-client-key-79"
+    scrubber = Scrubber(digests=[hashlib.sha256(client.encode()).hexdigest()])
+    words = " ".join(f"word{n:08d}" for n in range(CLEARED_MAX + 10))
+    assert scrubber.scrub(words) == words
+    assert scrubber.scrub(words[:40]) == words[:40]  # remembered, and still no secret
+    assert scrubber.scrub(f"{words[:40]} {client}") == f"{words[:40]} {REDACTED}"
+    assert scrubber.cleared <= CLEARED_MAX
 
 
 # -- the address policy --------------------------------------------------------------------------
