@@ -127,14 +127,17 @@ async def run_micro(stack: Stack, settings: MicroSettings) -> tuple[list[Row], d
     poll, content = poll_rounds.median, content_rounds.median
     hotspots: dict[str, dict[str, list[Hotspot]]] = {}
     if settings.profile_to is not None:
-        profiled: tuple[tuple[str, str, dict[str, Any]], ...] = (
-            ("poll", small_path, {}),
-            ("create", "/v1/videos", create_how),
-            ("content", small_path + "/content", {}),
+        profiled: tuple[tuple[str, str, str | None, dict[str, Any]], ...] = (
+            ("poll", small_path, None, {}),
+            ("create", "/v1/videos", None, create_how),
+            ("gateway", "/v1/videos", limited_key, gateway_how),
+            ("content", small_path + "/content", None, {}),
         )
-        for name, path, how in profiled:
+        for name, path, key, how in profiled:
             out = settings.profile_to.with_name(f"{settings.profile_to.name}-{name}.txt")
-            hotspots[name] = await profile(proxy, load(proxy, path, **how), settings.seconds, out)
+            hotspots[name] = await profile(
+                proxy, load(proxy, path, key=key, **how), settings.seconds, out
+            )
 
     rows = [
         *_ab_rows("client poll", poll_rounds, "req/s", ">= 0.7x floor", 0.7),
