@@ -12,6 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.content import ContentSettings, run_content
 from bench.micro import MicroSettings, run_micro
 from bench.report import Row, print_table, results_stem, write_json
 from bench.scale import ScaleSettings, run_scale
@@ -39,7 +40,7 @@ def main() -> None:
         default=30.0,
         help="upstream poll interval (s) in the scale runs",
     )
-    parser.add_argument("--only", choices=["micro", "scale"], help="run one half only")
+    parser.add_argument("--only", choices=["micro", "content", "scale"], help="run one part only")
     parser.add_argument("--profile", action="store_true", help="also profile the proxy with py-spy")
     args = parser.parse_args()
     drive(_run(args))
@@ -52,7 +53,7 @@ async def _run(args: argparse.Namespace) -> None:
     details: dict[str, object] = {"arguments": vars(args)}
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="sora-bench-") as tmp:
-        if args.only != "scale":
+        if args.only in (None, "micro"):
             async with Stack(Path(tmp) / "micro", key) as stack:
                 settings = MicroSettings(
                     seconds=args.seconds,
@@ -61,7 +62,12 @@ async def _run(args: argparse.Namespace) -> None:
                 )
                 found, details["micro"] = await run_micro(stack, settings)
                 rows += found
-        if args.only != "micro":
+        if args.only in (None, "content"):
+            async with Stack(Path(tmp) / "content", key) as stack:
+                content = ContentSettings(seconds=args.seconds, rounds=min(args.rounds, 3))
+                found, details["content"] = await run_content(stack, content)
+                rows += found
+        if args.only in (None, "scale"):
             async with Stack(Path(tmp) / "scale", key) as stack:
                 scale = ScaleSettings(
                     sizes=tuple(int(n) for n in args.scale.split(",")),

@@ -29,6 +29,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from bench.client import Api, create_body
+from bench.content import MIB, wait_stored
 from bench.measure import measure
 from bench.stack import ROOT, Route, Server, Stack, new_key
 from bench.wrk import Load, drive, run_wrk
@@ -41,9 +42,10 @@ def main() -> None:
     parser.add_argument("rev", help="the git revision to compare this working tree against")
     parser.add_argument(
         "--scenario",
-        choices=["create", "gateway", "poll"],
+        choices=["create", "gateway", "poll", "content", "stored"],
         default="create",
-        help="gateway: creates on a model of two providers by a key with every limit set",
+        help="gateway: creates on a model of two providers by a key with every limit set; "
+        "content: 1 MiB downloads streamed from the upstream; stored: from the asset store",
     )
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--seconds", type=float, default=3.0, help="length of one round")
@@ -61,15 +63,28 @@ async def _run(args: argparse.Namespace) -> None:
         _worktree(args.rev, Path(tmp) / "rev") as rev_root,
     ):
         async with Stack(Path(tmp) / "run", key) as stack:
-            upstream = await stack.upstream("upstream", render_seconds=0, video_bytes=1024)
+            content = args.scenario in ("content", "stored")
+            # content: a 1 MiB video, rendered long enough for the poller to see it finish
+            # (a render the create's answer calls completed is never copied)
+            upstream = await stack.upstream(
+                "upstream",
+                render_seconds=0.2 if content else 0,
+                video_bytes=MIB if content else 1024,
+            )
             # creates: polled once an hour, so the rounds measure creates, not the status reads
-            # after them; polls: a job that completes at once
-            interval = 0.05 if args.scenario == "poll" else 3600.0
+            # after them; the others: a job that completes at once
+            interval = 3600.0 if args.scenario in ("create", "gateway") else 0.05
             routes = [Route(MODEL, upstream, poll_interval=interval)] * (2 if limited_key else 1)
-            before = await stack.proxy("rev", routes, root=rev_root, limited_key=limited_key)
-            after = await stack.proxy("tree", routes, limited_key=limited_key)
+            stored = (args.scenario == "stored") if content else None
+            before = await stack.proxy(
+                "rev", routes, root=rev_root, limited_key=limited_key, stored=stored
+            )
+            after = await stack.proxy("tree", routes, limited_key=limited_key, stored=stored)
             client_key = limited_key or key
-            loads = [await _load(args, server, client_key) for server in (before, after)]
+            loads = [
+                await _load(args, server, client_key, stack.assets_dir(name) if stored else None)
+                for server, name in ((before, "rev"), (after, "tree"))
+            ]
             await asyncio.gather(*(run_wrk(load, 1.0) for load in loads))  # warm-up
             ratios = []
             print(f"{args.scenario}: CPU us per request, {args.rev} against this working tree")
@@ -88,14 +103,18 @@ async def _run(args: argparse.Namespace) -> None:
             )
 
 
-async def _load(args: argparse.Namespace, server: Server, key: str) -> Load:
-    if args.scenario != "poll":
+async def _load(args: argparse.Namespace, server: Server, key: str, assets: Path | None) -> Load:
+    """What wrk sends to ``server``; ``assets``: its asset store, to wait for the copy."""
+    if args.scenario in ("create", "gateway"):
         url, method, body = f"{server.url}/v1/videos", "POST", create_body(MODEL)
         return Load(url=url, key=key, method=method, body=body, connections=args.connections)
     async with Api(server.url, key) as api:
         video_id = await api.create(MODEL)
         await api.wait_status(video_id, "completed")
-    return Load(url=f"{server.url}/v1/videos/{video_id}", key=key, connections=args.connections)
+        if assets is not None:
+            await wait_stored(api, video_id, assets)
+    path = f"/v1/videos/{video_id}" + ("/content" if args.scenario != "poll" else "")
+    return Load(url=server.url + path, key=key, connections=args.connections)
 
 
 async def _round(loads: list[Load], servers: tuple[Server, ...], seconds: float) -> list[float]:

@@ -44,6 +44,11 @@ class Api:
             await self._session.close()
 
     @property
+    def headers(self) -> dict[str, str]:
+        """The key's Authorization header (and the JSON content type)."""
+        return self._headers
+
+    @property
     def session(self) -> aiohttp.ClientSession:
         if self._session is None:
             raise RuntimeError("Api used outside 'async with'")

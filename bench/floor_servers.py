@@ -5,7 +5,10 @@ One process serves three routes, each the thinnest honest version of what the pr
 * ``GET /v1/videos/{id}`` answers pre-serialised Video JSON bytes from a dict: byte for byte
   what the proxy sends for that job (the runner checks), with the same poll-after header;
 * ``POST /v1/videos`` forwards the body bytes to the upstream unparsed and relays the answer;
-* ``GET /v1/videos/{id}/content`` streams the upstream's body through as it arrives.
+* ``GET /v1/videos/{id}/content`` streams the upstream's body through as it arrives;
+* ``GET /files/{path}`` (with ``--files DIR``) answers a file under DIR by aiohttp's own
+  ``FileResponse`` (``Range``, ``ETag``, sendfile where the loop has it): the floor for content
+  served from the asset store.
 
 Every route checks the Bearer key by one string comparison, the cheapest check that still
 refuses a wrong key. The proxy adds validation, routing, job records, durability and metrics
@@ -33,7 +36,13 @@ _JSON = "application/json"
 
 
 def build_app(
-    *, key: str, upstream: str, upstream_key: str, videos: dict[str, bytes], poll_after_ms: int
+    *,
+    key: str,
+    upstream: str,
+    upstream_key: str,
+    videos: dict[str, bytes],
+    poll_after_ms: int,
+    files: Path | None = None,
 ) -> web.Application:
     """The floor app; ``upstream`` is the simulator's ``/v1`` root."""
     expected = f"Bearer {key}"
@@ -73,6 +82,15 @@ def build_app(
             await response.write_eof()
             return response
 
+    async def file(request: web.Request) -> web.StreamResponse:
+        if request.headers.get("Authorization") != expected:
+            return web.Response(status=401)
+        assert files is not None  # the route exists only with a directory
+        path = (files / request.match_info["path"]).resolve()
+        if not path.is_relative_to(files):
+            return web.Response(status=404)
+        return web.FileResponse(path)
+
     async def ready(request: web.Request) -> web.Response:
         return web.Response(text="ok")
 
@@ -88,6 +106,9 @@ def build_app(
     app.router.add_post("/v1/videos", create)
     app.router.add_get("/v1/videos/{video_id}/content", content)
     app.router.add_get(READY_PATH, ready)
+    if files is not None:
+        files = files.resolve()
+        app.router.add_get("/files/{path:.+}", file)
     return app
 
 
@@ -99,6 +120,7 @@ def main() -> None:
     parser.add_argument("--upstream-key", required=True)
     parser.add_argument("--videos", type=Path, required=True)
     parser.add_argument("--poll-after-ms", type=int, required=True)
+    parser.add_argument("--files", type=Path, help="serve the files under DIR at /files/")
     args = parser.parse_args()
     objects = orjson.loads(args.videos.read_bytes())
     app = build_app(
@@ -107,6 +129,7 @@ def main() -> None:
         upstream_key=args.upstream_key,
         videos={video_id: orjson.dumps(video) for video_id, video in objects.items()},
         poll_after_ms=args.poll_after_ms,
+        files=args.files,
     )
     loop = uvloop.new_event_loop()
     web.run_app(app, host="127.0.0.1", port=args.port, access_log=None, print=None, loop=loop)

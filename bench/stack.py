@@ -137,6 +137,7 @@ class Stack:
         redis_url: str | None = None,
         workers: int = 1,
         provider: dict[str, Any] | None = None,
+        stored: bool | None = None,
     ) -> Server:
         """The proxy on ``routes``, run from the checkout at ``root`` (this one by default).
 
@@ -147,7 +148,11 @@ class Stack:
         redis backend (``store.backend: redis``, with the link secret that needs);
         ``workers`` above 1 runs ``serve --workers N``, whose supervisor is the process
         measured (``PinnedProcess.cpu_seconds`` adds its workers). ``provider`` adds settings
-        to every provider (``poll_rpm``, for one).
+        to every provider (``poll_rpm``, for one). ``stored`` True: finished videos are copied
+        into the asset store (``assets_dir(name)``) and served from there; False: no copies,
+        content streams from the upstream (the path the pass-through floor is compared with);
+        None: the config has no ``assets`` section (revisions before the asset store, in
+        ``bench.ab``), the deployed default.
         """
         port = free_port()
         config = self.workdir / f"{name}.yaml"
@@ -156,6 +161,8 @@ class Stack:
         if redis_url is not None:
             document["store"] |= {"backend": "redis", "url": redis_url}
             document["server"]["link_secret"] = secrets.token_hex(32)
+        if stored is not None:
+            document["assets"] = {"copy": stored, "path": str(self.assets_dir(name))}
         config.write_text(yaml.safe_dump(document))
         argv = [
             sys.executable, "-m", "router", "--log-level", "warning", "serve", "--config",
@@ -171,17 +178,31 @@ class Stack:
         await wait_answering(server.url + "/readyz")
         return server
 
-    async def floor(self, upstream: Upstream, videos: dict[str, Any]) -> Server:
-        """The floor server in front of ``upstream``, serving ``videos`` (id -> Video object)."""
+    def assets_dir(self, proxy: str) -> Path:
+        """Where the proxy named ``proxy`` keeps its copies of finished videos."""
+        return self.workdir / f"{proxy}-assets"
+
+    async def floor(
+        self,
+        upstream: Upstream,
+        videos: dict[str, Any],
+        *,
+        name: str = "floor",
+        files: Path | None = None,
+    ) -> Server:
+        """The floor server in front of ``upstream``, serving ``videos`` (id -> Video object)
+        and, when given, the files under ``files`` by aiohttp's ``FileResponse``."""
         port = free_port()
-        videos_file = self.workdir / "floor-videos.json"
+        videos_file = self.workdir / f"{name}-videos.json"
         videos_file.write_bytes(orjson.dumps(videos))
         argv = [
             sys.executable, "-m", "bench.floor_servers", "--port", str(port), "--key", self.key,
             "--upstream", upstream.api, "--upstream-key", upstream.key, "--videos",
             str(videos_file), "--poll-after-ms", str(POLL_AFTER_MS),
         ]  # fmt: skip
-        server = Server(self._start("floor", SERVER_CORE, argv), f"http://127.0.0.1:{port}")
+        if files is not None:
+            argv += ["--files", str(files)]
+        server = Server(self._start(name, SERVER_CORE, argv), f"http://127.0.0.1:{port}")
         await wait_answering(server.url + READY_PATH)
         return server
 

@@ -50,7 +50,7 @@ from router.api import openai as api_openai
 from router.api import openapi as api_openapi
 from router.api import relay as api_relay
 from router.api.stamp import REQUEST_ID_HEADER, stamp
-from router.assets.build import asset_store, copies_to_resume
+from router.assets.build import asset_store, copies_to_resume, copy_leases
 from router.assets.copier import AssetCopier
 from router.assets.retention import Retention
 from router.assets.thumbnails import Thumbnailer
@@ -200,6 +200,7 @@ async def _assets(app: web.Application) -> AsyncIterator[None]:
         metrics=metrics,
         clock=clock,
         thumbnailer=thumbnailer,
+        leases=copy_leases(app.get(keys.REDIS), app.get(keys.INSTANCE), clock),
         on_stored=retention.wake,
     )
     app[keys.ASSETS], app[keys.COPIER], app[keys.RETENTION] = assets, copier, retention

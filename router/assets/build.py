@@ -2,18 +2,24 @@
 
 ``local_root`` is where the local backend keeps its files: ``assets.path``, or beside the
 job store (``<store dir>/assets``), so a demo's videos live next to its jobs.
-``copies_to_resume`` finds, at start, the completed jobs whose copy a previous run left
-unfinished, walking each client key's jobs back only as far as a copy can still succeed.
+``copy_leases`` says who may copy a job: the fleet's leases in Redis when there is one, else a
+table in this process (one instance always gets the lease). ``copies_to_resume`` finds, at
+start, the completed jobs whose copy a previous run left unfinished, walking each client key's
+jobs back only as far as a copy can still succeed.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from router.assets.base import AssetStore
 from router.assets.local import LocalAssetStore
 from router.config.model import Config
+from router.fleet.leases import Leases, LocalLeases
+from router.fleet.redis_leases import RedisLeases
 from router.records.job import Job
+from router.store.redis_client import RedisClient
 from router.store.sqlite import JobStore
 
 _PAGE = 500
@@ -33,6 +39,15 @@ def asset_store(config: Config) -> AssetStore:
 
         return S3AssetStore(config.assets)
     return LocalAssetStore(local_root(config))
+
+
+def copy_leases(
+    redis: RedisClient | None, instance: str | None, clock: Callable[[], float]
+) -> Leases:
+    """Copy leases shared through ``redis`` (the fleet's) under this ``instance``'s name."""
+    if redis is None or instance is None:
+        return LocalLeases({}, "this-process", clock)
+    return RedisLeases(redis, instance, clock)
 
 
 def copies_to_resume(jobs: JobStore, config: Config, now: float) -> list[Job]:

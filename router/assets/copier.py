@@ -19,6 +19,15 @@ logged and counted but does not fail the copy.
 
 Restart safety: a copy in flight when the process dies is still ``PENDING`` in the job store,
 and ``resume`` queues it again at start; the backend never shows half-written objects.
+
+In a fleet exactly one instance copies a job: a worker first takes the job's lease
+(``copy:<job id>`` on the ``Leases`` seam, ``router.fleet``; in Redis with ``store.backend:
+redis``) for ``assets.copy_lease`` seconds, renews it every third of that while the copy runs,
+and releases it when the copy ends. An instance that finds the lease held looks again once it
+could have lapsed: by then the holder has finished (the job's copy is whole, or the objects are
+in the shared asset store and are adopted: hashed from the store, never fetched again from the
+upstream) or it has died and its lease lapsed, and this instance takes the copy over. A copy
+whose lease cannot be renewed stops at once, since another instance may have taken it over.
 """
 
 from __future__ import annotations
@@ -31,7 +40,7 @@ import random
 import shutil
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from pathlib import Path
 
 import aiohttp
@@ -42,6 +51,7 @@ from router.assets.base import CONTENT_TYPES, AssetStore, AssetStoreError, asset
 from router.assets.throttle import Throttle
 from router.assets.thumbnails import GENERATED, Thumbnailer, ThumbnailFailed
 from router.config.model import AssetsConfig
+from router.fleet.leases import Leases
 from router.records.job import CopyState, Job, StoredAsset
 from router.routing.pool import ProviderPool
 from router.store.sqlite import JobStore
@@ -54,6 +64,15 @@ _FILE_CHUNK = 256 * 1024
 
 class CopyMismatch(Exception):
     """The body was not as long as the upstream said."""
+
+
+class LeaseLost(Exception):
+    """This instance no longer holds the copy's lease: the copy stopped, it did not fail."""
+
+
+def lease_name(job_id: str) -> str:
+    """The lease whose holder copies ``job_id``."""
+    return f"copy:{job_id}"
 
 
 # what a failed try can raise: the upstream, the connection mid-body, the backend, the disk
@@ -75,9 +94,11 @@ class AssetCopier:
         metrics: Metrics,
         clock: Callable[[], float],
         thumbnailer: Thumbnailer | None,
+        leases: Leases,
         on_stored: Callable[[], None] = lambda: None,
     ) -> None:
         self._assets = assets
+        self._leases = leases
         self._jobs = jobs
         self._pool = pool
         self._config = config
@@ -137,13 +158,57 @@ class AssetCopier:
             job = self._jobs.get(job_id)
             if job is None or not job.copy_needed():
                 continue  # deleted, or settled meanwhile
+            lease = lease_name(job_id)
+            if not await self._lease(self._acquire, lease):
+                # another instance copies it: look again once its lease could have lapsed
+                self._later(job_id, self._config.copy_lease)
+                continue
             try:
-                await self._copy(job)
+                await self._copy_holding(job, lease)
+            except LeaseLost:
+                log.warning("job %s: copy stopped, its lease was lost", job.id)
+                self._later(job_id, self._config.copy_lease)
             except _COPY_FAILURES as exc:
                 self._failed(job, exc)
             except Exception as exc:  # a bug must not end the worker: count it as a failed try
                 log.exception("job %s: copy failed unexpectedly", job.id)
                 self._failed(job, exc)
+            finally:
+                await self._lease(self._leases.release, lease)
+
+    async def _lease(self, call: Callable[[str], Awaitable[object]], name: str) -> bool:
+        """Ask the leases; False when the answer is no, or when there is none (Redis down,
+        whatever its client raises): then the copy waits, it is not a failed try."""
+        try:
+            return bool(await call(name))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("copy lease %s: %s", name, _describe(exc))
+            return False
+
+    async def _copy_holding(self, job: Job, lease: str) -> None:
+        """Copy ``job``, renewing its lease every third of its time; ``LeaseLost`` (the copy
+        cancelled) when a renewal fails, since another instance may be copying by then."""
+        ttl = self._config.copy_lease
+        copying = asyncio.ensure_future(self._copy(job))
+        try:
+            while not copying.done():
+                await asyncio.wait({copying}, timeout=ttl / 3)
+                if not copying.done() and not await self._lease(self._renew, lease):
+                    raise LeaseLost(lease)
+            copying.result()
+        finally:
+            if not copying.done():
+                copying.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await copying
+
+    async def _acquire(self, name: str) -> bool:
+        return await self._leases.acquire(name, self._config.copy_lease)
+
+    async def _renew(self, name: str) -> bool:
+        return await self._leases.renew(name, self._config.copy_lease)
 
     async def _copy(self, job: Job) -> None:
         started = time.perf_counter()
@@ -154,6 +219,10 @@ class AssetCopier:
         for variant in CONTENT_TYPES:
             if job.stored_asset(variant) is not None:
                 continue  # stored by an earlier try
+            adopted = await self._adopt(job, variant)
+            if adopted is not None:
+                self._record(job, adopted)
+                continue
             try:
                 stream = await entry.adapter.open_content(job.current.upstream_id, variant)
             except Rejected as exc:
@@ -193,6 +262,22 @@ class AssetCopier:
 
         key = asset_key(job.id, variant)
         size = await self._assets.put(key, counted(), CONTENT_TYPES[variant])
+        return self._asset(variant, key, size, digest.hexdigest(), generated=False)
+
+    async def _adopt(self, job: Job, variant: str) -> StoredAsset | None:
+        """The variant's object when the asset store already holds it whole (another instance
+        of the fleet copied it, or made it): hashed from the store, not fetched again."""
+        key = asset_key(job.id, variant)
+        found = await self._assets.stat(key)
+        if found is None:
+            return None
+        digest = hashlib.sha256()
+        size = 0
+        async for chunk in self._assets.read(key, 0, found.size):
+            digest.update(chunk)
+            size += len(chunk)
+        log.info("job %s: %s adopted from the asset store (%d bytes)", job.id, variant, size)
+        # which instance made it, and whether from the upstream or by ffmpeg, is not stored
         return self._asset(variant, key, size, digest.hexdigest(), generated=False)
 
     async def _generate(self, job: Job, variants: list[str]) -> None:
@@ -290,7 +375,11 @@ class AssetCopier:
         wait = min(self._config.copy_retry_base * 2 ** (job.copy_tries - 1), MAX_RETRY_WAIT)
         wait = min(wait * (0.5 + self._random.random() / 2), max(give_up_at - now, 0.0))
         log.info("job %s: copy failed (%s); next try in %.1fs", job.id, reason, wait)
-        self._retries[job.id] = asyncio.get_running_loop().call_later(wait, self._retry, job.id)
+        self._later(job.id, wait)
+
+    def _later(self, job_id: str, wait: float) -> None:
+        """Queue ``job_id`` again after ``wait`` seconds."""
+        self._retries[job_id] = asyncio.get_running_loop().call_later(wait, self._retry, job_id)
 
     def _retry(self, job_id: str) -> None:
         self._retries.pop(job_id, None)

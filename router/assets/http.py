@@ -2,9 +2,10 @@
 
 ``plan`` is the pure decision (status, byte span, headers) from the request's headers, the
 object's size and its ETag (the SHA-256 recorded when it was copied, so every instance and
-backend names the same bytes alike). Then ``send`` writes the body: from a local file with the
-kernel's sendfile (``loop.sendfile`` on the connection, as aiohttp's ``FileResponse`` does),
-else streamed from the backend in chunks. Either way memory stays flat with the file's size.
+backend names the same bytes alike). Then ``send`` writes the body: from a local file by the
+kernel's sendfile on the client's socket (``router.assets.sendfile``), else (an object store,
+a TLS connection) streamed from the backend in chunks. Either way memory stays flat with the
+file's size.
 
 Rules (RFC 9110): ``If-None-Match`` matching the ETag (weak comparison, or ``*``) is a 304; a
 single ``bytes=`` range is a 206 with ``Content-Range``, one that starts past the end (or a
@@ -15,20 +16,17 @@ exactly our ETag.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import mimetypes
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from aiohttp import web
 
 from router.assets.base import AssetStore
+from router.assets.sendfile import kernel_socket, send_range
 
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
-FALLBACK_CHUNK = 256 * 1024
 
 
 @dataclass(slots=True)
@@ -130,13 +128,12 @@ async def send(
     if request.method == "HEAD" or count == 0:
         await response.write_eof()
         return response
-    path = store.local_path(key)
     try:
-        if path is not None and not response.compression:
-            await _sendfile(request, response, path, answer.start, count)
-        else:
-            async for chunk in store.read(key, answer.start, answer.stop):
-                await response.write(chunk)
+        if not response.compression and await _sent_by_kernel(request, store, key, answer):
+            await response.write_eof()
+            return response
+        async for chunk in store.read(key, answer.start, answer.stop):
+            await response.write(chunk)
         await response.write_eof()
     except ConnectionResetError:
         if request.transport is not None and not request.transport.is_closing():
@@ -145,26 +142,19 @@ async def send(
     return response
 
 
-async def _sendfile(
-    request: web.Request, response: web.StreamResponse, path: Path, start: int, count: int
-) -> None:
-    """The kernel copies the file to the socket; no byte passes through Python."""
-    loop = asyncio.get_running_loop()
+async def _sent_by_kernel(request: web.Request, store: AssetStore, key: str, answer: Plan) -> bool:
+    """Send the span by ``sendfile(2)`` when the object is a local file and the connection a
+    plain socket (``router.assets.sendfile``); False when it cannot, and nothing was sent."""
+    path = store.local_path(key)
+    transport = request.transport
+    if path is None or transport is None:
+        return False
+    sock = kernel_socket(transport)
+    if sock is None:
+        return False
     file = path.open("rb")  # one quick syscall; a handle never lost to a cancel
     try:
-        transport = request.transport
-        if transport is None:
-            raise ConnectionResetError("the client has gone")
-        with contextlib.suppress(NotImplementedError):  # a loop without it (uvloop): read
-            await loop.sendfile(transport, file, start, count)
-            return
-        file.seek(start)  # moves an offset, touches no disk
-        left = count
-        while left > 0:
-            chunk = await asyncio.to_thread(file.read, min(FALLBACK_CHUNK, left))
-            if not chunk:  # the file shrank while being sent: end the connection
-                raise ConnectionResetError("the stored file shrank while being sent")
-            left -= len(chunk)
-            await response.write(chunk)
+        await send_range(transport, sock, file, answer.start, answer.stop - answer.start)
     finally:
         file.close()
+    return True

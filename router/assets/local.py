@@ -1,8 +1,11 @@
 """The local-directory asset store: one file per object under ``assets.path``.
 
-Writes go to ``.partial/`` under a random name, are flushed and ``fsync``ed, then renamed into
-place (and the directory synced), so after a ``kill -9`` or a power cut an object is either
-whole under its key or absent; ``open`` deletes whatever a crash left in ``.partial/``. File
+Writes go to ``.partial/<this store's token>/`` under a random name, are flushed and
+``fsync``ed, then renamed into place (and the directory synced), so after a ``kill -9`` or a
+power cut an object is either whole under its key or absent. Several processes may share one
+directory (``serve --workers``, or a fleet on a shared disk): each holds an exclusive ``flock``
+on ``.partial/<token>.lock`` while open, and ``open`` deletes only what an owner that no longer
+holds its lock left behind (a crash releases the lock), never another live copy's file. File
 I/O runs on the store's own few threads (``IO_THREADS``), a megabyte at a time on the way in,
 so the loop never waits on the disk and a burst of ``fsync``s never starves the loop's default
 executor (DNS lookups and other libraries' threads). Serving uses ``local_path`` and the
@@ -14,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import fcntl
 import os
 import re
 import secrets
@@ -25,6 +29,7 @@ from typing import Any, BinaryIO, TypeVar
 from router.assets.base import AssetStoreError, StoredObject
 
 _PARTIAL = ".partial"
+_LOCK = ".lock"
 _WRITE_BATCH = 1 << 20  # bytes gathered before one write in a thread
 READ_CHUNK = 256 * 1024
 IO_THREADS = 4  # as many copies as usually run at once
@@ -38,6 +43,8 @@ class LocalAssetStore:
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
         self._io: concurrent.futures.ThreadPoolExecutor | None = None
+        self._partial = self.root / _PARTIAL / secrets.token_hex(8)  # this store's own
+        self._lock: int | None = None  # the descriptor holding the flock on its .lock file
 
     def __repr__(self) -> str:
         return f"LocalAssetStore(root={str(self.root)!r})"
@@ -50,10 +57,13 @@ class LocalAssetStore:
         io, self._io = self._io, None
         if io is not None:
             await asyncio.get_running_loop().run_in_executor(None, io.shutdown)
+        lock, self._lock = self._lock, None
+        if lock is not None:
+            await asyncio.to_thread(_drop, self._partial, lock)
 
     async def put(self, key: str, chunks: AsyncIterator[bytes], content_type: str) -> int:
         target = self._path(key)
-        partial = self.root / _PARTIAL / secrets.token_hex(12)
+        partial = self._partial / secrets.token_hex(12)
         file = partial.open("wb")  # opening is one quick syscall; never lost to a cancel
         size = 0
         try:
@@ -120,9 +130,16 @@ class LocalAssetStore:
         return self.root / key
 
     def _prepare(self) -> None:
-        partial = self.root / _PARTIAL
-        shutil.rmtree(partial, ignore_errors=True)  # what a crash left mid-copy
-        partial.mkdir(parents=True, exist_ok=True)
+        shared = self.root / _PARTIAL
+        shared.mkdir(parents=True, exist_ok=True)
+        self._lock = _locked(self._partial.with_suffix(_LOCK))
+        self._partial.mkdir()
+        for entry in shared.iterdir():  # what crashed owners left mid-copy
+            if entry.suffix == _LOCK:
+                if entry != self._partial.with_suffix(_LOCK):
+                    _clear_if_dead(entry)
+            elif not entry.with_suffix(_LOCK).exists():  # its owner has gone, or never locked
+                _discard_tree(entry)
 
     def _walk(self) -> list[StoredObject]:
         found = []
@@ -161,6 +178,43 @@ def _sync_directory(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _locked(path: Path) -> int:
+    """A descriptor of ``path`` (made if missing) holding an exclusive ``flock`` on it."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a fresh name: nobody else holds it
+    return fd
+
+
+def _clear_if_dead(lock: Path) -> None:
+    """Remove the partial directory of ``lock``'s owner if it no longer holds the lock."""
+    try:
+        fd = os.open(lock, os.O_RDWR)
+    except FileNotFoundError:  # cleared by another instance meanwhile
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:  # alive: its copies are in flight
+        os.close(fd)
+        return
+    _drop(lock.with_suffix(""), fd)
+
+
+def _drop(partial: Path, lock: int) -> None:
+    """Remove a partial directory, then its lock file, then let the lock go."""
+    try:
+        _discard_tree(partial)
+        partial.with_suffix(_LOCK).unlink(missing_ok=True)
+    finally:
+        os.close(lock)
+
+
+def _discard_tree(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def _discard(partial: Path) -> None:

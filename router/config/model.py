@@ -91,6 +91,9 @@ class AssetsConfig:
     copy_retry_base: float = 2.0  # seconds before the first retry; doubles, up to 5 minutes
     # how long a copy is retried when the upstream gives no expiry for its output
     copy_window: float = 3600.0
+    # seconds a copy's lease lasts unrenewed: in a fleet, how soon another instance takes over
+    # the copy of one that died (renewed every third of it while the copy runs)
+    copy_lease: float = 30.0
     thumbnails: bool = True  # make thumbnail and sprite sheet with ffmpeg where upstream has none
     thumbnail_concurrency: int = 1  # ffmpeg processes at once
     sweep_interval: float = 60.0  # seconds between retention sweeps

@@ -162,6 +162,7 @@ def parse_assets(s: Section) -> AssetsConfig:
         copy_bandwidth=s.integer("copy_bandwidth", d.copy_bandwidth, low=1),
         copy_retry_base=s.positive("copy_retry_base", d.copy_retry_base),
         copy_window=s.positive("copy_window", d.copy_window),
+        copy_lease=s.positive("copy_lease", d.copy_lease),
         thumbnails=s.flag("thumbnails", d.thumbnails),
         thumbnail_concurrency=s.integer("thumbnail_concurrency", d.thumbnail_concurrency, low=1),
         sweep_interval=s.positive("sweep_interval", d.sweep_interval),

@@ -38,7 +38,7 @@ async def test_a_copy_cut_short_by_a_shutdown_is_finished_by_the_next_start(
     partial = tmp_path / "assets" / ".partial"
 
     async def copying() -> bool:
-        return any(f.stat().st_size > 0 for f in partial.iterdir())
+        return any(f.is_file() and f.stat().st_size > 0 for f in partial.rglob("*"))
 
     await wait_for(copying)
     assert slow.app[keys.COPIER].waiting == 0  # taken by a worker, not waiting

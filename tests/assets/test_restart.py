@@ -81,7 +81,7 @@ async def test_kill_9_mid_copy_then_restart_serves_only_whole_copies(
             second = await create("the second take")
 
             async def copy_half_written() -> bool:
-                return any(f.stat().st_size > 0 for f in partial.iterdir())
+                return any(f.is_file() and f.stat().st_size > 0 for f in partial.rglob("*"))
 
             await wait_for(copy_half_written, within=30)
             assert await copy_state(second) == "pending"
@@ -100,7 +100,8 @@ async def test_kill_9_mid_copy_then_restart_serves_only_whole_copies(
                 return await copy_state(second) == "stored"
 
             await wait_for(second_stored, within=30)
-            assert list(partial.iterdir()) == []
+            assert not [f for f in partial.rglob("*") if f.is_file() and f.stat().st_size]
+            assert len(list(partial.glob("*.lock"))) == 1  # the killed one's went with its files
             for job_id, upstream_id in ((first, first_upstream), (second, second_upstream)):
                 async with http.get(f"{url}/v1/videos/{job_id}/content") as r:
                     assert r.status == 200

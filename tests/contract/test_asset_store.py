@@ -4,6 +4,7 @@ range, lists and deletes, whatever the object's size."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
 from collections.abc import AsyncIterator
@@ -109,13 +110,51 @@ async def test_reading_a_missing_object_is_an_asset_store_error(store: AssetStor
 
 
 async def test_local_open_clears_what_a_crash_left_half_written(tmp_path: Path) -> None:
-    """The local backend's part of "never half-written": a crash leaves only ``.partial``."""
+    """The local backend's part of "never half-written": a crash leaves only ``.partial``
+    entries whose lock nobody holds (a killed process's ``flock`` goes with it)."""
     root = tmp_path / "assets"
-    (root / ".partial").mkdir(parents=True)
-    (root / ".partial" / "f00d").write_bytes(b"half a video")
+    (root / ".partial" / "d1ed").mkdir(parents=True)
+    (root / ".partial" / "d1ed" / "f00d").write_bytes(b"half a video")
+    (root / ".partial" / "d1ed.lock").touch()  # its owner died: nothing holds it
+    (root / ".partial" / "0ld").write_bytes(b"half a video of an older layout")
     store = LocalAssetStore(root)
     await store.open()
-    assert list((root / ".partial").iterdir()) == []
-    assert [o async for o in store.objects()] == []
-    with pytest.raises(ValueError, match="bad asset key"):
-        store.local_path("../escape")
+    try:
+        left = [p for p in (root / ".partial").rglob("*") if p.is_file() and p.stat().st_size]
+        assert left == []
+        assert not (root / ".partial" / "d1ed.lock").exists()
+        assert [o async for o in store.objects()] == []
+        with pytest.raises(ValueError, match="bad asset key"):
+            store.local_path("../escape")
+    finally:
+        await store.close()
+    assert list((root / ".partial").iterdir()) == []  # a clean close leaves nothing
+
+
+async def test_local_open_leaves_a_live_copy_of_another_process_alone(tmp_path: Path) -> None:
+    """Two stores on one directory (``serve --workers``, a shared disk): the second one's
+    start must not delete the first one's copy in flight."""
+    root = tmp_path / "assets"
+    first, second = LocalAssetStore(root), LocalAssetStore(root)
+    await first.open()
+    halfway = asyncio.Event()
+    go_on = asyncio.Event()
+
+    async def slowly() -> AsyncIterator[bytes]:
+        yield b"a" * (2 << 20)  # past one write batch: on disk under .partial
+        halfway.set()
+        await go_on.wait()
+        yield b"b" * 1000
+
+    putting = asyncio.create_task(first.put("videos/video_0001/video", slowly(), "video/mp4"))
+    try:
+        await halfway.wait()
+        await second.open()
+        go_on.set()
+        assert await putting == (2 << 20) + 1000
+        found = await second.stat("videos/video_0001/video")
+        assert found is not None and found.size == (2 << 20) + 1000
+    finally:
+        go_on.set()
+        await first.close()
+        await second.close()
