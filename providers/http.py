@@ -24,6 +24,7 @@ OpenAI-style cursor lists are read here too, a page at a time (``read_page``, fo
 
 from __future__ import annotations
 
+import asyncio
 import math
 import mimetypes
 import re
@@ -70,12 +71,26 @@ _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 
 class HttpContentStream:
-    """An upstream download being relayed chunk by chunk; never buffered whole."""
+    """An upstream download being relayed chunk by chunk; never buffered whole.
 
-    __slots__ = ("_response", "content_length", "content_type", "headers", "status")
+    A download that moves no byte for ``idle`` seconds ends with ``aiohttp.SocketTimeoutError``
+    (what aiohttp's ``sock_read`` raises) on its next read, and its connection is closed. One
+    timer checks the byte count every ``idle`` seconds: ``sock_read`` instead cancelled and
+    re-armed a timer on every piece the socket delivered, ~3% of a relay's CPU (issue 21,
+    ``bench/README.md``). Unlike ``sock_read`` it also ends a download whose reader stopped
+    taking bytes for that long (a client that stalls), as nginx's ``send_timeout`` does.
+    """
 
-    def __init__(self, response: aiohttp.ClientResponse) -> None:
+    __slots__ = (
+        "_idle", "_moved", "_response", "_watch", "content_length", "content_type", "headers",
+        "status",
+    )  # fmt: skip
+
+    def __init__(self, response: aiohttp.ClientResponse, idle: float) -> None:
         self._response = response
+        self._idle = idle
+        self._moved = -1
+        self._watch = asyncio.get_running_loop().call_later(idle, self._check)
         self.status = response.status
         self.content_type = response.content_type  # the media type alone, lower case
         self.content_length = response.content_length
@@ -86,13 +101,27 @@ class HttpContentStream:
         self.headers["X-Content-Type-Options"] = "nosniff"
         self.headers["Content-Disposition"] = f'inline; filename="{name}"'
 
-    async def chunks(self) -> AsyncIterator[bytes]:
-        # iter_any hands over what the socket delivered without re-slicing it.
-        async for chunk in self._response.content.iter_any():
-            yield chunk
+    def chunks(self) -> AsyncIterator[bytes]:
+        # iter_any hands over what the socket delivered without re-slicing it, and is handed
+        # out as it is: an async generator around it cost one more resumption per piece.
+        return self._response.content.iter_any()
 
     def close(self) -> None:
+        self._watch.cancel()
         self._response.release()
+
+    def _check(self) -> None:
+        content = self._response.content
+        if content.is_eof():
+            return  # all arrived: whatever the reader does now is no upstream's business
+        if content.total_bytes == self._moved:
+            content.set_exception(
+                aiohttp.SocketTimeoutError(f"content: no byte moved for {self._idle:g}s")
+            )
+            self._response.close()
+            return
+        self._moved = content.total_bytes
+        self._watch = asyncio.get_running_loop().call_later(self._idle, self._check)
 
 
 class HttpProvider:
@@ -129,10 +158,9 @@ class HttpProvider:
         self._api_version = api_version  # only wire formats that version their API send it
         self.timeout = timeout  # seconds per call; an answer later than this never comes
         self._timeout = aiohttp.ClientTimeout(total=timeout, connect=min(timeout, 10.0))
-        # Downloads can outlast any total timeout; only a silent socket is an error there.
-        self._content_timeout = aiohttp.ClientTimeout(
-            total=None, connect=min(timeout, 10.0), sock_read=timeout
-        )
+        # Downloads can outlast any total timeout; only a silent one is an error there
+        # (``HttpContentStream`` watches for that).
+        self._content_timeout = aiohttp.ClientTimeout(total=None, connect=min(timeout, 10.0))
         self._session: aiohttp.ClientSession | None = None
         # Built on first call, once per provider: headers and query are the same every time.
         self._headers: dict[str, str] | None = None
@@ -385,7 +413,7 @@ class HttpProvider:
                 provider=self.name,
                 status=response.status,
             )
-        return HttpContentStream(response)
+        return HttpContentStream(response, self.timeout)
 
     async def _get_content(self, target: URL, range_header: str | None) -> aiohttp.ClientResponse:
         """One hop of a download; never follows a redirect itself."""
