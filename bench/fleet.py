@@ -43,6 +43,9 @@ def main() -> None:
     parser.add_argument(
         "--scale-poll-rpm", type=int, default=600, help="the provider's poll_rpm at scale"
     )
+    parser.add_argument(
+        "--scale-creates", type=int, default=100, help="jobs created through the proxy at scale"
+    )
     parser.add_argument("--only", choices=_PARTS, action="append", help="run these parts only")
     args = parser.parse_args()
     drive(_run(args))
@@ -76,6 +79,7 @@ async def _run(args: argparse.Namespace) -> None:
                     sizes=_numbers(args.scale),
                     poll_interval=args.scale_poll_interval,
                     poll_rpm=args.scale_poll_rpm,
+                    creates=args.scale_creates,
                 )
                 found, details["scale"] = await run_scale(stack, scale)
                 rows += found
