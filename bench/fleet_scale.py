@@ -109,6 +109,7 @@ class _Window:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class _Step:
     jobs: int
+    seeded: int  # jobs this step added
     seed_seconds: float
     redis_bytes: int  # used_memory over the empty server
     quiet: _Window
@@ -159,7 +160,7 @@ class _Step:
             bounded("32 clients", self.loaded.calls_per_s),
             row(metric="proxy core busy %, no clients", proxy=100 * quiet.cpu / quiet.seconds),
             row(metric="Redis round trips/s, no clients", proxy=quiet.redis.reads / quiet.seconds),
-            row(metric="seeded jobs/s", proxy=self.jobs / max(self.seed_seconds, 1e-9)),
+            row(metric="seeded jobs/s", proxy=self.seeded / max(self.seed_seconds, 1e-9)),
         ]  # fmt: skip
 
 
@@ -206,18 +207,14 @@ async def run_scale(stack: Stack, settings: ScaleSettings) -> tuple[list[Row], d
         steps: list[_Step] = []
         async with Api(proxy.url, stack.key) as api:
             await api.create_many(_MODEL, settings.creates, settings.connections)
-        done = 0
+        new = range(0)
         for size in settings.sizes:
-            started = time.monotonic()
-            await upstream.seed(range(done, size), _MODEL)
+            started, new = time.monotonic(), range(new.stop, size)
+            await upstream.seed(new, _MODEL)
             await seed_jobs(
-                redis.client,
-                range(done, size),
-                model=_MODEL,
-                provider=_PROVIDER,
-                poll_interval=interval,
+                redis.client, new, model=_MODEL, provider=_PROVIDER, poll_interval=interval
             )
-            seeded, done = time.monotonic() - started, size
+            seeded = time.monotonic() - started
             used = await redis.used_memory()
             quiet, _ = await scene.watch(asyncio.sleep(window))
             sample = random.sample(range(size), min(size, _POLLED_JOBS))
@@ -229,6 +226,7 @@ async def run_scale(stack: Stack, settings: ScaleSettings) -> tuple[list[Row], d
             steps.append(
                 _Step(
                     jobs=size + settings.creates,
+                    seeded=len(new),
                     seed_seconds=seeded,
                     redis_bytes=used - empty,
                     quiet=quiet,
