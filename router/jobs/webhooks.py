@@ -163,6 +163,12 @@ class Webhooks:
                 changes = self._events.subscribe()
                 await self._backfill_logged()
 
+    async def _catch_up(self, changes: Subscription) -> None:
+        """The start-up backfill (in the background: walking days of jobs in a fleet's store
+        must not hold up readiness), then ``listen``."""
+        await self._backfill_logged()
+        await self.listen(changes)
+
     async def _heard(self, job_id: str) -> None:
         try:
             job = await self._store.read(job_id)
@@ -261,9 +267,8 @@ class Webhooks:
         """Listen for settles, add the events no instance queued while this one was down, and
         deliver."""
         self._changes = self._events.subscribe()  # before the backfill: no settle between
-        await self.backfill()
         self._tasks = [
-            asyncio.create_task(self.listen(self._changes), name="webhook-events"),
+            asyncio.create_task(self._catch_up(self._changes), name="webhook-events"),
             asyncio.create_task(self.run(), name="webhooks"),
         ]
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import base64
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -187,8 +187,11 @@ async def test_another_instance_delivers_what_a_killed_one_queued_and_held(
         second = await start_proxy_process(
             write_config(tmp_path, "b", upstream, receiver.url, store), log=tmp_path / "b.log"
         )
+        await metric_is(second, "sora_proxy_webhook_queue_depth", lambda depth: depth == 1)
+        await metric_is(second, "sora_proxy_webhook_oldest_undelivered_seconds", lambda s: s > 0)
         first.kill_9()
         await until(lambda: receiver.acked)  # after the dead one's lease lapsed
+        await metric_is(second, "sora_proxy_webhook_queue_depth", lambda depth: depth == 0)
     finally:
         await first.stop()
         if second is not None:
@@ -226,6 +229,20 @@ async def test_two_instances_deliver_each_event_once_and_never_both_at_once(
     assert Counter(receiver.attempts) == dict.fromkeys(receiver.acked, 3)
     assert receiver.overlapped == []  # no event was ever sent by both at once
     assert delivered == len(videos)
+
+
+async def metric_is(proxy: ProxyProcess, name: str, check: Callable[[float], bool]) -> None:
+    """Wait until the proxy's sample of ``name`` (a metric without labels) passes ``check``:
+    the queue gauges are the shared outbox's, so any instance tells them."""
+
+    async def holds() -> bool:
+        async with aiohttp.ClientSession() as http, http.get(f"{proxy.url}/metrics") as r:
+            for line in (await r.text()).splitlines():
+                if line.startswith(name + " "):
+                    return check(float(line.rsplit(" ", 1)[1]))
+        return False
+
+    await wait_for(holds, within=WITHIN)
 
 
 async def delivered_total(proxies: list[ProxyProcess]) -> float:

@@ -144,3 +144,20 @@ async def test_a_listener_that_fell_behind_walks_the_recent_jobs_again(rig: Rig)
     finally:
         listening.cancel()
         await asyncio.gather(listening, return_exceptions=True)
+
+
+async def test_a_job_that_settled_while_nobody_listened_gets_its_event_at_start(
+    rig: Rig, held: tuple[str, list[str], asyncio.Event]
+) -> None:
+    _, seen, release = held
+    await rig.completed_job()  # settled by an instance that died before queueing
+    release.set()
+    await rig.hooks.start()
+
+    async def delivered() -> bool:
+        return rig.counted("delivered") == 1
+
+    await wait_for(delivered)
+    (event_id,) = seen
+    assert (await rig.outbox.pending()) == (0, None) and event_id.startswith("evt_")
+    assert await rig.hooks.backfill() == 0  # found again: already in the outbox, not re-added
