@@ -63,6 +63,7 @@ from router.jobs.idempotency import Idempotency
 from router.jobs.operations import Sender
 from router.jobs.poller import Poller
 from router.jobs.retry import RetryPolicy
+from router.jobs.views import StoredViews
 from router.jobs.webhooks import Webhooks
 from router.jsonio import json_headers, json_response
 from router.limits.local import Limits, completed_today
@@ -72,6 +73,7 @@ from router.runtime.fleet import fleet_health, fleet_limits
 from router.runtime.health import health_context, live_state
 from router.runtime.heap import frozen_heap
 from router.runtime.redis_connection import redis_context
+from router.runtime.shared_jobs import shared_jobs
 from router.runtime.side_stores import side_stores
 from router.runtime.storewatch import store_watch
 from router.store.sqlite import SqliteJobStore
@@ -166,13 +168,20 @@ async def _providers(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _store(app: web.Application) -> AsyncIterator[None]:
-    path = app[keys.CONFIG].current.store.path
+    """The job store with its events and the views client reads go through: SQLite (one
+    process) or Redis (a fleet: ``router.runtime.shared_jobs``)."""
+    config = app[keys.CONFIG].current
+    if config.store.backend == "redis":
+        async with shared_jobs(app):
+            app[keys.IDEMPOTENCY] = Idempotency(app[keys.STORE])
+            yield
+        return
     events = LocalJobEvents()
-    store = SqliteJobStore(path, on_change=events.deliver)
+    store = SqliteJobStore(config.store.path, on_change=events.deliver)
     await store.open()
     try:
-        app[keys.EVENTS] = events
-        app[keys.STORE] = store
+        app[keys.EVENTS], app[keys.STORE] = events, store
+        app[keys.VIEWS] = StoredViews(store)
         app[keys.IDEMPOTENCY] = Idempotency(store)
         yield
     finally:
@@ -204,7 +213,7 @@ async def _assets(app: web.Application) -> AsyncIterator[None]:
         on_stored=retention.wake,
     )
     app[keys.ASSETS], app[keys.COPIER], app[keys.RETENTION] = assets, copier, retention
-    copier.resume(copies_to_resume(app[keys.STORE], config, clock()))
+    copier.resume(await copies_to_resume(app[keys.STORE], config, clock()))
     copier.start()
     sweeping = asyncio.create_task(retention.run(), name="asset-retention")
     try:
@@ -220,7 +229,8 @@ async def _assets(app: web.Application) -> AsyncIterator[None]:
 async def _jobs(app: web.Application) -> AsyncIterator[None]:
     store, metrics = app[keys.STORE], app[keys.METRICS]
 
-    policy = RetryPolicy.from_config(app[keys.CONFIG].current.routing)
+    config = app[keys.CONFIG].current
+    policy = RetryPolicy.from_config(config.routing)
     poller = Poller(
         store=store,
         pool=app[keys.POOL],
@@ -229,6 +239,7 @@ async def _jobs(app: web.Application) -> AsyncIterator[None]:
         policy=policy,
         metrics=metrics,
         limits=app[keys.LIMITS],
+        tracking=app.get(keys.TRACKING),
     )
     app[keys.POLLER] = poller
     dispatcher = Dispatcher(
@@ -246,10 +257,14 @@ async def _jobs(app: web.Application) -> AsyncIterator[None]:
     poller.completed = app[keys.COPIER].submit
     app[keys.DISPATCHER] = dispatcher
     metrics.watch(StateCollector(partial(live_state, app)))
-    unfinished = store.unfinished()
-    today = completed_today(store, app[keys.CONFIG].current, app[keys.CLOCK]())
-    app[keys.LIMITS].restore(unfinished, today)
-    poller.resume(unfinished)
+    if isinstance(store, SqliteJobStore):
+        # one process: every job in flight is this one's to poll again, and its holds
+        unfinished = store.unfinished()
+        today = await completed_today(store, config, app[keys.CLOCK]())
+        app[keys.LIMITS].restore(unfinished, today)
+        await poller.resume(unfinished)
+    # a fleet: the poll plan in Redis has every job in flight, and the counters hold today's
+    # spend; holds of renders in flight live while their instance renews them (README)
     poller.start()
     app[keys.READY][0] = True
     try:

@@ -20,16 +20,17 @@ from router.events.base import JobEvents
 from router.fleet.bus import Bus
 from router.jobs.dispatch import Dispatcher
 from router.jobs.idempotency import Idempotency
-from router.jobs.poller import Poller
+from router.jobs.poller import Poller, TrackingFactory
+from router.jobs.views import Views
 from router.jobs.webhooks import Webhooks
 from router.limits.local import Limits
 from router.routing.pool import ProviderPool
 from router.routing.selection import Selector
+from router.store.base import JobStore
 from router.store.characters import CharacterStore
 from router.store.outbox import WebhookOutbox
 from router.store.redis_client import RedisClient
 from router.store.redis_liveness import RedisLiveness
-from router.store.sqlite import JobStore
 
 CONFIG = web.AppKey("config", LiveConfig)  # the config in force; reloads replace .current
 CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("clock")
@@ -39,7 +40,11 @@ POOL = web.AppKey("pool", ProviderPool)
 SELECTOR = web.AppKey("selector", Selector)
 HEALTH = web.AppKey("health", ProviderHealth)
 HEALTH_CHECKER = web.AppKey("health_checker", HealthChecker)  # readiness: first_round
-STORE = web.AppKey("store", JobStore)
+STORE: web.AppKey[JobStore] = web.AppKey("store")  # the source of truth: SQLite or Redis
+# what client reads go through: the store's own jobs (SQLite) or the poll cache (router.jobs.views)
+VIEWS: web.AppKey[Views] = web.AppKey("views")
+# redis only: the poller's tracking on the fleet's poll plan (router.runtime.shared_jobs)
+TRACKING: web.AppKey[TrackingFactory] = web.AppKey("tracking")
 # every stored change of a job, once (router.events): poll cache, SSE, webhooks, asset copies
 EVENTS: web.AppKey[JobEvents] = web.AppKey("events")
 # the shared Redis client, only when store.backend is redis (router.runtime.redis_connection)

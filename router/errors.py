@@ -27,6 +27,7 @@ import math
 from collections.abc import Awaitable, Callable, Mapping
 
 from aiohttp import web
+from redis.exceptions import RedisError
 
 from router.jsonio import json_response
 
@@ -182,5 +183,12 @@ def failure_response(request: web.Request, failure: Exception) -> web.Response:
             f"Unknown route {request.method} {request.path}." if status == 404 else failure.reason
         )
         return kind(message).to_response()
+    if isinstance(failure, RedisError):  # the fleet's store: never acknowledge unstored work
+        log.warning("Redis failed on %s %s (%r)", request.method, request.path, failure)
+        return Unavailable(
+            "The proxy's job store cannot be reached right now; retry shortly.",
+            code="store_unavailable",
+            headers={"Retry-After": "1"},
+        ).to_response()
     log.error("unhandled error on %s %s", request.method, request.path, exc_info=failure)
     return RouterError("The proxy failed to handle this request.").to_response()

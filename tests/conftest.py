@@ -24,6 +24,7 @@ from router.app import create_app
 from router.config.load import parse_config
 from router.config.model import Config
 from router.records.job import Job
+from router.store.sqlite import SqliteJobStore
 from tests.contract.seaweed import SeaweedS3, start_seaweed
 from tests.fake_upstream import ScriptedFactory, ScriptedUpstream
 from tests.log_capture import CapturedLogs, captured_logs
@@ -87,6 +88,7 @@ class RunningProxy:
     url: str
     clients: list[openai.AsyncOpenAI] = field(default_factory=list)
     relay_clients: list[RelayClient] = field(default_factory=list)
+    stopped: bool = False
 
     def simulator(self, provider: str) -> Simulator:
         entry = self.app[keys.POOL].get(provider)
@@ -111,6 +113,10 @@ class RunningProxy:
         return client
 
     async def stop(self) -> None:
+        """Close its clients and the app; once (a test may stop an instance before the end)."""
+        if self.stopped:
+            return
+        self.stopped = True
         for client in self.clients:
             await client.close()
         for relay in self.relay_clients:
@@ -255,9 +261,16 @@ async def proxy(proxy_factory: ProxyFactory) -> RunningProxy:
     return await proxy_factory([sim_provider("sim-a", price=0.08), sim_provider("sim-b")])
 
 
+def local_store(app: web.Application) -> SqliteJobStore:
+    """The app's job store, which a test on the sqlite backend looks into directly."""
+    store = app[keys.STORE]
+    assert isinstance(store, SqliteJobStore)
+    return store
+
+
 def stored_job(proxy: RunningProxy, job_id: str) -> Job:
     """The job as the proxy's store holds it (it must exist)."""
-    found = proxy.app[keys.STORE].get(job_id)
+    found = local_store(proxy.app).get(job_id)
     assert found is not None
     return found
 

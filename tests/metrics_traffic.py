@@ -12,8 +12,7 @@ from typing import Any, Literal
 
 import openai
 
-from router import appkeys as keys
-from tests.conftest import ProxyFactory, RunningProxy, sim_provider, wait_for
+from tests.conftest import ProxyFactory, RunningProxy, local_store, sim_provider, wait_for
 
 SECRET_PROMPT = "forbidden sunset 7f3a9c"  # must never reach /metrics
 
@@ -69,7 +68,7 @@ async def run_traffic(proxy: RunningProxy) -> None:
         except openai.RateLimitError:
             continue
         raise AssertionError("a create on a rate-limited provider was accepted")
-    store = proxy.app[keys.STORE]
+    store = local_store(proxy.app)
 
     async def all_done() -> bool:
         return all((job := store.get(i)) is not None and job.state.finished for i in ids)

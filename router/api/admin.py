@@ -127,7 +127,7 @@ def _share(outcomes: list[bool], name: str, rate: str, counted: bool) -> dict[st
 async def job(request: web.Request) -> web.Response:
     """A job with every attempt (provider, upstream id, state, error), whoever owns it."""
     _check_admin(request)
-    found = request.app[keys.STORE].get(request.match_info["job_id"])
+    found = await request.app[keys.STORE].read(request.match_info["job_id"])
     if found is None:
         raise NotFound("No job with that id.", param="job_id")
     return json_response(found.to_record())

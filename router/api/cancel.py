@@ -17,9 +17,9 @@ from router.jsonio import JSON_HEADERS
 
 
 async def cancel_video(request: web.Request) -> web.Response:
-    job = owned_job(request)
+    job = await owned_job(request)
     app = request.app
-    await cancel(
+    job = await cancel(
         job,
         selector=app[keys.SELECTOR],
         store=app[keys.STORE],

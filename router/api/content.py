@@ -26,7 +26,7 @@ VARIANTS = ("video", "thumbnail", "spritesheet")
 
 
 async def get_content(request: web.Request) -> web.StreamResponse:
-    job = owned_job(request)
+    job = await owned_job(request)
     variant = request.query.get("variant", "video")
     if variant not in VARIANTS:
         raise InvalidRequest(

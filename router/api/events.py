@@ -35,7 +35,7 @@ HEADERS = {
 
 
 async def video_events(request: web.Request) -> web.StreamResponse:
-    job = owned_job(request)
+    job = await owned_job(request)
     app = request.app
     response = web.StreamResponse(headers=HEADERS)
     stamp(request, response)  # a stream sends its own headers: request id and CORS first

@@ -73,7 +73,7 @@ async def _follow_up(
     config = request.app[keys.CONFIG].current
     owner = request[keys.CLIENT_KEY]
     prompt = check_prompt(fields.get("prompt"), config.server.max_prompt_chars)
-    source = _source(request, config, fields)
+    source = await _source(request, config, fields)
     owner.check_model(source.model)
     seconds, segment, extensions = source.seconds, None, source.extensions
     if operation is Operation.EXTEND:
@@ -106,7 +106,7 @@ async def _follow_up(
     return web.Response(body=video_body(job), headers=JSON_HEADERS)
 
 
-def _source(request: web.Request, config: Config, fields: dict[str, Any]) -> Source:
+async def _source(request: web.Request, config: Config, fields: dict[str, Any]) -> Source:
     video, video_id = fields.get("video"), fields.get("video[id]")
     if isinstance(video, dict):
         if set(video) != {"id"} or video_id is not None:
@@ -124,7 +124,7 @@ def _source(request: web.Request, config: Config, fields: dict[str, Any]) -> Sou
     if video_id is not None:
         if not isinstance(video_id, str):
             raise _bad_video()
-        job = request.app[keys.STORE].get(video_id)
+        job = await request.app[keys.VIEWS].read(video_id)
         if job is None or job.owner != request[keys.CLIENT_KEY].name:
             raise NotFound(f"No video found with id '{video_id}'.", param="video")
         if model is not None and model != job.model:

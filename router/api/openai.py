@@ -23,6 +23,7 @@ from router.api.requests import (
     check_prompt,
     input_reference,
     owned_job,
+    owned_job_now,
     read_callback_url,
     reject_unknown,
 )
@@ -107,7 +108,8 @@ def video_body(job: Job) -> bytes:
 
 
 async def get_video(request: web.Request) -> web.Response:
-    return web.Response(body=video_body(owned_job(request)), headers=request.app[keys.POLL_HEADERS])
+    job = owned_job_now(request) or await owned_job(request)
+    return web.Response(body=video_body(job), headers=request.app[keys.POLL_HEADERS])
 
 
 async def list_videos(request: web.Request) -> web.Response:
@@ -124,7 +126,7 @@ async def list_videos(request: web.Request) -> web.Response:
             param="limit",
             code="invalid_value",
         )
-    page, has_more = request.app[keys.STORE].list_owned(
+    page, has_more = await request.app[keys.STORE].page(
         request[keys.CLIENT_KEY].name, after=query.get("after"), limit=max(limit, 1), order=order
     )
     if limit == 0:  # an empty page that still says whether there is more
@@ -141,14 +143,14 @@ async def list_videos(request: web.Request) -> web.Response:
 
 
 async def delete_video(request: web.Request) -> web.Response:
-    job = owned_job(request)
+    job = await owned_job(request)
     await request.app[keys.DISPATCHER].delete(job)
     await request.app[keys.RETENTION].forget(job)  # our copy goes with the job
     return json_response({"id": job.id, "object": "video.deleted", "deleted": True})
 
 
 async def remix_video(request: web.Request) -> web.Response:
-    source = owned_job(request)
+    source = await owned_job(request)
     idempotency_key = key_from(request.headers)
     body = await read_create_body(request)
     reject_unknown(body, REMIX_FIELDS)

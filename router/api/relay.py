@@ -123,7 +123,7 @@ async def create_task(request: web.Request) -> web.Response:
 
 
 async def get_task(request: web.Request) -> web.Response:
-    job = owned_job(request, "task_id")
+    job = await owned_job(request, "task_id")
     return json_response(task_object(job, request.app[keys.LINKS]))
 
 
@@ -131,7 +131,7 @@ async def get_linked_content(request: web.Request) -> web.StreamResponse:
     """The video behind a signed link; the link is the credential, so no key is asked for."""
     job_id = request.match_info["job_id"]
     request.app[keys.LINKS].verify(job_id, request.query.get("expires"), request.query.get("sig"))
-    job = request.app[keys.STORE].get(job_id)
+    job = await request.app[keys.VIEWS].read(job_id)
     if job is None:
         raise NotFound("This video no longer exists.", code="not_found")
     return await stream_asset(request, job, "video")

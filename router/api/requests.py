@@ -120,15 +120,27 @@ def read_callback_url(config: Config, value: object, param: str) -> str | None:
     return str(value)
 
 
-def owned_job(request: web.Request, param: str = "video_id") -> Job:
+async def owned_job(request: web.Request, param: str = "video_id") -> Job:
     """The job named by the path's ``param``, if the caller's key owns it; 404 otherwise.
 
     Both dialects look jobs up here, so tenancy is the same whichever one a client speaks.
+    A job in memory (``Views.get``) costs no await; else the store is read.
     """
-    job_id = request.match_info[param]
-    job = request.app[keys.STORE].get(job_id)
-    if job is None or job.owner != request[keys.CLIENT_KEY].name:
-        raise NotFound(f"No video found with id '{job_id}'.", param=param)
+    job = owned_job_now(request, param)
+    if job is None:
+        job_id = request.match_info[param]
+        job = await request.app[keys.VIEWS].read(job_id)
+        if job is None or job.owner != request[keys.CLIENT_KEY].name:
+            raise NotFound(f"No video found with id '{job_id}'.", param=param)
+    return job
+
+
+def owned_job_now(request: web.Request, param: str = "video_id") -> Job | None:
+    """``owned_job`` from memory without an await (the client poll's hot path): the job, a
+    404 when another key owns it, or None when it is not in memory (then ``owned_job``)."""
+    job = request.app[keys.VIEWS].get(request.match_info[param])
+    if job is not None and job.owner != request[keys.CLIENT_KEY].name:
+        raise NotFound(f"No video found with id '{job.id}'.", param=param)
     return job
 
 

@@ -19,10 +19,8 @@ from router.config.model import Config
 from router.fleet.leases import Leases, LocalLeases
 from router.fleet.redis_leases import RedisLeases
 from router.records.job import Job
+from router.store.base import JobStore, owned_since
 from router.store.redis_client import RedisClient
-from router.store.sqlite import JobStore
-
-_PAGE = 500
 
 
 def local_root(config: Config) -> Path:
@@ -50,7 +48,7 @@ def copy_leases(
     return RedisLeases(redis, instance, clock)
 
 
-def copies_to_resume(jobs: JobStore, config: Config, now: float) -> list[Job]:
+async def copies_to_resume(jobs: JobStore, config: Config, now: float) -> list[Job]:
     """Completed jobs whose copy is not whole yet, newest first per key.
 
     A copy is retried for at most the upstream's link lifetime, so jobs created more than
@@ -58,13 +56,9 @@ def copies_to_resume(jobs: JobStore, config: Config, now: float) -> list[Job]:
     """
     horizon = max(config.assets.copy_window, 86400.0) + config.routing.job_deadline
     oldest = now - horizon
-    found: list[Job] = []
-    for key in config.keys:
-        after: str | None = None
-        while True:
-            page, more = jobs.list_owned(key.name, after=after, limit=_PAGE, order="desc")
-            found.extend(job for job in page if job.copy_needed())
-            if not more or not page or page[-1].created_at < oldest:
-                break
-            after = page[-1].id
-    return found
+    return [
+        job
+        for key in config.keys
+        async for job in owned_since(jobs, key.name, oldest)
+        if job.copy_needed()
+    ]

@@ -17,8 +17,12 @@ the upstream gives none); then the copy is ``LOST`` (a metric, a warning, and th
 images) are made from the stored MP4 by ``router.assets.thumbnails``; a failure there is
 logged and counted but does not fail the copy.
 
-Restart safety: a copy in flight when the process dies is still ``PENDING`` in the job store,
-and ``resume`` queues it again at start; the backend never shows half-written objects.
+Restart safety: a copy in flight when the process dies is still ``PENDING`` (or not begun) in
+the job store, and ``resume`` queues it again at start; the backend never shows half-written
+objects. Every write to the job is ``JobStore.amend`` over the version the copier last read or
+wrote (the job has settled, so only its bookkeeping moves); a job deleted or changed elsewhere
+meanwhile ends the try (``JobChanged``), and a failed try re-reads the job before it records
+the failure.
 
 In a fleet exactly one instance copies a job: a worker first takes the job's lease
 (``copy:<job id>`` on the ``Leases`` seam, ``router.fleet``; in Redis with ``store.backend:
@@ -44,6 +48,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from pathlib import Path
 
 import aiohttp
+from redis.exceptions import RedisError
 
 from monitoring.metrics import Metrics
 from providers.base import ContentStream, ProviderError, Rejected
@@ -51,10 +56,11 @@ from router.assets.base import CONTENT_TYPES, AssetStore, AssetStoreError, asset
 from router.assets.throttle import Throttle
 from router.assets.thumbnails import GENERATED, Thumbnailer, ThumbnailFailed
 from router.config.model import AssetsConfig
+from router.fleet.bus import raise_if_cancelling
 from router.fleet.leases import Leases
 from router.records.job import CopyState, Job, StoredAsset
 from router.routing.pool import ProviderPool
-from router.store.sqlite import JobStore
+from router.store.base import JobStore
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +70,10 @@ _FILE_CHUNK = 256 * 1024
 
 class CopyMismatch(Exception):
     """The body was not as long as the upstream said."""
+
+
+class JobChanged(AssetStoreError):
+    """The job was deleted or changed by another writer during the copy."""
 
 
 class LeaseLost(Exception):
@@ -78,6 +88,7 @@ def lease_name(job_id: str) -> str:
 # what a failed try can raise: the upstream, the connection mid-body, the backend, the disk
 _COPY_FAILURES = (
     ProviderError, aiohttp.ClientError, TimeoutError, AssetStoreError, OSError, CopyMismatch,
+    RedisError,  # the fleet's job store
 )  # fmt: skip
 
 
@@ -111,6 +122,7 @@ class AssetCopier:
         self._queued: set[str] = set()
         self._workers: list[asyncio.Task[None]] = []
         self._retries: dict[str, asyncio.TimerHandle] = {}
+        self._versions: dict[str, int] = {}  # job id -> version last read or written here
         self._random = random.Random()
 
     @property
@@ -139,10 +151,6 @@ class AssetCopier:
         """Copy ``job``'s output, if it completed and has no whole copy yet (and copies are on)."""
         if not self._config.copy or not job.copy_needed() or job.id in self._queued:
             return
-        if job.copy is CopyState.NONE:
-            job.copy = CopyState.PENDING
-            job.version += 1
-            self._jobs.save(job)
         self._queued.add(job.id)
         self._queue.put_nowait(job.id)
 
@@ -155,26 +163,40 @@ class AssetCopier:
         while True:
             job_id = await self._queue.get()
             self._queued.discard(job_id)
-            job = self._jobs.get(job_id)
-            if job is None or not job.copy_needed():
-                continue  # deleted, or settled meanwhile
             lease = lease_name(job_id)
             if not await self._lease(self._acquire, lease):
                 # another instance copies it: look again once its lease could have lapsed
                 self._later(job_id, self._config.copy_lease)
                 continue
             try:
+                job = await self._jobs.read(job_id)
+                if job is None or not job.copy_needed():
+                    continue  # deleted, or copied meanwhile
+                self._versions[job_id] = job.version
+                if job.copy is CopyState.NONE:
+                    job.copy = CopyState.PENDING
+                    job.version += 1
+                    await self._amend(job)
                 await self._copy_holding(job, lease)
             except LeaseLost:
-                log.warning("job %s: copy stopped, its lease was lost", job.id)
+                log.warning("job %s: copy stopped, its lease was lost", job_id)
                 self._later(job_id, self._config.copy_lease)
             except _COPY_FAILURES as exc:
-                self._failed(job, exc)
+                raise_if_cancelling()  # a cancel redis-py turned into an error: stop
+                await self._failed(job_id, exc)
             except Exception as exc:  # a bug must not end the worker: count it as a failed try
-                log.exception("job %s: copy failed unexpectedly", job.id)
-                self._failed(job, exc)
+                raise_if_cancelling()
+                log.exception("job %s: copy failed unexpectedly", job_id)
+                await self._failed(job_id, exc)
             finally:
+                self._versions.pop(job_id, None)
                 await self._lease(self._leases.release, lease)
+
+    async def _amend(self, job: Job) -> None:
+        """Store the copy's bookkeeping on ``job`` over the version last read or written."""
+        if not await self._jobs.amend(job, expected_version=self._versions[job.id]):
+            raise JobChanged("the job was deleted or changed during its copy")
+        self._versions[job.id] = job.version
 
     async def _lease(self, call: Callable[[str], Awaitable[object]], name: str) -> bool:
         """Ask the leases; False when the answer is no, or when there is none (Redis down,
@@ -221,7 +243,7 @@ class AssetCopier:
                 continue  # stored by an earlier try
             adopted = await self._adopt(job, variant)
             if adopted is not None:
-                self._record(job, adopted)
+                await self._record(job, adopted)
                 continue
             try:
                 stream = await entry.adapter.open_content(job.current.upstream_id, variant)
@@ -234,13 +256,13 @@ class AssetCopier:
                 asset = await self._store_stream(job, variant, stream)
             finally:
                 stream.close()
-            self._record(job, asset)
+            await self._record(job, asset)
         if missing:
             await self._generate(job, missing)
         retention = self._config.retention
         expires = None if retention is None else self._clock() + retention
         job.settle_copy(CopyState.STORED, expires, None)
-        self._jobs.save(job)
+        await self._amend(job)
         self._metrics.asset_copies.labels("stored").inc()
         self._metrics.asset_copy_seconds.observe(time.perf_counter() - started)
         log.info("job %s: output stored (%d bytes)", job.id, sum(a.size for a in job.stored))
@@ -304,7 +326,7 @@ class AssetCopier:
                     log.warning("job %s: no %s made: %s", job.id, variant, exc)
                     continue
                 self._metrics.thumbnails.labels("made").inc()
-                self._record(job, asset)
+                await self._record(job, asset)
         finally:
             await asyncio.to_thread(_remove_tree, directory)
 
@@ -345,24 +367,35 @@ class AssetCopier:
             generated=generated,
         )
 
-    def _record(self, job: Job, asset: StoredAsset) -> None:
-        if self._jobs.get(job.id) is not job:
-            # deleted while copying: the object must not outlive the job
-            raise AssetStoreError("the job was deleted during its copy")
+    async def _record(self, job: Job, asset: StoredAsset) -> None:
         job.add_stored(asset)
-        self._jobs.save(job)
+        await self._amend(job)  # JobChanged when deleted: _failed removes what it stored
 
-    def _failed(self, job: Job, exc: BaseException) -> None:
+    async def _failed(self, job_id: str, exc: BaseException) -> None:
         reason = _describe(exc)
+        try:
+            job = await self._jobs.read(job_id)
+            if job is None:  # deleted during the copy: what it stored must not outlive it
+                for variant in CONTENT_TYPES:
+                    await self._assets.delete(asset_key(job_id, variant))
+                return
+            if not job.copy_needed():
+                return  # copied elsewhere
+            self._versions[job_id] = job.version
+            await self._give_up_or_retry(job, reason)
+        except Exception as again:  # the store itself failing: try the copy again later
+            raise_if_cancelling()
+            log.warning("job %s: copy failure not recorded (%r); retrying", job_id, again)
+            self._later(job_id, self._config.copy_retry_base)
+
+    async def _give_up_or_retry(self, job: Job, reason: str) -> None:
         now = self._clock()
         give_up_at = job.upstream_expires_at
         if give_up_at is None:
             give_up_at = (job.completed_at or now) + self._config.copy_window
-        if self._jobs.get(job.id) is not job:
-            return  # deleted: nothing left to copy
         if now >= give_up_at:
             job.settle_copy(CopyState.LOST, job.upstream_expires_at, reason)
-            self._jobs.save(job)
+            await self._amend(job)
             self._metrics.asset_copies.labels("lost").inc()
             log.warning(
                 "job %s: copy given up after %d tries, the upstream link has expired: %s",
@@ -370,7 +403,7 @@ class AssetCopier:
             )  # fmt: skip
             return
         job.copy_failed(reason)
-        self._jobs.save(job)
+        await self._amend(job)
         self._metrics.asset_copies.labels("retried").inc()
         wait = min(self._config.copy_retry_base * 2 ** (job.copy_tries - 1), MAX_RETRY_WAIT)
         wait = min(wait * (0.5 + self._random.random() / 2), max(give_up_at - now, 0.0))

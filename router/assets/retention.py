@@ -25,7 +25,7 @@ from monitoring.metrics import Metrics
 from router.assets.base import CONTENT_TYPES, AssetStore, StoredObject, asset_key, job_of
 from router.config.model import AssetsConfig
 from router.records.job import CopyState, Job
-from router.store.sqlite import JobStore
+from router.store.base import JobStore
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +55,10 @@ class Retention:
             if job_id is not None:
                 by_job[job_id].append(found)
         now = self._clock()
+        jobs = {job.id: job for job in await self._jobs.read_many(list(by_job))}
         kept: list[tuple[float, str, int]] = []  # (stored at, job id, bytes)
         for job_id, objects in by_job.items():
-            job = self._jobs.get(job_id)
+            job = jobs.get(job_id)
             if job is None or job.copy in (CopyState.EXPIRED, CopyState.LOST):
                 await self._remove(objects)  # left over: its job is gone or gave its copy up
                 continue
@@ -74,8 +75,8 @@ class Retention:
         limit = self._config.max_bytes
         if limit is not None and total > limit:
             for _, job_id, size in sorted(kept):
-                job = self._jobs.get(job_id)
-                if job is None or job.copy is not CopyState.STORED:
+                job = jobs[job_id]
+                if job.copy is not CopyState.STORED:
                     continue  # still being copied: not evictable yet
                 await self._expire(job, now, "size")
                 total -= size
@@ -109,9 +110,16 @@ class Retention:
             self._wake.clear()
 
     async def _expire(self, job: Job, expired_at: float, reason: str) -> None:
-        await self._delete_objects(job)
+        """Mark the copy expired, then remove it: a job never names objects that are gone
+        (objects left by a failed removal go at the next sweep, their job being expired)."""
+        version = job.version
         job.settle_copy(CopyState.EXPIRED, expired_at, None)
-        self._jobs.save(job)
+        if not await self._jobs.amend(job, expected_version=version):
+            log.info(
+                "job %s: changed during the retention sweep; looked at again next time", job.id
+            )
+            return
+        await self._delete_objects(job)
         self._metrics.asset_evictions.labels(reason).inc()
         log.info("job %s: stored copy removed (%s)", job.id, reason)
 

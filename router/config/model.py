@@ -65,6 +65,11 @@ class StoreConfig:
     url: str = field(default="", repr=False)
     cluster: bool = False  # redis: url names one node of a Redis Cluster
     timeout: float = 2.0  # redis: seconds a command may take before the store counts as down
+    # redis: seconds a provider's poll lease lives unrenewed: how soon another instance takes
+    # over the polling of a dead one's providers (router.jobs.tracking)
+    lease_ttl: float = 10.0
+    poll_batch: int = 500  # redis: due jobs one instance holds at most (its memory for polling)
+    poll_cache: int = 10_000  # redis: job views cached for client polls (router.jobs.views)
 
 
 ASSET_BACKENDS = ("local", "s3")

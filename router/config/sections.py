@@ -129,6 +129,9 @@ def parse_store(s: Section) -> StoreConfig:
         url=url,
         cluster=s.flag("cluster", d.cluster),
         timeout=s.positive("timeout", d.timeout),
+        lease_ttl=s.positive("lease_ttl", d.lease_ttl),
+        poll_batch=s.integer("poll_batch", d.poll_batch, low=1),
+        poll_cache=s.integer("poll_cache", d.poll_cache, low=1),
     )
 
 

@@ -6,7 +6,8 @@ upstream cancel is logged and the job is cancelled here regardless, since the cl
 then settles the job ``failed`` with code ``cancelled`` through the poller, which closes its
 holds: the key's render slot is freed and its budget reservation refunded (a cancelled render
 costs nothing), and the job counts as finished with outcome ``cancelled``. The settle is
-compare-and-set, so a render that completed meanwhile stays completed.
+compare-and-set over the job as stored (``JobStore.update``), re-read on a conflict, so a render
+that completed meanwhile (here or on another instance) stays completed.
 """
 
 from __future__ import annotations
@@ -15,15 +16,16 @@ import logging
 from collections.abc import Callable
 
 from providers.base import ProviderError
-from router.errors import InvalidRequest
+from router.errors import InvalidRequest, Unavailable
 from router.jobs.poller import Poller
 from router.records.job import Job
 from router.routing.selection import Selector
-from router.store.sqlite import JobStore
+from router.store.base import JobStore
 
 log = logging.getLogger(__name__)
 
 CANCELLED = "cancelled"  # the job's error code
+TRIES = 5  # compare-and-set rounds against writers racing the cancel (a poller's fold)
 
 
 async def cancel(
@@ -33,8 +35,9 @@ async def cancel(
     store: JobStore,
     poller: Poller,
     clock: Callable[[], float],
-) -> None:
-    """Stop ``job`` (queued or in progress) upstream where possible and settle it cancelled."""
+) -> Job:
+    """Stop ``job`` (queued or in progress) upstream where possible and settle it cancelled;
+    the job as stored afterwards (cancelled, or whatever it settled as meanwhile)."""
     if job.state.finished:
         raise InvalidRequest(
             f"Video '{job.id}' is already {job.state.value}; only a queued or in-progress "
@@ -49,7 +52,14 @@ async def cancel(
             await entry.adapter.cancel(attempt.upstream_id)
         except ProviderError as exc:
             log.warning("job %s: upstream cancel on %s failed (%r)", job.id, entry.name, exc)
-    if job.fail(CANCELLED, "The render was cancelled by the client.", clock()):
-        store.save(job)
-        poller.settle(job)
-        log.info("job %s: cancelled on %s", job.id, attempt.provider)
+    for _ in range(TRIES):
+        stored = await store.read(job.id)
+        if stored is None or stored.state.finished:  # deleted, or it settled meanwhile
+            return stored or job
+        version = stored.version
+        stored.fail(CANCELLED, "The render was cancelled by the client.", clock())
+        if await store.update(stored, expected_version=version):
+            await poller.settle(stored)
+            log.info("job %s: cancelled on %s", job.id, attempt.provider)
+            return stored
+    raise Unavailable("The video kept changing while it was being cancelled; try again.")

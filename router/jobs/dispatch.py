@@ -68,8 +68,7 @@ from router.logs import REQUEST_ID
 from router.records.job import Attempt, AttemptState, Job, JobState
 from router.records.request import CreateRequest
 from router.routing.selection import Candidate, Selector
-from router.store.base import IdempotencyClaim
-from router.store.sqlite import JobStore
+from router.store.base import IdempotencyClaim, JobStore
 
 log = logging.getLogger(__name__)
 STORE_RETRY_AFTER = 5  # seconds a client is told to wait when the job store cannot write
@@ -165,6 +164,7 @@ class Dispatcher:
             raise
         self._budget.created(self._clock())
         job = self._new_job(job_id, owner, request, placed)
+        await self._poller.expect(job)
         try:
             await self._store.insert(job, request.kept_input, idempotency)
         except Exception:
@@ -177,7 +177,7 @@ class Dispatcher:
             ) from None
         self._limits.bind(hold, job.id)
         lifecycle.created(job)
-        self._poller.track(job)
+        await self._poller.follow(job)
         return job
 
     async def _unplace(self, job: Job, placed: _Placed, hold: Hold) -> None:
@@ -245,7 +245,8 @@ class Dispatcher:
     async def resubmit(self, job: Job, failure: AttemptFailure) -> bool:
         """Start a new attempt of ``job`` elsewhere; False when policy, budget or providers say no.
 
-        The caller has already closed the failed attempt; on False it settles the job.
+        The caller (the poller) has already closed the failed attempt; on True it stores the
+        new attempt and polls it, on False it settles the job.
         """
         now = self._clock()
         if job.remixed_from is not None or job.source_video_id is not None:
@@ -279,15 +280,6 @@ class Dispatcher:
         job.add_attempt(placed.attempt(submitted), candidate.price_per_second or 0.0)
         if placed.seen is not None:
             self._first_sight(job, placed.seen, submitted)
-        self._store.save(job)
-        log.info(
-            "job %s: attempt %d on %s (%s)",
-            job.id,
-            len(job.attempts),
-            candidate.entry.name,
-            job.current.state.value,
-        )
-        self._poller.track(job)
         return True
 
     async def _submit(
@@ -485,9 +477,10 @@ class Dispatcher:
         job.request_id = REQUEST_ID.get()
         self._first_sight(job, seen, now)
         self._limits.bind(hold, job.id)
+        await self._poller.expect(job)
         await self._store.insert(job, None, idempotency)
         lifecycle.created(job)
-        self._poller.track(job)
+        await self._poller.follow(job)
         return job
 
     async def delete(self, job: Job) -> None:

@@ -6,9 +6,10 @@ instead, once per poll interval: ``find`` on the attempt's provider lists the re
 around the send time that match prompt, upstream model, size and seconds. A match says nothing
 about who sent it (upstream times are whole seconds, and two tenants may send the same prompt
 at once, each with a private reference image), so a render is claimed (``FOUND``) only when
-exactly one render matches that no stored job holds (``JobStore.job_holding``) and no other
-unknown attempt on that provider could own it (``rivals``). Any ambiguity is no claim for
-anyone: the attempt is treated as not listed. Until
+exactly one render matches that no stored job holds (``JobStore.render_holder``) and no other
+unknown attempt on that provider could own it (``rivals``), and the job wins the render's
+claim in the store (``JobStore.claim_render``: another instance may be claiming it too).
+Any ambiguity is no claim for anyone: the attempt is treated as not listed. Until
 ``routing.reconcile_window`` has passed since the send (injected clock), absence means
 ``WAIT``. After it, a definite "not there" means the create never arrived (``RESUBMIT``:
 another provider may take it), while a provider that cannot be searched (``Unsearchable``:
@@ -29,7 +30,7 @@ from providers.base import ProviderError, RenderRequest, Unsearchable, UpstreamJ
 from router.limits.local import Limits
 from router.records.job import AttemptState, Job
 from router.routing.pool import PoolEntry
-from router.store.sqlite import JobStore
+from router.store.base import JobStore
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +78,14 @@ async def reconcile(
         )
     except ProviderError as exc:
         return Finding(Verdict.RETRY, error=exc)
-    free = [s for s in found or () if store.job_holding(attempt.provider, s.upstream_id) is None]
-    if len(free) == 1 and not rivals(job, store):
+    free = [
+        s for s in found or () if await store.render_holder(attempt.provider, s.upstream_id) is None
+    ]
+    if (
+        len(free) == 1
+        and not await rivals(job, store)
+        and await store.claim_render(attempt.provider, free[0].upstream_id, job.id)
+    ):
         return Finding(Verdict.FOUND, match=free[0])
     if free:
         log.info(
@@ -103,10 +110,10 @@ async def reconcile(
     )
 
 
-def rivals(job: Job, store: JobStore) -> bool:
+async def rivals(job: Job, store: JobStore) -> bool:
     """Whether another job's unanswered create on the same provider asked for the same render,
-    so a matching render could be either's. A scan of the unfinished jobs, made only when a
-    render matches."""
+    so a matching render could be either's. A scan of the unsettled jobs (every shard's on
+    redis), made only when a render matches."""
     attempt = job.current
     wanted = (job.model, job.prompt, job.size, job.seconds)
     return any(
@@ -114,5 +121,5 @@ def rivals(job: Job, store: JobStore) -> bool:
         and other.current.state is AttemptState.UNKNOWN
         and other.current.provider == attempt.provider
         and (other.model, other.prompt, other.size, other.seconds) == wanted
-        for other in store.unfinished()
+        for other in await store.unsettled()
     )

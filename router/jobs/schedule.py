@@ -19,19 +19,26 @@ import contextlib
 import heapq
 import itertools
 import logging
+import random
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
+
+from router.fleet.bus import raise_if_cancelling
 
 log = logging.getLogger(__name__)
 
 OVERDUE_GRACE = 1.0  # seconds; a read not started this long after it fell due is overdue
 ERROR_BACKOFF_CAP = 60.0  # seconds; failed reads back off up to this
+# a backoff is shortened by up to this share at random, so jobs that failed together (an
+# upstream outage) are not all read again at the same instant, by one instance or many
+BACKOFF_JITTER = 0.2
 
 
 class Schedule:
     __slots__ = (
         "_due",
         "_failures",
+        "_jitter",
         "_lane_of",
         "_lanes",
         "_read",
@@ -49,9 +56,12 @@ class Schedule:
         read: Callable[[str], Awaitable[None]],
         lane_of: Callable[[str], str | None],
         workers_for: Callable[[str], int],
+        jitter: random.Random | None = None,
     ) -> None:
         """``lane_of`` names a due job's provider (None: nothing to read here, or it was taken
-        for a sweep); ``workers_for`` says how many reads a provider may have in flight."""
+        for a sweep); ``workers_for`` says how many reads a provider may have in flight;
+        ``jitter`` draws the backoffs' jitter (seed it for a repeatable run)."""
+        self._jitter = jitter or random.Random()
         self._read = read
         self._lane_of = lane_of
         self._workers_for = workers_for
@@ -71,14 +81,16 @@ class Schedule:
         if self._due[0] is entry:  # a later one is covered by the runner's timer already
             self._wake.set()
 
-    def retry(self, job_id: str, interval: float, retry_after: float | None) -> float:
-        """Read ``job_id`` again after a failed read: ``interval`` doubled for each failure in
-        a row (up to ``ERROR_BACKOFF_CAP``) and never before ``retry_after``; the delay."""
+    def backoff(self, job_id: str, interval: float, retry_after: float | None) -> float:
+        """How long to wait before reading ``job_id`` again after a failed read: ``interval``
+        doubled for each failure in a row (up to ``ERROR_BACKOFF_CAP``), less up to
+        ``BACKOFF_JITTER`` of it at random, never before ``retry_after``. The caller plans the
+        read (``router.jobs.tracking``)."""
         failures = self._failures[job_id] = self._failures.get(job_id, 0) + 1
         delay = min(interval * 2.0 ** min(failures - 1, 6), ERROR_BACKOFF_CAP)
+        delay *= 1.0 - BACKOFF_JITTER * self._jitter.random()
         if retry_after is not None:
             delay = max(delay, retry_after)
-        self.add(job_id, delay)
         return delay
 
     def succeeded(self, job_id: str) -> None:
@@ -173,6 +185,8 @@ class Schedule:
             try:
                 await self._read(job_id)
             except Exception:  # one job's surprise must not stop the lane
+                # a cancel that redis-py turned into an error ends the worker all the same
+                raise_if_cancelling()
                 log.exception("job %s: read failed unexpectedly; reading it again later", job_id)
                 self.add(job_id, 60.0)
             finally:

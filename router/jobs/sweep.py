@@ -22,7 +22,7 @@ deadline), exactly what a status read gets. Members the walk did not see (older 
 missing upstream, or after a failed page: 5xx, timeout, a reply that is not a list) are read
 alone at once (``Schedule.read_now``): an individual status read in their lane, as if no sweep
 existed, which is how a lost render (404) is still found. After a 429 page they count a failed
-read each instead (``Schedule.retry``: backoff, ``Retry-After`` wins) and are read alone when
+read each instead (the poller's backoff: ``Retry-After`` wins) and are read alone when
 that is over, rather than all at once from an upstream that asked us to slow down. An upstream
 that has no list after all (``Unsearchable``) is not swept again until ``reset`` (a reload).
 
@@ -35,16 +35,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from providers.base import CLOCK_SKEW, ProviderError, RateLimited, Unsearchable, UpstreamJob
 from providers.http import LIST_PAGE
+from router.fleet.bus import raise_if_cancelling
 from router.jobs.schedule import Schedule
+from router.jobs.tracking import Tracking
 from router.limits.local import Limits
 from router.records.job import AttemptState, Job
 from router.routing.pool import ProviderPool
-from router.store.sqlite import JobStore
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,10 @@ SWEEP_SLACK = 2  # pages a walk may read per page of members
 # client requests).
 FOLD_SLICE = 0.004
 
-Fold = Callable[[Job, UpstreamJob], bool]  # fold a status into a job and act; True: poll on
+# fold a status into a job and act; True: poll on
+Fold = Callable[[Job, UpstreamJob], Awaitable[bool]]
+# a failed read of a job: plan its next read, backing off after any Retry-After; the delay
+Backoff = Callable[[Job, float | None], Awaitable[float]]
 
 
 class Roster:
@@ -89,13 +93,30 @@ class _Lister:
 class Sweeps:
     """The list sweeps of every provider that can list."""
 
-    __slots__ = ("_fold", "_limits", "_listers", "_pool", "_schedule", "_store", "_unlisted")
+    __slots__ = (
+        "_backoff",
+        "_fold",
+        "_limits",
+        "_listers",
+        "_pool",
+        "_schedule",
+        "_tracking",
+        "_unlisted",
+    )
 
     def __init__(
-        self, store: JobStore, pool: ProviderPool, limits: Limits, schedule: Schedule, fold: Fold
+        self,
+        tracking: Tracking,
+        pool: ProviderPool,
+        limits: Limits,
+        schedule: Schedule,
+        fold: Fold,
+        backoff: Backoff,
     ) -> None:
-        """``schedule`` runs the sweeps' tasks and reads unseen jobs alone (``read_now``)."""
-        self._store = store
+        """``schedule`` runs the sweeps' tasks and reads unseen jobs alone (``read_now``);
+        ``tracking`` has the jobs the rosters name."""
+        self._tracking = tracking
+        self._backoff = backoff
         self._pool = pool
         self._limits = limits
         self._schedule = schedule
@@ -144,6 +165,7 @@ class Sweeps:
         loop = asyncio.get_running_loop()
         try:
             while lister.roster.members:
+                raise_if_cancelling()  # a cancel redis-py swallowed in the last sweep
                 wait = lister.next_at - loop.time()
                 if wait > 0:
                     await asyncio.sleep(wait)
@@ -190,12 +212,11 @@ class Sweeps:
             log.info("provider %s: list sweep failed (%r); reading the rest alone", provider, exc)
         except Exception:  # a surprise must not strand the members: they are read alone
             log.exception("provider %s: list sweep failed unexpectedly", provider)
-        interval = entry.config.poll_interval if entry is not None else 5.0
         for job_id in members.values():
             if slow_down is None:
                 self._schedule.read_now(job_id, provider)
-            else:
-                self._schedule.retry(job_id, interval, slow_down.retry_after)
+            elif (job := self._tracking.job(job_id)) is not None:
+                await self._backoff(job, slow_down.retry_after)
         members.clear()
 
     async def _fold_page(
@@ -208,14 +229,14 @@ class Sweeps:
             job_id = members.get(seen.upstream_id)
             if job_id is None:
                 continue
-            self._seen(provider, job_id, seen, keep)
+            await self._seen(provider, job_id, seen, keep)
             del members[seen.upstream_id]
             if loop.time() > until:
                 await asyncio.sleep(0)
                 until = loop.time() + FOLD_SLICE
 
-    def _seen(self, provider: str, job_id: str, seen: UpstreamJob, keep: Roster) -> None:
-        job = self._store.get(job_id)
+    async def _seen(self, provider: str, job_id: str, seen: UpstreamJob, keep: Roster) -> None:
+        job = self._tracking.job(job_id)
         if job is None or job.state.finished:
             return
         attempt = job.current
@@ -225,5 +246,7 @@ class Sweeps:
             or attempt.state.finished
         ):
             return  # the job moved on (another attempt, a failover), which is polled on its own
-        if self._fold(job, seen) and not keep.add(seen.upstream_id, job.id, attempt.submitted_at):
+        if await self._fold(job, seen) and not keep.add(
+            seen.upstream_id, job.id, attempt.submitted_at
+        ):
             self._schedule.read_now(job.id, provider)

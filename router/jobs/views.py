@@ -10,7 +10,9 @@ may have missed a change, and subscribes again.
 
 Callers can rely on: a view is never older than the newest event this process has seen for
 its job; a job read from the store while a newer event was already in is returned but not
-cached. The SQLite store needs none of this: its jobs are in memory already.
+cached. The SQLite store needs none of this: its jobs are in memory already, so
+``StoredViews`` answers from the store's own objects behind the same two methods (``Views``),
+which is what the API reads through.
 
 It must not write jobs nor decide anything about them.
 """
@@ -21,17 +23,42 @@ import asyncio
 import collections
 import contextlib
 import logging
+from typing import Protocol
 
 from router.events.base import JobEvents, SubscriptionLagged
 from router.records.event import DELETED
 from router.records.job import Job
 from router.store.base import JobStore
+from router.store.sqlite import SqliteJobStore
 
-__all__ = ["DEFAULT_SIZE", "JobViews"]
+__all__ = ["DEFAULT_SIZE", "JobViews", "StoredViews", "Views"]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_SIZE = 10_000  # jobs cached at most: the jobs being polled by clients right now
+
+
+class Views(Protocol):
+    def get(self, job_id: str) -> Job | None:
+        """The job from memory, without an await; None: not in memory (``read`` it)."""
+        ...
+
+    async def read(self, job_id: str) -> Job | None:
+        """The job, from memory or the store; None: no such job."""
+        ...
+
+
+class StoredViews:
+    """The SQLite store's own jobs: every job is in memory, so ``get`` is the whole answer."""
+
+    __slots__ = ("_store", "get")
+
+    def __init__(self, store: SqliteJobStore) -> None:
+        self._store = store
+        self.get = store.get
+
+    async def read(self, job_id: str) -> Job | None:
+        return self._store.get(job_id)
 
 
 class JobViews:

@@ -52,6 +52,7 @@ from router.config.webhooks import secret_key
 from router.events.base import JobEvents, Subscription, SubscriptionLagged
 from router.jsonio import dumps
 from router.records.job import Job, JobState
+from router.store.base import owned_since
 from router.store.outbox import OutboxEvent, WebhookOutbox
 
 log = logging.getLogger(__name__)
@@ -209,15 +210,9 @@ class Webhooks:
         oldest = self._clock() - self._settings.give_up_after
         added = 0
         for key in self._config.current.keys:
-            after: str | None = None
-            while True:
-                page, more = await self._store.page(key.name, after=after, limit=500, order="desc")
-                for job in page:
-                    if job.completed_at is not None and job.completed_at >= oldest:
-                        added += await self.settled(job)
-                if not more or not page or page[-1].created_at < oldest:
-                    break
-                after = page[-1].id
+            async for job in owned_since(self._store, key.name, oldest):
+                if job.completed_at is not None and job.completed_at >= oldest:
+                    added += await self.settled(job)
         return added
 
     def _targets(self, job: Job, kind: str) -> list[str]:

@@ -37,7 +37,7 @@ from router.config.model import ClientKeyConfig, Config, ProviderConfig
 from router.errors import TooManyRequests
 from router.limits.counters import Wakeup
 from router.records.job import Job, JobState, new_job_id
-from router.store.sqlite import JobStore
+from router.store.base import JobStore, owned_since
 
 WINDOW = 60.0  # seconds: rpm means events in any window this long
 DAY = 86400.0
@@ -391,7 +391,7 @@ class Limits:
         self._freed.wake()
 
 
-def completed_today(store: JobStore, config: Config, now: float) -> list[Job]:
+async def completed_today(store: JobStore, config: Config, now: float) -> list[Job]:
     """Budgeted keys' renders completed on the current UTC day, newest first per key.
 
     A job completes within ``job_deadline`` of its creation, so each key's list is walked back
@@ -399,18 +399,12 @@ def completed_today(store: JobStore, config: Config, now: float) -> list[Job]:
     """
     midnight = now // DAY * DAY
     oldest = midnight - config.routing.job_deadline
-    found: list[Job] = []
-    for key in config.keys:
-        if key.daily_budget_usd is None:
-            continue
-        after: str | None = None
-        while True:
-            page, more = store.list_owned(key.name, after=after, limit=500, order="desc")
-            for job in page:
-                done = job.completed_at
-                if job.state is JobState.COMPLETED and done is not None and done >= midnight:
-                    found.append(job)
-            if not more or not page or page[-1].created_at < oldest:
-                break
-            after = page[-1].id
-    return found
+    return [
+        job
+        for key in config.keys
+        if key.daily_budget_usd is not None
+        async for job in owned_since(store, key.name, oldest)
+        if job.state is JobState.COMPLETED
+        and job.completed_at is not None
+        and job.completed_at >= midnight
+    ]

@@ -44,8 +44,6 @@ async def redis_context(app: web.Application) -> AsyncIterator[None]:
                 f"store.url: Redis does not answer ({type(exc).__name__})"
             ) from None
         app[keys.REDIS] = client
-        # say so at start: an operator must not believe jobs are shared yet (README, "The store")
-        log.warning("store.backend redis: jobs are still kept by this process in store.path")
         liveness = app[keys.REDIS_LIVENESS] = RedisLiveness(client)
         pinging = asyncio.create_task(liveness.run(), name="redis liveness")
         try:

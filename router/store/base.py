@@ -26,6 +26,7 @@ A job's ``owner`` and ``created_at`` never change after ``insert``: they key the
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -37,9 +38,13 @@ __all__ = [
     "IdempotencyClaim",
     "IdempotencyRecord",
     "JobStore",
+    "OwnerPages",
     "WriteHealth",
     "check_page",
+    "owned_since",
 ]
+
+WALK_PAGE = 500  # jobs per page when ``owned_since`` walks an owner's list
 
 IDEMPOTENCY_TTL = 24 * 3600.0  # seconds an Idempotency-Key is remembered
 
@@ -115,3 +120,25 @@ class JobStore(WriteHealth, Protocol):
 def check_page(limit: int, order: str) -> None:
     if limit < 1 or order not in ("asc", "desc"):
         raise ValueError(f"bad page: limit={limit} order={order!r}")
+
+
+class OwnerPages(Protocol):
+    """The part of ``JobStore`` that ``owned_since`` walks."""
+
+    async def page(
+        self, owner: str, *, after: str | None, limit: int, order: str
+    ) -> tuple[list[Job], bool]: ...
+
+
+async def owned_since(store: OwnerPages, owner: str, oldest: float) -> AsyncIterator[Job]:
+    """``owner``'s jobs newest first, page by page, stopping after the page that reaches back
+    past ``oldest`` (``created_at``): what start-up walks to find recent work (copies to
+    resume, webhooks to queue, today's spend). Callers filter what they want."""
+    after: str | None = None
+    while True:
+        page, more = await store.page(owner, after=after, limit=WALK_PAGE, order="desc")
+        for job in page:
+            yield job
+        if not more or not page or page[-1].created_at < oldest:
+            return
+        after = page[-1].id

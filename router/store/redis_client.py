@@ -7,7 +7,10 @@ each command by its key's slot. Callers keep every multi-key command and script 
 with a hash tag (``{...}`` in the key), so both shapes run the same code.
 
 Commands time out after ``store.timeout`` seconds: a Redis that is down or slow shows as an
-error the caller can answer (503 for a create) instead of a request that hangs.
+error the caller can answer (503 for a create) instead of a request that hangs. A pooled
+connection idle for ``HEALTH_CHECK`` seconds is pinged before its next command, so after a
+Redis restart the connections opened before it are replaced quietly rather than each failing
+one request.
 
 It must not hold application data or decide anything: it connects.
 """
@@ -21,6 +24,7 @@ from router.config.model import StoreConfig
 __all__ = ["RedisClient", "connect"]
 
 RedisClient = Redis | RedisCluster
+HEALTH_CHECK = 1.0  # seconds
 
 
 def connect(config: StoreConfig) -> RedisClient:
@@ -31,6 +35,14 @@ def connect(config: StoreConfig) -> RedisClient:
     # replies stay bytes (decode_responses off): job records are stored, not read as text
     if config.cluster:
         return RedisCluster.from_url(
-            config.url, socket_timeout=timeout, socket_connect_timeout=timeout
+            config.url,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            health_check_interval=HEALTH_CHECK,
         )
-    return Redis.from_url(config.url, socket_timeout=timeout, socket_connect_timeout=timeout)
+    return Redis.from_url(
+        config.url,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        health_check_interval=HEALTH_CHECK,
+    )

@@ -14,7 +14,14 @@ import openai
 import pytest
 
 from router import appkeys as keys
-from tests.conftest import ALICE, ProxyFactory, RunningProxy, finished_job, sim_provider
+from tests.conftest import (
+    ALICE,
+    ProxyFactory,
+    RunningProxy,
+    finished_job,
+    local_store,
+    sim_provider,
+)
 
 ADMIN = "sk-admin-answers"
 
@@ -105,7 +112,7 @@ async def test_a_relay_link_never_outlives_the_asset(proxy_factory: ProxyFactory
     )
     relay = proxy.relay()
     task = await relay.finish(await relay.create(prompt="a kite", model="sora-2"))
-    job = proxy.app[keys.STORE].get(task["task_id"])
+    job = local_store(proxy.app).get(task["task_id"])
     assert job is not None and job.expires_at is not None
     expires = int(parse_qs(urlsplit(task["data"]["output"]).query)["expires"][0])
     assert expires == math.ceil(job.expires_at)

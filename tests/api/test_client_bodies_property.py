@@ -23,9 +23,8 @@ from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from router import appkeys as keys
 from router.app import create_app
-from tests.conftest import ALICE, build_config, sim_provider
+from tests.conftest import ALICE, build_config, local_store, sim_provider
 from tests.raw_client import RawAnswer, request_bytes, send_raw
 
 EXAMPLES = 2000
@@ -61,7 +60,7 @@ class ProxyThread:
 
     def stored(self) -> int:
         assert self.app is not None
-        return len(self.app[keys.STORE])
+        return len(local_store(self.app))
 
     def stop(self) -> None:
         if self._runner is not None:

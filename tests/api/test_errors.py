@@ -9,7 +9,7 @@ import aiohttp
 import pytest
 
 from router import appkeys as keys
-from tests.conftest import ALICE, ProxyFactory, RunningProxy, sim_provider
+from tests.conftest import ALICE, ProxyFactory, RunningProxy, local_store, sim_provider
 
 MAX_BODY = 4096
 
@@ -69,7 +69,7 @@ async def test_invalid_json_creates_are_400_naming_the_field(
     async with http.post("/v1/videos", json=body) as response:
         assert response.status == 400, case
         assert (await error_of(response))["param"] == param
-    assert len(small_proxy.app[keys.STORE]) == 0
+    assert len(local_store(small_proxy.app)) == 0
     assert small_proxy.stats("sim-a").creates_received == 0
 
 
@@ -96,7 +96,7 @@ async def test_oversized_json_body_is_413(
     async with http.post("/v1/videos", json={"prompt": "x" * (MAX_BODY * 2)}) as response:
         assert response.status == 413
         assert (await error_of(response))["code"] == "request_too_large"
-    assert len(small_proxy.app[keys.STORE]) == 0
+    assert len(local_store(small_proxy.app)) == 0
 
 
 async def test_oversized_upload_is_413(

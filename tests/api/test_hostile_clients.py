@@ -13,7 +13,7 @@ import logging
 import pytest
 
 from router import appkeys as keys
-from tests.conftest import ALICE, ProxyFactory, RunningProxy, sim_provider, wait_for
+from tests.conftest import ALICE, ProxyFactory, RunningProxy, local_store, sim_provider, wait_for
 from tests.raw_client import RawAnswer, request_bytes, send_raw
 
 AUTH = (b"Authorization", f"Bearer {ALICE}".encode())
@@ -94,7 +94,7 @@ async def create(proxy: RunningProxy, content_type: bytes | None, body: bytes) -
 def assert_refused(answer: RawAnswer, proxy: RunningProxy) -> None:
     assert 400 <= answer.status < 500, answer
     assert answer.is_envelope(), answer
-    assert len(proxy.app[keys.STORE]) == 0
+    assert len(local_store(proxy.app)) == 0
 
 
 @pytest.mark.parametrize("case", list(BAD_BODIES))
@@ -177,7 +177,7 @@ async def test_a_body_in_a_broken_encoding_is_a_4xx_envelope(
     answer = await send_raw(proxy.url, data)
     assert 400 <= answer.status < 500, answer
     assert answer.is_envelope(), answer
-    assert len(proxy.app[keys.STORE]) == 0
+    assert len(local_store(proxy.app)) == 0
 
 
 @pytest.mark.parametrize(
@@ -191,7 +191,7 @@ async def test_broken_chunked_framing_is_a_400(proxy: RunningProxy, body: bytes)
     headers = [AUTH, (b"Content-Type", b"application/json"), (b"Transfer-Encoding", b"chunked")]
     answer = await send_raw(proxy.url, request_bytes("POST", "/v1/videos", headers, body))
     assert answer.status == 400, answer
-    assert len(proxy.app[keys.STORE]) == 0
+    assert len(local_store(proxy.app)) == 0
 
 
 async def test_a_client_hanging_up_mid_upload_is_no_error(
@@ -221,7 +221,7 @@ async def test_a_client_hanging_up_mid_upload_is_no_error(
     await wait_for(answered)
     assert counted("500") == 0
     assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
-    assert len(proxy.app[keys.STORE]) == 0
+    assert len(local_store(proxy.app)) == 0
 
 
 @pytest.mark.parametrize("content_type", [b"application/x-www-form-urlencoded", None])
@@ -232,4 +232,4 @@ async def test_a_json_create_sent_as_curl_d_sends_it_is_accepted(
     answer = await create(proxy, content_type, b'{"prompt": "a kite", "seconds": "4"}')
     assert answer.status == 200, answer
     assert answer.json()["status"] in ("queued", "in_progress")
-    assert len(proxy.app[keys.STORE]) == 1
+    assert len(local_store(proxy.app)) == 1

@@ -7,8 +7,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from router import appkeys as keys
-from tests.conftest import BOB, ProxyFactory, RunningProxy, sim_provider
+from tests.conftest import BOB, ProxyFactory, RunningProxy, local_store, sim_provider
 
 
 @pytest.fixture
@@ -33,7 +32,7 @@ async def test_aspect_ratio_hd_and_duration_pick_the_catalogue_size_and_seconds(
     proxy: RunningProxy, fields: dict[str, Any], size: str, seconds: int
 ) -> None:
     task_id = await proxy.relay().create(prompt="p", **fields)
-    job = proxy.app[keys.STORE].get(task_id)
+    job = local_store(proxy.app).get(task_id)
     assert job is not None and (job.size, job.seconds) == (size, seconds)
     (upstream,) = proxy.simulator("sim-a").jobs.values()
     assert upstream.size == size
@@ -46,7 +45,7 @@ async def test_sizes_come_from_the_configured_catalogue(proxy_factory: ProxyFact
     hd = await relay.create(prompt="p", aspect_ratio="16:9", hd=True, duration="10")
     standard = await relay.create(prompt="p", aspect_ratio="16:9", duration="10")
     portrait = await relay.create(prompt="p", aspect_ratio="9:16", hd=False, duration="10")
-    jobs = [proxy.app[keys.STORE].get(task_id) for task_id in (hd, standard, portrait)]
+    jobs = [local_store(proxy.app).get(task_id) for task_id in (hd, standard, portrait)]
     assert [job.size for job in jobs if job] == ["1920x1080", "1280x720", "1080x1920"]
 
 
@@ -74,7 +73,7 @@ async def test_bad_fields_are_400s_naming_the_relay_field(
     assert status == 400, case
     assert set(reply["error"]) == {"message", "type", "param", "code"}
     assert reply["error"]["param"] == param
-    assert len(proxy.app[keys.STORE]) == 0
+    assert len(local_store(proxy.app)) == 0
     assert proxy.stats("sim-a").creates_received == 0
 
 

@@ -12,8 +12,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from router import appkeys as keys
-from tests.conftest import ALICE, ProxyFactory, RunningProxy, sim_provider
+from tests.conftest import ALICE, ProxyFactory, RunningProxy, local_store, sim_provider
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(64)
 
@@ -52,7 +51,7 @@ async def test_two_uploaded_images_are_a_400_and_nothing_is_rendered(proxy: Runn
     assert (error["param"], error["code"]) == ("input_reference", "invalid_value")
     assert "given 2 times" in error["message"] and "one reference image" in error["message"]
     assert proxy.stats("sim-a").creates_received == 0
-    assert len(proxy.app[keys.STORE]) == 0
+    assert len(local_store(proxy.app)) == 0
 
 
 async def test_one_uploaded_image_is_accepted(proxy: RunningProxy) -> None:

@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 
 from router import appkeys as keys
-from tests.conftest import ALICE, ProxyFactory, RunningProxy, sim_provider
+from tests.conftest import ALICE, ProxyFactory, RunningProxy, local_store, sim_provider
 from tests.raw_client import RawAnswer, parse_answer
 from tests.redis_rig import RedisServer
 
@@ -70,7 +70,7 @@ async def test_a_stalled_upload_is_a_408_and_nothing_is_stored(proxy: RunningPro
     assert answer.status == 408, answer
     assert answer.is_envelope()
     assert answer.json()["error"]["code"] == "request_timeout"
-    assert len(proxy.app[keys.STORE]) == 0
+    assert len(local_store(proxy.app)) == 0
 
 
 STALLED_CREATE = (

@@ -26,6 +26,7 @@ from tests.conftest import (
     ProxyFactory,
     SimulatorFactory,
     finished_job,
+    local_store,
     stored_job,
     upstream_provider,
     wait_for,
@@ -82,7 +83,7 @@ async def test_two_instances_asked_to_copy_one_job_read_the_upstream_once(fleet:
     first = await fleet.make(providers, **sections)
     video = await first.client().videos.create(prompt="one copy for the fleet")
     job = await finished_job(first, video.id)
-    await first.app[keys.STORE].flush()
+    await local_store(first.app).flush()
     probe = fleet.leases("probe")
 
     second = await fleet.make(providers, **sections)  # same job store file: it resumes

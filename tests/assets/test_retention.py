@@ -99,12 +99,12 @@ async def test_over_max_bytes_the_oldest_copies_go_first(
     for take in range(3):
         clock.advance(60)
         jobs.append(await _render(proxy, f"take {take}"))
-    oldest, *rest = jobs
 
     async def evicted() -> bool:  # the sweep a finished copy wakes
-        return oldest.copy is CopyState.EXPIRED
+        return stored_job(proxy, jobs[0].id).copy is CopyState.EXPIRED
 
     await wait_for(evicted)
+    oldest, *rest = (stored_job(proxy, job.id) for job in jobs)
     assert oldest.expires_at == clock.now  # evicted now: the Video says so
     assert [j.copy for j in rest] == [CopyState.STORED, CopyState.STORED]
     assert (await _content(proxy, oldest.id))[0] == 404

@@ -15,6 +15,7 @@ from tests.conftest import (
     ProxyFactory,
     SimulatorFactory,
     finished_job,
+    local_store,
     upstream_provider,
 )
 from tests.contract.seaweed import SeaweedS3
@@ -30,7 +31,7 @@ async def test_a_copy_made_by_one_instance_serves_from_another(
     video = await first.client().videos.create(prompt="two lighthouses")
     job = await copied(first, (await finished_job(first, video.id)).id)
     assert job.copy is CopyState.STORED
-    await first.app[keys.STORE].flush()
+    await local_store(first.app).flush()
 
     second = await proxy_factory(providers, assets=shared)  # same job store file, same bucket
     del sim.jobs[job.current.upstream_id]

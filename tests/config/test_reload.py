@@ -24,7 +24,7 @@ from router.app import create_app
 from router.config.load import load_config
 from router.records.job import JobState
 from tests.clock import ManualClock
-from tests.conftest import ALICE, BOB, SimulatorFactory, wait_for
+from tests.conftest import ALICE, BOB, SimulatorFactory, local_store, wait_for
 from tests.proxy_process import start_proxy_process
 
 ADMIN = "sk-admin-reload"
@@ -219,7 +219,7 @@ async def test_a_removed_provider_keeps_polling_its_jobs_until_they_finish(
     clock.advance(31)
 
     async def done() -> bool:
-        job = app[keys.STORE].get(job_id)
+        job = local_store(app).get(job_id)
         return job is not None and job.state is JobState.COMPLETED
 
     await wait_for(done)

@@ -123,7 +123,7 @@ async def test_a_kind_that_cannot_cast_is_not_a_candidate(
 
 
 async def test_a_character_made_through_one_instance_is_cast_through_another(
-    proxy_factory: ProxyFactory, redis_server: RedisServer
+    redis_server: RedisServer, proxy_factory: ProxyFactory
 ) -> None:
     fleet = {"backend": "redis", "url": redis_server.url}
     server = {"link_secret": "fleet-link-secret-0123456789abcdef"}

@@ -10,8 +10,14 @@ import openai
 import pytest
 
 from providers.simulator.server import Simulator
-from router import appkeys as keys
-from tests.conftest import BOB, ProxyFactory, RunningProxy, SimulatorFactory, upstream_provider
+from tests.conftest import (
+    BOB,
+    ProxyFactory,
+    RunningProxy,
+    SimulatorFactory,
+    local_store,
+    upstream_provider,
+)
 
 DEPLOYMENT = "sora2-eastus"  # an Azure deployment name, as upstream_model
 
@@ -60,7 +66,7 @@ async def test_each_dialect_renders_on_each_kind_and_downloads_through_both(
     (upstream_job,) = sim.jobs.values()
     assert upstream_job.model == (DEPLOYMENT if kind == "azure" else "sora-2")
     assert upstream_job.size == "1280x720"
-    job = proxy.app[keys.STORE].get(job_id)
+    job = local_store(proxy.app).get(job_id)
     assert job is not None and job.current.upstream_id == upstream_job.id != job_id
 
     # The same job, under the same id, in both dialects.

@@ -23,7 +23,15 @@ import aiohttp
 import pytest
 
 from router import appkeys as keys
-from tests.conftest import ALICE, ProxyFactory, RunningProxy, finished_job, sim_provider, wait_for
+from tests.conftest import (
+    ALICE,
+    ProxyFactory,
+    RunningProxy,
+    finished_job,
+    local_store,
+    sim_provider,
+    wait_for,
+)
 
 FILLER = "filler"
 
@@ -119,6 +127,6 @@ async def test_a_full_disk_at_create_gives_everything_back_and_recovers_by_itsel
 
 
 def stored(proxy: RunningProxy, job_id: str) -> str:
-    job = proxy.app[keys.STORE].get(job_id)
+    job = local_store(proxy.app).get(job_id)
     assert job is not None
     return job.current.upstream_id

@@ -81,14 +81,14 @@ async def post_create(proxy: RunningProxy, session: aiohttp.ClientSession) -> in
 
 
 async def test_every_instance_runs_on_the_fleets_limits(
-    proxy_factory: ProxyFactory, redis_server: RedisServer, simulators: SimulatorFactory
+    redis_server: RedisServer, proxy_factory: ProxyFactory, simulators: SimulatorFactory
 ) -> None:
     _, proxies = await one_upstream_fleet(proxy_factory, redis_server, simulators)
     assert all(isinstance(p.app[keys.LIMITS], FleetLimits) for p in proxies)
 
 
 async def test_a_key_with_rpm_3_gets_exactly_3_creates_a_minute_across_three_instances(
-    proxy_factory: ProxyFactory, redis_server: RedisServer, simulators: SimulatorFactory
+    redis_server: RedisServer, proxy_factory: ProxyFactory, simulators: SimulatorFactory
 ) -> None:
     clock = ManualClock(time.time())
     sim = await simulators(clock=clock, **SLOW)
@@ -113,7 +113,7 @@ async def test_a_key_with_rpm_3_gets_exactly_3_creates_a_minute_across_three_ins
 
 
 async def test_twenty_concurrent_creates_on_three_instances_commit_exactly_the_budget(
-    proxy_factory: ProxyFactory, redis_server: RedisServer, simulators: SimulatorFactory
+    redis_server: RedisServer, proxy_factory: ProxyFactory, simulators: SimulatorFactory
 ) -> None:
     # $0.10/s x 4 s = $0.40 a render: two fit in $1.00.
     sim, proxies = await one_upstream_fleet(
@@ -126,7 +126,7 @@ async def test_twenty_concurrent_creates_on_three_instances_commit_exactly_the_b
 
 
 async def test_max_concurrent_holds_across_instances(
-    proxy_factory: ProxyFactory, redis_server: RedisServer, simulators: SimulatorFactory
+    redis_server: RedisServer, proxy_factory: ProxyFactory, simulators: SimulatorFactory
 ) -> None:
     sim, proxies = await one_upstream_fleet(
         proxy_factory, redis_server, simulators, keys=alice(max_concurrent=2)
@@ -139,7 +139,7 @@ async def test_max_concurrent_holds_across_instances(
 
 
 async def test_a_provider_with_rpm_3_never_answers_429_to_the_fleet(
-    proxy_factory: ProxyFactory, redis_server: RedisServer, simulators: SimulatorFactory
+    redis_server: RedisServer, proxy_factory: ProxyFactory, simulators: SimulatorFactory
 ) -> None:
     clock = ManualClock(time.time())
     capped = await simulators(clock=clock, creates_per_minute=3, **SLOW)
@@ -167,7 +167,7 @@ async def test_a_provider_with_rpm_3_never_answers_429_to_the_fleet(
 
 
 async def test_a_create_waiting_for_room_wakes_when_another_instance_frees_it(
-    proxy_factory: ProxyFactory, redis_server: RedisServer, simulators: SimulatorFactory
+    redis_server: RedisServer, proxy_factory: ProxyFactory, simulators: SimulatorFactory
 ) -> None:
     sim = await simulators(render_seconds=1.5)
     a, b, _ = await fleet(
@@ -187,7 +187,7 @@ async def test_a_create_waiting_for_room_wakes_when_another_instance_frees_it(
 
 
 async def test_a_429_seen_by_one_instance_cools_the_provider_for_all(
-    proxy_factory: ProxyFactory, redis_server: RedisServer, simulators: SimulatorFactory
+    redis_server: RedisServer, proxy_factory: ProxyFactory, simulators: SimulatorFactory
 ) -> None:
     limited = await simulators(rate_limit_rate=1.0, retry_after=600, **SLOW)
     spare = await simulators(**SLOW)
@@ -216,7 +216,7 @@ async def test_a_429_seen_by_one_instance_cools_the_provider_for_all(
 
 
 async def test_a_drain_through_one_instance_reaches_every_instance(
-    proxy_factory: ProxyFactory, redis_server: RedisServer, simulators: SimulatorFactory
+    redis_server: RedisServer, proxy_factory: ProxyFactory, simulators: SimulatorFactory
 ) -> None:
     cheap = await simulators(**SLOW)
     dear = await simulators(**SLOW)

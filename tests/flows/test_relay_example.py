@@ -15,8 +15,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 
-from router import appkeys as keys
-from tests.conftest import ALICE, ProxyFactory, RunningProxy, sim_provider
+from tests.conftest import ALICE, ProxyFactory, RunningProxy, local_store, sim_provider
 
 EXAMPLE = {
     "prompt": "make animate",
@@ -96,7 +95,7 @@ async def test_the_article_example_creates_polls_and_downloads(proxy: RunningPro
         assert isinstance(task[field], int)
     assert task["submit_time"] <= task["start_time"] <= task["finish_time"]
 
-    job = proxy.app[keys.STORE].get(task["task_id"])
+    job = local_store(proxy.app).get(task["task_id"])
     assert job is not None and (job.model, job.size, job.seconds) == ("sora-2", "1280x720", 10)
 
     link = task["data"]["output"]

@@ -6,8 +6,7 @@ import aiohttp
 import openai
 import pytest
 
-from router import appkeys as keys
-from tests.conftest import ALICE, BOB, RunningProxy
+from tests.conftest import ALICE, BOB, RunningProxy, local_store
 
 PNG_1x1 = bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
@@ -30,7 +29,7 @@ async def upstream_bytes(proxy: RunningProxy, provider: str, upstream_id: str) -
 
 
 def attempt_of(proxy: RunningProxy, video_id: str) -> tuple[str, str]:
-    job = proxy.app[keys.STORE].get(video_id)
+    job = local_store(proxy.app).get(video_id)
     assert job is not None
     return job.current.provider, job.current.upstream_id
 

@@ -33,6 +33,7 @@ from tests.conftest import (
     ProxyFactory,
     RunningProxy,
     SimulatorFactory,
+    local_store,
     sim_provider,
     upstream_provider,
     wait_for,
@@ -76,7 +77,7 @@ async def test_the_same_key_twice_answers_the_first_job(proxy: RunningProxy) -> 
     assert first[0] == again[0] == 200
     assert again[1]["id"] == first[1]["id"]
     assert proxy.stats("sim-a").creates_received == 1
-    assert len(proxy.app[keys.STORE]) == 1
+    assert len(local_store(proxy.app)) == 1
 
 
 async def test_without_a_key_every_create_is_a_new_job(proxy: RunningProxy) -> None:
@@ -192,7 +193,7 @@ async def test_a_refused_create_records_nothing(proxy_factory: ProxyFactory) -> 
     )
     status, body, _ = await post(proxy, {"prompt": "a forbidden thing"}, "try-1")
     assert (status, body["error"]["code"]) == (400, "moderation_blocked")
-    assert proxy.app[keys.STORE].idempotency_record("alice", "try-1") is None
+    assert local_store(proxy.app).idempotency_record("alice", "try-1") is None
     # nothing was created, so the key is free: a corrected request is not a 409
     status, body, _ = await post(proxy, {"prompt": "a permitted thing"}, "try-1")
     assert status == 200
@@ -285,7 +286,7 @@ async def test_concurrent_requests_with_one_key_make_one_job_and_one_render(
     assert [status for status, _, _ in results] == [200] * 4
     assert len({body["id"] for _, body, _ in results}) == 1
     assert gated.creates == 1
-    assert len(proxy.app[keys.STORE]) == 1
+    assert len(local_store(proxy.app)) == 1
 
 
 async def test_a_concurrent_request_with_another_body_is_a_409_at_once(

@@ -23,6 +23,7 @@ from tests.conftest import (
     ProxyFactory,
     RunningProxy,
     SimulatorFactory,
+    local_store,
     sim_provider,
     upstream_provider,
     wait_for,
@@ -115,7 +116,7 @@ async def test_twenty_concurrent_creates_never_commit_more_than_the_daily_budget
     refused = [r for r in answers if r.status == 429]
     assert all(r.headers.get("Retry-After") for r in refused)
     assert proxy.stats("a").creates_received == 2
-    store = proxy.app[keys.STORE]
+    store = local_store(proxy.app)
 
     async def settled() -> bool:
         return not store.unfinished()
@@ -183,7 +184,7 @@ async def test_a_create_waits_for_a_free_slot_and_gets_it(proxy_factory: ProxyFa
         client.videos.create_and_poll(model="sora-2", prompt="two"),
     )
     assert (first.status, second.status) == ("completed", "completed")
-    jobs = [proxy.app[keys.STORE].get(v.id) for v in (first, second)]
+    jobs = [local_store(proxy.app).get(v.id) for v in (first, second)]
     assert all(j is not None and j.state is JobState.COMPLETED for j in jobs)
     # One render at a time: the second was submitted after the first finished.
     a, b = sorted((j for j in jobs if j is not None), key=lambda j: j.created_at)

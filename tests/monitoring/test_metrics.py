@@ -12,9 +12,16 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from monitoring.callstats import CountedLatency, Latencies
 from monitoring.metrics import LATENCY_BUCKETS, PREFIX, RENDER_BUCKETS
-from router import appkeys as keys
 from tests import metrics_traffic as traffic
-from tests.conftest import ALICE, BOB, ProxyFactory, RunningProxy, sim_provider, wait_for
+from tests.conftest import (
+    ALICE,
+    BOB,
+    ProxyFactory,
+    RunningProxy,
+    local_store,
+    sim_provider,
+    wait_for,
+)
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -117,7 +124,7 @@ async def test_series_count_stays_bounded_while_a_thousand_jobs_run(
         return set((await scrape(proxy))[1])
 
     await burst(20)
-    store = proxy.app[keys.STORE]
+    store = local_store(proxy.app)
 
     async def settled() -> bool:
         return not store.unfinished()

@@ -16,7 +16,7 @@ async def readiness(proxy: RunningProxy) -> tuple[int, object]:
 
 
 async def test_readyz_is_false_while_redis_is_down_and_recovers_by_itself(
-    proxy_factory: ProxyFactory, redis_server: RedisServer
+    redis_server: RedisServer, proxy_factory: ProxyFactory
 ) -> None:
     proxy = await proxy_factory(
         [sim_provider("sim")],

@@ -4,6 +4,7 @@ each worker's metrics on its own port. Real processes, a real Redis, loopback on
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -15,7 +16,7 @@ import pytest
 import yaml
 
 from router.cli import CANNOT_LISTEN, main
-from tests.conftest import ALICE, BOB, wait_for
+from tests.conftest import ALICE, BOB, SimulatorFactory, upstream_provider, wait_for
 from tests.proxy_process import ProxyProcess, free_port
 from tests.redis_rig import RedisServer
 
@@ -156,3 +157,62 @@ async def test_two_workers_share_the_port_are_restarted_reloaded_and_drained(
         code = await proxy.stop()
     assert code == 0
     assert not any(alive(pid) for pid in workers)
+
+
+@pytest.mark.timeout(240)  # two worker starts on a shared, loaded machine
+async def test_two_workers_share_every_job_and_one_idempotency_key_on_their_one_port(
+    tmp_path: Path, redis_server: RedisServer, simulators: SimulatorFactory
+) -> None:
+    """Issue 17's checks 1 and 2 through ``--workers 2``: every request on a fresh connection,
+    so the kernel spreads them over both workers."""
+    sim = await simulators(render_seconds=0.5, video_bytes=30_000)
+    config = tmp_path / "config.yaml"
+    store = {"backend": "redis", "url": redis_server.url, "path": str(tmp_path / "j.db")}
+    doc = document(store, [{"name": "alice", "key": ALICE}])
+    doc["providers"] = [upstream_provider("up", "openai", sim, poll_interval=0.1)]
+    doc["assets"] = {"path": str(tmp_path / "assets")}  # the copy both workers serve
+    config.write_text(yaml.safe_dump(doc))
+    proxy = ProxyProcess(config, free_port(), tmp_path / "proxy.log", ["--workers", "2"])
+    headers = {"Authorization": f"Bearer {ALICE}"}
+    body = {"model": "sora-2", "prompt": "a lighthouse", "seconds": "4"}
+    try:
+        await proxy.ready(within=60)
+        connector = aiohttp.TCPConnector(force_close=True)
+        async with aiohttp.ClientSession(connector=connector) as http:
+
+            async def create(extra: dict[str, str]) -> str:
+                async with http.post(
+                    f"{proxy.url}/v1/videos", json=body, headers={**headers, **extra}
+                ) as r:
+                    assert r.status == 200, await r.text()
+                    return str((await r.json())["id"])
+
+            async def status(video_id: str) -> str:
+                """The video's status, or the HTTP status when it is not a 200."""
+                async with http.get(f"{proxy.url}/v1/videos/{video_id}", headers=headers) as r:
+                    return str(r.status if r.status != 200 else (await r.json())["status"])
+
+            ids = [await create({}) for _ in range(4)]
+
+            async def all_completed() -> bool:
+                return all([await status(v) == "completed" for v in ids for _ in range(2)])
+
+            await wait_for(all_completed, within=60)
+            async with http.get(f"{proxy.url}/v1/videos?limit=100", headers=headers) as r:
+                assert sorted(v["id"] for v in (await r.json())["data"]) == sorted(ids)
+            for _ in range(4):
+                path = f"{proxy.url}/v1/videos/{ids[0]}/content"
+                async with http.get(path, headers=headers) as r:
+                    assert (r.status, len(await r.read())) == (200, 30_000)
+
+            key = {"Idempotency-Key": "only-once"}
+            same = await asyncio.gather(*(create(key) for _ in range(6)))
+            assert len(set(same)) == 1
+            assert sim.stats.creates_received == 5
+
+            for video_id in ids:
+                async with http.delete(f"{proxy.url}/v1/videos/{video_id}", headers=headers) as r:
+                    assert r.status == 200
+            assert [await status(v) for v in ids for _ in range(2)] == ["404"] * 8
+    finally:
+        assert await proxy.stop() == 0

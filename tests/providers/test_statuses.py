@@ -12,9 +12,8 @@ from aiohttp import web
 
 from providers.base import UpstreamStatus
 from providers.statuses import normalise, parse_progress
-from router import appkeys as keys
 from router.records.job import JobState
-from tests.conftest import ALICE, ProxyFactory, wait_for
+from tests.conftest import ALICE, ProxyFactory, local_store, wait_for
 from tests.fake_upstream import ScriptedFactory
 
 # Copied from upstream-apis.md section 6.3, the contract this table implements.
@@ -100,7 +99,7 @@ async def test_an_unknown_word_keeps_the_job_in_flight_end_to_end(
         with caplog.at_level(logging.WARNING, logger="providers.statuses"):
             await wait_for(polled_five_times)
         assert any(word in r.getMessage() for r in caplog.records)
-        job = proxy.app[keys.STORE].get(video_id)
+        job = local_store(proxy.app).get(video_id)
         assert job is not None and job.state is JobState.QUEUED and job.error_code is None
 
         async def completed() -> bool:

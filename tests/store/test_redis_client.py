@@ -50,7 +50,7 @@ def test_connect_refuses_the_sqlite_backend() -> None:
 
 
 async def test_the_app_holds_a_pinged_client_with_the_redis_backend(
-    proxy_factory: ProxyFactory, redis_server: RedisServer
+    redis_server: RedisServer, proxy_factory: ProxyFactory
 ) -> None:
     proxy = await proxy_factory(
         [sim_provider("sim")],

@@ -1,0 +1,249 @@
+"""Issue 17, the jobs of a fleet: three instances (apps in this process, each on its own loopback
+port) on one real Redis share every job. A job made through one is polled, seen, listed,
+downloaded, cancelled and deleted through any other; one ``Idempotency-Key`` sent to all three at
+once makes one render; each job is read from its upstream once per poll interval whatever the
+number of instances (one instance holds a provider's poll lease); and when the lease holder
+stops, another takes its jobs over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import aiohttp
+import openai
+import pytest
+
+from router import appkeys as keys
+from router.config.model import StoreConfig
+from router.fleet.redis_leases import lease_key
+from router.jobs.tracking import LEASE_PREFIX, PlannedTracking
+from router.store.redis_client import connect
+from tests.conftest import (
+    ALICE,
+    BOB,
+    ProxyFactory,
+    RunningProxy,
+    SimulatorFactory,
+    upstream_provider,
+    wait_for,
+)
+from tests.flows.test_fleet_coordination import LINK_SECRET
+from tests.redis_rig import RedisServer
+
+AUTH = {"Authorization": f"Bearer {ALICE}"}
+
+
+async def fleet_of(
+    proxy_factory: ProxyFactory,
+    redis_server: RedisServer,
+    providers: list[dict[str, Any]],
+    size: int,
+    **store: Any,
+) -> list[RunningProxy]:
+    settings = {"backend": "redis", "url": redis_server.url, "lease_ttl": 1.0, **store}
+    return [
+        await proxy_factory(providers, store=settings, server={"link_secret": LINK_SECRET})
+        for _ in range(size)
+    ]
+
+
+async def completed(proxy: RunningProxy, video_id: str, within: float = 30.0) -> None:
+    async def done() -> bool:
+        video = await proxy.client().videos.retrieve(video_id)
+        assert video.status != "failed", video.error
+        return video.status == "completed"
+
+    await wait_for(done, within=within)
+
+
+async def test_a_job_made_through_one_instance_lives_on_every_instance(
+    redis_server: RedisServer, proxy_factory: ProxyFactory, simulators: SimulatorFactory
+) -> None:
+    sim = await simulators(render_seconds=0.5, video_bytes=50_000)
+    one, two, three = await fleet_of(
+        proxy_factory, redis_server, [upstream_provider("a", "openai", sim)], size=3
+    )
+    video = await one.client().videos.create(model="sora-2", prompt="a lighthouse")
+
+    await completed(two, video.id)
+    listed = await three.client().videos.list()
+    assert [v.id for v in listed.data] == [video.id]
+    assert (await two.client().videos.retrieve(video.id)).status == "completed"
+    content = await three.client().videos.download_content(video.id)
+    assert len(content.content) == 50_000
+    with pytest.raises(openai.NotFoundError):  # tenancy holds on every instance
+        await two.client(BOB).videos.retrieve(video.id)
+
+    await three.client().videos.delete(video.id)
+
+    async def gone_everywhere() -> bool:
+        for proxy in (one, two, three):
+            try:
+                await proxy.client().videos.retrieve(video.id)
+            except openai.NotFoundError:
+                continue
+            return False
+        return True
+
+    await wait_for(gone_everywhere)
+    assert sim.stats.creates_received == 1
+
+
+async def test_a_signed_relay_link_minted_by_one_instance_works_through_another(
+    redis_server: RedisServer, proxy_factory: ProxyFactory, simulators: SimulatorFactory
+) -> None:
+    sim = await simulators(render_seconds=0.3, video_bytes=20_000)
+    one, two = await fleet_of(
+        proxy_factory, redis_server, [upstream_provider("r", "relay", sim)], size=2
+    )
+    async with aiohttp.ClientSession() as http:
+        async with http.post(
+            f"{one.url}/v2/videos/generations",
+            json={"model": "sora-2", "prompt": "a kite"},
+            headers=AUTH,
+        ) as answer:
+            task_id = (await answer.json())["task_id"]
+        output: list[str] = []
+
+        async def finished() -> bool:
+            async with http.get(f"{one.url}/v2/videos/generations/{task_id}", headers=AUTH) as r:
+                task = await r.json()
+            if task["status"] == "SUCCESS":
+                output.append(task["data"]["output"])
+            return bool(output)
+
+        await wait_for(finished, within=30)
+        link = output[0].replace(one.url, two.url)
+        assert link.startswith(two.url)
+        async with http.get(link) as fetched:  # no key: the signature is the credential
+            assert fetched.status == 200
+            assert len(await fetched.read()) == 20_000
+
+
+async def test_one_idempotency_key_through_three_instances_at_once_makes_one_job(
+    redis_server: RedisServer, proxy_factory: ProxyFactory, simulators: SimulatorFactory
+) -> None:
+    sim = await simulators(render_seconds=3600)
+    proxies = await fleet_of(
+        proxy_factory, redis_server, [upstream_provider("a", "openai", sim)], size=3
+    )
+    headers = {**AUTH, "Idempotency-Key": "one-render-please"}
+    body = {"model": "sora-2", "prompt": "a lighthouse", "seconds": "4"}
+    async with aiohttp.ClientSession() as http:
+
+        async def create(proxy: RunningProxy) -> str:
+            async with http.post(f"{proxy.url}/v1/videos", json=body, headers=headers) as r:
+                assert r.status == 200, await r.text()
+                return str((await r.json())["id"])
+
+        ids = await asyncio.gather(*(create(p) for p in proxies))
+    assert len(set(ids)) == 1
+    assert sim.stats.creates_received == 1
+
+
+async def test_a_cancel_through_another_instance_settles_the_job_for_all(
+    redis_server: RedisServer, proxy_factory: ProxyFactory, simulators: SimulatorFactory
+) -> None:
+    sim = await simulators(render_seconds=3600)
+    one, two = await fleet_of(
+        proxy_factory, redis_server, [upstream_provider("a", "openai", sim)], size=2
+    )
+    video = await one.client().videos.create(model="sora-2", prompt="a slow render")
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"{two.url}/v1/videos/{video.id}/cancel", headers=AUTH) as answer,
+    ):
+        assert answer.status == 200
+        assert (await answer.json())["error"]["code"] == "cancelled"
+
+    async def cancelled_everywhere() -> bool:
+        seen = [await p.client().videos.retrieve(video.id) for p in (one, two)]
+        return all(v.status == "failed" for v in seen)
+
+    await wait_for(cancelled_everywhere)
+
+
+@pytest.mark.parametrize(
+    "jobs",
+    [
+        12,  # fewer than a sweep's minimum: a status read a job
+        204,  # issue 17's 200 (12 batches of 17): list pages read them, a page a sweep
+    ],
+)
+async def test_each_job_is_read_once_per_interval_whatever_the_number_of_instances(
+    redis_server: RedisServer,
+    proxy_factory: ProxyFactory,
+    simulators: SimulatorFactory,
+    jobs: int,
+) -> None:
+    sim = await simulators(render_seconds=3600)
+    interval, window = 0.5, 6.0
+    providers = [upstream_provider("a", "openai", sim, poll_interval=interval)]
+    (first,) = await fleet_of(proxy_factory, redis_server, providers, size=1)
+    body = {"model": "sora-2", "prompt": "a slow render", "seconds": "4"}
+    async with aiohttp.ClientSession() as http:
+
+        async def create() -> None:
+            async with http.post(f"{first.url}/v1/videos", json=body, headers=AUTH) as r:
+                assert r.status == 200, await r.text()
+
+        batches = 12  # creates spread over one interval: reads come as a stream, not bursts
+        for _ in range(batches):
+            await asyncio.gather(*(create() for _ in range(jobs // batches)))
+            await asyncio.sleep(interval / batches)
+
+    async def reads_in(seconds: float) -> int:
+        """Status reads the upstream received in a window of real time (measured)."""
+        before = sim.stats.gets + sim.stats.lists
+        await asyncio.sleep(seconds)
+        return sim.stats.gets + sim.stats.lists - before
+
+    alone = await reads_in(window)
+    others = await fleet_of(proxy_factory, redis_server, providers, size=2)
+    fleet = await reads_in(window)
+
+    print(f"{jobs} jobs, status reads in {window:g} s: one instance {alone}, three {fleet}")
+    assert abs(fleet - alone) <= alone * 0.1 + 1, (alone, fleet)  # the same rate, not 3x
+    if jobs < 20:  # read one by one: at most once per interval each
+        assert alone <= jobs * window / interval
+    holders = [p for p in (first, *others) if _tracking(p).held or _holds_lease(p)]
+    assert len(holders) == 1
+
+
+async def test_when_the_lease_holder_stops_another_instance_finishes_its_jobs(
+    redis_server: RedisServer, proxy_factory: ProxyFactory, simulators: SimulatorFactory
+) -> None:
+    sim = await simulators(render_seconds=2.0)
+    providers = [upstream_provider("a", "openai", sim, poll_interval=0.2)]
+    proxies = await fleet_of(proxy_factory, redis_server, providers, size=2)
+    videos = [
+        await proxies[0].client().videos.create(model="sora-2", prompt=f"take {n}")
+        for n in range(4)
+    ]
+    client = connect(StoreConfig(backend="redis", url=redis_server.url))
+    try:
+
+        async def leased() -> bool:
+            return await client.get(lease_key(LEASE_PREFIX + "a")) is not None
+
+        await wait_for(leased)
+        holder = next(p for p in proxies if _holds_lease(p))
+        survivor = next(p for p in proxies if p is not holder)
+        await holder.stop()
+        for video in videos:
+            await completed(survivor, video.id)
+    finally:
+        await client.aclose()
+    assert sim.stats.creates_received == 4  # nothing rendered twice
+
+
+def _tracking(proxy: RunningProxy) -> PlannedTracking:
+    tracking = proxy.app[keys.POLLER]._tracking
+    assert isinstance(tracking, PlannedTracking)
+    return tracking
+
+
+def _holds_lease(proxy: RunningProxy) -> bool:
+    return bool(_tracking(proxy)._leased)
