@@ -275,14 +275,21 @@ def stored_job(proxy: RunningProxy, job_id: str) -> Job:
     return found
 
 
+async def read_job(proxy: RunningProxy, job_id: str) -> Job:
+    """The job as the proxy's store holds it now, on either backend (it must exist)."""
+    found = await proxy.app[keys.STORE].read(job_id)
+    assert found is not None
+    return found
+
+
 async def finished_job(proxy: RunningProxy, job_id: str) -> Job:
     """``job_id`` once it has settled, completed or failed."""
 
     async def done() -> bool:
-        return stored_job(proxy, job_id).state.finished
+        return (await read_job(proxy, job_id)).state.finished
 
     await wait_for(done)
-    return stored_job(proxy, job_id)
+    return await read_job(proxy, job_id)
 
 
 async def wait_for(predicate: Callable[[], Awaitable[bool]], *, within: float = 10.0) -> None:

@@ -163,20 +163,18 @@ class AssetCopier:
         while True:
             job_id = await self._queue.get()
             self._queued.discard(job_id)
+            if not await self._pending(job_id):
+                continue
             lease = lease_name(job_id)
             if not await self._lease(self._acquire, lease):
                 # another instance copies it: look again once its lease could have lapsed
                 self._later(job_id, self._config.copy_lease)
                 continue
             try:
-                job = await self._jobs.read(job_id)
+                job = await self._jobs.read(job_id)  # as it is now that the copy is ours
                 if job is None or not job.copy_needed():
                     continue  # deleted, or copied meanwhile
                 self._versions[job_id] = job.version
-                if job.copy is CopyState.NONE:
-                    job.copy = CopyState.PENDING
-                    job.version += 1
-                    await self._amend(job)
                 await self._copy_holding(job, lease)
             except LeaseLost:
                 log.warning("job %s: copy stopped, its lease was lost", job_id)
@@ -191,6 +189,25 @@ class AssetCopier:
             finally:
                 self._versions.pop(job_id, None)
                 await self._lease(self._leases.release, lease)
+
+    async def _pending(self, job_id: str) -> bool:
+        """Mark ``job_id``'s copy pending (the admin view shows it is due, whoever copies it);
+        False when there is nothing to copy, or the store cannot be reached (tried later)."""
+        try:
+            job = await self._jobs.read(job_id)
+            if job is None or not job.copy_needed():
+                return False  # deleted, or copied meanwhile
+            if job.copy is CopyState.NONE:
+                job.copy = CopyState.PENDING
+                job.version += 1
+                # False: another instance marked it first, which is as good
+                await self._jobs.amend(job, expected_version=job.version - 1)
+        except RedisError as exc:
+            raise_if_cancelling()
+            log.warning("job %s: copy not started, the job store failed (%r)", job_id, exc)
+            self._later(job_id, self._config.copy_retry_base)
+            return False
+        return True
 
     async def _amend(self, job: Job) -> None:
         """Store the copy's bookkeeping on ``job`` over the version last read or written."""

@@ -7,7 +7,7 @@ import hashlib
 from providers.simulator.media import Variant, make_asset
 from providers.simulator.server import Simulator
 from router.records.job import CopyState, Job
-from tests.conftest import RunningProxy, stored_job, wait_for
+from tests.conftest import RunningProxy, read_job, wait_for
 
 
 def upstream_bytes(
@@ -29,7 +29,7 @@ async def copied(proxy: RunningProxy, job_id: str, *, within: float = 15.0) -> J
     """``job_id`` once its copy has settled (stored, lost or expired)."""
 
     async def settled() -> bool:
-        return stored_job(proxy, job_id).copy not in (CopyState.NONE, CopyState.PENDING)
+        return (await read_job(proxy, job_id)).copy not in (CopyState.NONE, CopyState.PENDING)
 
     await wait_for(settled, within=within)
-    return stored_job(proxy, job_id)
+    return await read_job(proxy, job_id)

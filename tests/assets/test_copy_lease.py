@@ -26,8 +26,7 @@ from tests.conftest import (
     ProxyFactory,
     SimulatorFactory,
     finished_job,
-    local_store,
-    stored_job,
+    read_job,
     upstream_provider,
     wait_for,
 )
@@ -83,13 +82,12 @@ async def test_two_instances_asked_to_copy_one_job_read_the_upstream_once(fleet:
     first = await fleet.make(providers, **sections)
     video = await first.client().videos.create(prompt="one copy for the fleet")
     job = await finished_job(first, video.id)
-    await local_store(first.app).flush()
     probe = fleet.leases("probe")
 
-    second = await fleet.make(providers, **sections)  # same job store file: it resumes
-    assert stored_job(second, job.id).copy is CopyState.PENDING  # asked to copy it too
+    second = await fleet.make(providers, **sections)  # the fleet's jobs: it resumes the copy
+    assert (await read_job(second, job.id)).copy is CopyState.PENDING  # asked to copy it too
     assert await probe.holder(lease_name(job.id)) == first.app[keys.INSTANCE]
-    assert stored_job(first, job.id).copy is CopyState.PENDING  # while the first copies
+    assert (await read_job(first, job.id)).copy is CopyState.PENDING  # while the first copies
 
     mine, theirs = await copied(first, job.id), await copied(second, job.id, within=20.0)
     assert mine.copy is theirs.copy is CopyState.STORED
@@ -114,7 +112,11 @@ async def test_a_copy_whose_holder_died_is_taken_over_when_its_lease_lapses(
     lapses_at = time.time() + held_for
 
     job = await finished_job(proxy, video.id)
-    assert stored_job(proxy, job.id).copy is CopyState.PENDING
+
+    async def pending() -> bool:  # marked as soon as a worker takes it, lease or not
+        return (await read_job(proxy, job.id)).copy is CopyState.PENDING
+
+    await wait_for(pending)
     done = await copied(proxy, job.id)
     assert done.copy is CopyState.STORED
     assert done.stored_asset("video").stored_at >= lapses_at  # type: ignore[union-attr]
