@@ -95,11 +95,11 @@ class Poller:
         self._schedule = Schedule(self._read, self._lane_of, limits.read_concurrency)
         if tracking is None:
             assert isinstance(store, SqliteJobStore), "LocalTracking needs the SQLite store"
-            self._tracking: Tracking = LocalTracking(store, self._schedule)
+            self._tracking: Tracking = LocalTracking(store, self._schedule, limits.rendering)
         else:
             self._tracking = tracking(self._schedule)
         self._sweeps = Sweeps(
-            self._tracking, pool, limits, self._schedule, self._fold, self._backoff
+            self._tracking, pool, limits, self._schedule, self._fold, self._backoff, self.track
         )
 
     def configure(self, policy: RetryPolicy) -> None:
@@ -178,6 +178,7 @@ class Poller:
             return
         wait = await self._limits.take_read(attempt.provider)
         if wait:
+            self._tracking.pause(attempt.provider, wait)
             await self.track(job, wait)
             return
         if attempt.state is AttemptState.UNKNOWN:

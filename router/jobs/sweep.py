@@ -5,8 +5,10 @@ Owns, per provider that can list (``Provider.lists``: openai and azure, never re
 roster of jobs its next sweep reads (upstream id -> job id) and the task that runs its sweeps.
 A job joins when it falls due on the schedule (``take``, asked by the poller's ``lane_of``),
 its attempt is confirmed (an ``UNKNOWN`` one is looked for with ``find`` instead), its last
-read did not fail, and its provider has at least ``SWEEP_MIN_JOBS`` renders in flight. A
-joined job stays on the roster, sweep after sweep, until it settles, fails over or is not seen.
+read did not fail, and its provider has at least ``SWEEP_MIN_JOBS`` renders in flight here
+(``Tracking.in_flight``). In one process a joined job stays on the roster, sweep after sweep,
+until it settles, fails over or is not seen; in a fleet it is planned again after each sweep
+(the poll plan, ``router.jobs.tracking``) and joins the next roster when it is due again.
 
 Sweeps of one provider start at least one ``poll_interval`` apart (loop clock), each reading
 the roster as it stands; jobs joining meanwhile wait for the next one. So a job is read once
@@ -61,6 +63,7 @@ FOLD_SLICE = 0.004
 Fold = Callable[[Job, UpstreamJob], Awaitable[bool]]
 # a failed read of a job: plan its next read, backing off after any Retry-After; the delay
 Backoff = Callable[[Job, float | None], Awaitable[float]]
+Track = Callable[[Job], Awaitable[None]]  # plan a job's next read one poll interval on
 
 
 class Roster:
@@ -100,6 +103,7 @@ class Sweeps:
         "_listers",
         "_pool",
         "_schedule",
+        "_track",
         "_tracking",
         "_unlisted",
     )
@@ -112,11 +116,13 @@ class Sweeps:
         schedule: Schedule,
         fold: Fold,
         backoff: Backoff,
+        track: Track,
     ) -> None:
         """``schedule`` runs the sweeps' tasks and reads unseen jobs alone (``read_now``);
         ``tracking`` has the jobs the rosters name."""
         self._tracking = tracking
         self._backoff = backoff
+        self._track = track
         self._pool = pool
         self._limits = limits
         self._schedule = schedule
@@ -145,7 +151,7 @@ class Sweeps:
             or attempt.state.finished
             or provider in self._unlisted
             or self._schedule.failing(job.id)
-            or self._limits.rendering(provider) < SWEEP_MIN_JOBS
+            or self._tracking.in_flight(provider) < SWEEP_MIN_JOBS
         ):
             return False
         entry = self._pool.get(provider)
@@ -246,7 +252,9 @@ class Sweeps:
             or attempt.state.finished
         ):
             return  # the job moved on (another attempt, a failover), which is polled on its own
-        if await self._fold(job, seen) and not keep.add(
-            seen.upstream_id, job.id, attempt.submitted_at
-        ):
+        if not await self._fold(job, seen):
+            return
+        if self._tracking.plans_ahead:  # a fleet plans it again: the held batch stays small
+            await self._track(job)
+        elif not keep.add(seen.upstream_id, job.id, attempt.submitted_at):
             self._schedule.read_now(job.id, provider)

@@ -15,8 +15,10 @@ holder takes what is due in batches of at most ``store.poll_batch`` (one ``take`
 the holder dies mid-read its jobs come due again for the instance that takes the lease over,
 with no scan. The jobs taken are this process's ``held`` copies until their next read is
 planned (``again``) or they leave the provider (``done``): memory is bounded by the batch, not
-by the number of jobs in flight. Stall timers live in the plan too (``since``), so a takeover
-does not restart them.
+by the number of jobs in flight; a job a list sweep read is planned again at once rather than
+kept on the sweep's roster, so the batch holds only jobs that are due. While a provider's
+``poll_rpm`` is spent (``pause``) its jobs are not taken. Stall timers live in the plan too
+(``since``), so a takeover does not restart them.
 """
 
 from __future__ import annotations
@@ -60,6 +62,16 @@ class Tracking(Protocol):
         """Since when ``job`` has shown progress ``mark`` (``now`` when it is new)."""
         ...
 
+    def in_flight(self, provider: str) -> int:
+        """Renders of ``provider`` this process reads now: enough of them (``router.jobs.sweep``)
+        and they are read by list sweeps."""
+        ...
+
+    def pause(self, provider: str, seconds: float) -> None:
+        """``provider``'s status reads are spent for ``seconds`` (its ``poll_rpm``): take no
+        more of its jobs meanwhile."""
+        ...
+
     def start(self) -> None: ...
     async def stop(self) -> None: ...
 
@@ -67,13 +79,17 @@ class Tracking(Protocol):
 class LocalTracking:
     """One process: the store's jobs, the schedule's timers, stall marks in memory."""
 
-    __slots__ = ("_marks", "_schedule", "_store")
+    __slots__ = ("_marks", "_rendering", "_schedule", "_store")
 
     plans_ahead = False
 
-    def __init__(self, store: SqliteJobStore, schedule: Schedule) -> None:
+    def __init__(
+        self, store: SqliteJobStore, schedule: Schedule, rendering: Callable[[str], int]
+    ) -> None:
+        """``rendering`` counts a provider's renders in flight (every one is this process's)."""
         self._store = store
         self._schedule = schedule
+        self._rendering = rendering
         self._marks: dict[str, tuple[str, float]] = {}
 
     def job(self, job_id: str) -> Job | None:
@@ -92,6 +108,12 @@ class LocalTracking:
         self._marks[job.id] = (mark, now)
         return now
 
+    def in_flight(self, provider: str) -> int:
+        return self._rendering(provider)
+
+    def pause(self, provider: str, seconds: float) -> None:
+        """Nothing to pause: each job was rescheduled for when its read fits."""
+
     def start(self) -> None:
         """Nothing to run: the schedule is the poller's."""
 
@@ -107,6 +129,7 @@ class PlannedTracking:
         "_clock",
         "_leased",
         "_leases",
+        "_paused",
         "_plan",
         "_providers",
         "_refused",
@@ -143,6 +166,7 @@ class PlannedTracking:
         self._batch = batch
         self._leased: dict[str, float] = {}  # provider -> loop time the lease is renewed after
         self._refused: dict[str, float] = {}  # provider -> loop time to ask for its lease again
+        self._paused: dict[str, float] = {}  # provider -> loop time its reads may go on
         self._task: asyncio.Task[None] | None = None
         self.held: dict[str, Job] = {}
 
@@ -160,6 +184,14 @@ class PlannedTracking:
 
     async def since(self, job: Job, mark: str, now: float) -> float:
         return await self._plan.progress(job.current.provider, job.id, mark, now)
+
+    def in_flight(self, provider: str) -> int:
+        """The provider's jobs held here (due now): the jobs in flight are in the plan, spread
+        over a poll interval, and the fleet's other instances admitted most of them."""
+        return sum(1 for job in self.held.values() if job.current.provider == provider)
+
+    def pause(self, provider: str, seconds: float) -> None:
+        self._paused[provider] = asyncio.get_running_loop().time() + seconds
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="poll-plan")
@@ -187,7 +219,10 @@ class PlannedTracking:
     async def _run(self) -> None:
         while True:
             try:
+                now = asyncio.get_running_loop().time()
                 for provider in self._providers():
+                    if self._paused.get(provider, 0.0) > now:
+                        continue  # its poll_rpm is spent: taking jobs would only replan them
                     if await self._leased_here(provider):
                         await self._take(provider)
             except Exception as exc:  # Redis down or slow: try again next tick

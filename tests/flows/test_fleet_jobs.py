@@ -247,3 +247,33 @@ def _tracking(proxy: RunningProxy) -> PlannedTracking:
 
 def _holds_lease(proxy: RunningProxy) -> bool:
     return bool(_tracking(proxy)._leased)
+
+
+async def test_a_provider_whose_poll_rpm_is_spent_costs_redis_next_to_nothing(
+    redis_server: RedisServer, proxy_factory: ProxyFactory, simulators: SimulatorFactory
+) -> None:
+    sim = await simulators(render_seconds=3600)
+    providers = [upstream_provider("a", "openai", sim, poll_interval=0.2, poll_rpm=6)]
+    (proxy,) = await fleet_of(proxy_factory, redis_server, providers, size=1)
+    for n in range(30):
+        await proxy.client().videos.create(model="sora-2", prompt=f"take {n}")
+    client = connect(StoreConfig(backend="redis", url=redis_server.url))
+    try:
+
+        async def spent() -> bool:  # 6 reads a minute: spent within the first second or two
+            return sim.stats.gets >= 6
+
+        await wait_for(spent)
+
+        async def commands() -> int:
+            info = await client.info("stats")
+            return int(info["total_commands_processed"])
+
+        before = await commands()
+        await asyncio.sleep(3.0)  # a window of real time, measured
+        used = await commands() - before
+    finally:
+        await client.aclose()
+    print(f"Redis commands in 3 s with poll_rpm spent: {used}")
+    assert used < 60, used  # not a limiter script and a replan per job every tick (129)
+    assert sim.stats.gets <= 7
