@@ -161,6 +161,7 @@ class AssetCopier:
 
     async def _work(self) -> None:
         while True:
+            raise_if_cancelling()  # a cancel redis-py swallowed without an error
             job_id = await self._queue.get()
             self._queued.discard(job_id)
             if not await self._pending(job_id):

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from monitoring.metrics import Metrics
 from router.assets.base import CONTENT_TYPES, AssetStore, StoredObject, asset_key, job_of
 from router.config.model import AssetsConfig
+from router.fleet.bus import raise_if_cancelling
 from router.records.job import CopyState, Job
 from router.store.base import JobStore
 
@@ -98,9 +99,11 @@ class Retention:
     async def run(self) -> None:
         """Sweep now, then every ``sweep_interval`` or when woken; until cancelled."""
         while True:
+            raise_if_cancelling()  # a cancel redis-py swallowed in the last sweep
             try:
                 await self.sweep()
             except Exception:  # a backend outage must not end retention for good
+                raise_if_cancelling()
                 log.exception("asset retention sweep failed")
             # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel that meets
             # a wake-up, and shutdown would then wait out a whole interval

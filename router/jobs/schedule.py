@@ -181,6 +181,7 @@ class Schedule:
 
     async def _work(self, lane: asyncio.Queue[str]) -> None:
         while True:
+            raise_if_cancelling()  # a cancel redis-py swallowed without an error in a read
             job_id = await lane.get()
             try:
                 await self._read(job_id)

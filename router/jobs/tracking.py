@@ -218,6 +218,7 @@ class PlannedTracking:
 
     async def _run(self) -> None:
         while True:
+            raise_if_cancelling()  # a cancel redis-py swallowed without an error
             try:
                 now = asyncio.get_running_loop().time()
                 for provider in self._providers():

@@ -50,6 +50,7 @@ from router.config.live import LiveConfig
 from router.config.model import ClientKeyConfig
 from router.config.webhooks import secret_key
 from router.events.base import JobEvents, Subscription, SubscriptionLagged
+from router.fleet.bus import raise_if_cancelling
 from router.jsonio import dumps
 from router.records.job import Job, JobState
 from router.store.base import owned_since
@@ -176,6 +177,7 @@ class Webhooks:
             if job is not None:  # deleted meanwhile: nobody is told of a job that is gone
                 await self.settled(job)
         except Exception:  # the next start's backfill (here or anywhere) adds it
+            raise_if_cancelling()  # a cancel redis-py turned into an error ends the listener
             log.exception("webhooks: job %s: its events could not be queued", job_id)
 
     async def _backfill_logged(self) -> None:
@@ -240,6 +242,7 @@ class Webhooks:
                     await self._report()
                     due = await self._outbox.claim(self._clock(), settings.lease, BATCH)
                 except Exception as exc:  # the store is down or slow: it comes back by itself
+                    raise_if_cancelling()
                     # the class name only: a connection error's text may name the store's URL
                     log.warning("webhooks: the outbox did not answer (%s)", type(exc).__name__)
                     await asyncio.sleep(IDLE)

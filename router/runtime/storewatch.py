@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from router import appkeys as keys
+from router.fleet.bus import raise_if_cancelling
 from router.store.base import WriteHealth
 
 PROBE_INTERVAL = 1.0  # seconds between write probes while the store is failing
@@ -31,6 +32,7 @@ async def store_watch(app: web.Application) -> AsyncIterator[None]:
 
 async def _watch(store: WriteHealth) -> None:
     while True:
+        raise_if_cancelling()  # a cancel the store's client swallowed in the last probe
         await asyncio.sleep(PROBE_INTERVAL)
         if not store.writable:
             await store.probe_write()

@@ -50,3 +50,6 @@ class RedisLiveness:
         while True:
             await asyncio.sleep(self._interval)
             await self.check()
+            # redis-py can swallow a cancel in the middle of the ping (the connection drops)
+            if (task := asyncio.current_task()) is not None and task.cancelling():
+                raise asyncio.CancelledError
