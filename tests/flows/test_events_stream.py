@@ -9,7 +9,16 @@ from typing import Any
 import aiohttp
 import orjson
 
-from tests.conftest import ALICE, BOB, ProxyFactory, RunningProxy, sim_provider
+from tests.conftest import (
+    ALICE,
+    BOB,
+    ProxyFactory,
+    RunningProxy,
+    SimulatorFactory,
+    sim_provider,
+    upstream_provider,
+)
+from tests.redis_rig import RedisServer
 
 
 async def read_events(
@@ -52,6 +61,34 @@ async def test_a_stream_follows_a_render_to_its_end(proxy_factory: ProxyFactory)
     assert progress == sorted(progress) and len(set(progress)) >= 3  # rising
     ids = [event_id for event_id, _ in events]
     assert ids == sorted(ids) and len(set(ids)) == len(ids)
+
+
+async def test_a_stream_through_one_instance_follows_a_job_created_through_another(
+    proxy_factory: ProxyFactory, redis_server: RedisServer, simulators: SimulatorFactory
+) -> None:
+    sim = await simulators(render_seconds=1.0, queue_seconds=0.3)
+    fleet = {"backend": "redis", "url": redis_server.url}
+    server = {"link_secret": "fleet-link-secret-0123456789abcdef"}
+    created_on, streamed_on = [
+        await proxy_factory(
+            [upstream_provider("a", "openai", sim)],
+            store=fleet,
+            server=server,
+            assets={"copy": False},
+        )
+        for _ in range(2)
+    ]
+    video = await created_on.client().videos.create(prompt="a slow kite")
+    events = await read_events(streamed_on, video.id)
+    statuses = [body["status"] for _, body in events]
+    assert statuses[0] == "queued" and statuses[-1] == "completed" and "in_progress" in statuses
+    progress = [body["progress"] for _, body in events]
+    assert progress == sorted(progress) and len(set(progress)) >= 3
+    # a client that moves to another instance mid-stream resumes there with Last-Event-ID
+    again = await created_on.client().videos.create(prompt="another slow kite")
+    first = await read_events(streamed_on, again.id, stop_after=2)
+    rest = await read_events(created_on, again.id, last=str(first[-1][0]))
+    assert rest and rest[0][0] > first[-1][0] and rest[-1][1]["status"] == "completed"
 
 
 async def test_a_reconnect_with_last_event_id_misses_no_change(proxy_factory: ProxyFactory) -> None:
