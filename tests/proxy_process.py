@@ -10,8 +10,10 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import aiohttp
+import yaml
 
 from tests.conftest import wait_for
 
@@ -22,6 +24,28 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+async def answers_ok(url: str) -> bool:
+    """Whether ``url`` answers 200 now (False while nothing listens there yet)."""
+    try:
+        async with aiohttp.ClientSession() as session, session.get(url) as response:
+            return response.status == 200
+    except aiohttp.ClientConnectionError:
+        return False
+
+
+async def start_processes(
+    directory: Path, docs: list[dict[str, Any]], ports: list[int], started: list[ProxyProcess]
+) -> None:
+    """One proxy process per config document, on ``ports``, each logging to its own file,
+    appended to ``started`` (the caller stops them, in a ``finally``) and ready to serve."""
+    for index, (doc, port) in enumerate(zip(docs, ports, strict=True)):
+        config = directory / f"config-{index}.yaml"
+        config.write_text(yaml.safe_dump(doc))
+        started.append(ProxyProcess(config, port, directory / f"proxy-{index}.log"))
+    for proxy in started:
+        await proxy.ready(within=90)
 
 
 class ProxyProcess:

@@ -15,7 +15,7 @@ from redis.exceptions import RedisError
 from providers.base import InputReference, UpstreamJob, UpstreamStatus
 from router.records.event import DELETED, JobChanged
 from router.records.job import Attempt, Job, JobState, new_job_id
-from router.store.base import IdempotencyClaim
+from router.store.base import IdempotencyClaim, JobStore
 from tests.contract.conftest import Backing
 from tests.store.test_sqlite import make_job
 
@@ -97,8 +97,8 @@ async def test_of_concurrent_updates_from_one_version_exactly_one_wins(
     assert stored.error_code == f"reason_{won.index(True)}"
 
 
-async def test_a_settled_job_takes_no_more_updates(backing: Backing) -> None:
-    store = await backing.reopen()
+async def settled_in(store: JobStore) -> Job:
+    """A job inserted into ``store`` and settled failed there (the settling write stored)."""
     job = new_job()
     await store.insert(job)
     settled = await store.read(job.id)
@@ -106,6 +106,12 @@ async def test_a_settled_job_takes_no_more_updates(backing: Backing) -> None:
     version = settled.version
     settled.fail("render_failed", "gone", 3.0)
     assert await store.update(settled, expected_version=version)
+    return settled
+
+
+async def test_a_settled_job_takes_no_more_updates(backing: Backing) -> None:
+    store = await backing.reopen()
+    settled = await settled_in(store)
 
     version = settled.version
     settled.version += 1  # whatever a caller tries after the settling write
@@ -117,19 +123,13 @@ async def test_a_settled_job_takes_bookkeeping_over_its_version_and_never_a_new_
     backing: Backing,
 ) -> None:
     store = await backing.reopen()
-    job = new_job()
-    await store.insert(job)
-    settled = await store.read(job.id)
-    assert settled is not None
-    version = settled.version
-    settled.fail("render_failed", "gone", 3.0)
-    assert await store.update(settled, expected_version=version)
+    settled = await settled_in(store)
     version = settled.version
 
     settled.copy_failed("upstream link expired")
     assert await store.amend(settled, expected_version=version)
     assert not await store.amend(settled, expected_version=version)  # it moved on
-    kept = await (await backing.reopen()).read(job.id)
+    kept = await (await backing.reopen()).read(settled.id)
     assert kept is not None and kept.copy_tries == 1 and kept.version == settled.version
 
     kept.state = JobState.COMPLETED

@@ -24,11 +24,10 @@ from typing import Any
 import aiohttp
 import openai
 import pytest
-import yaml
 
 from providers.simulator.server import Simulator
 from tests.conftest import ALICE, SimulatorFactory, upstream_provider, wait_for
-from tests.proxy_process import ProxyProcess, free_port
+from tests.proxy_process import ProxyProcess, answers_ok, free_port, start_processes
 from tests.redis_rig import RedisServer
 
 SLOW = {"render_seconds": 3600}
@@ -80,6 +79,34 @@ def start_nginx(conf: Path, directory: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+async def stop_all(nginx: subprocess.Popen[bytes] | None, proxies: list[ProxyProcess]) -> None:
+    """Stop nginx (graceful quit) and then every proxy behind it."""
+    if nginx is not None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(nginx.pid, signal.SIGQUIT)
+        await asyncio.to_thread(nginx.wait, 15)
+    for proxy in proxies:
+        await proxy.stop()
+
+
+async def nginx_ready(directory: Path, port: int, upstreams: list[int]) -> subprocess.Popen[bytes]:
+    """nginx on ``port`` in front of ``upstreams``, once it answers ``/healthz`` (the caller
+    stops it, in a ``finally``)."""
+    nginx = start_nginx(nginx_conf(directory, port, upstreams), directory)
+
+    async def answers() -> bool:
+        assert nginx.poll() is None, "nginx exited"
+        return await answers_ok(f"http://127.0.0.1:{port}/healthz")
+
+    try:
+        await wait_for(answers, within=30)
+    except BaseException:
+        nginx.kill()
+        nginx.wait(10)
+        raise
+    return nginx
+
+
 @dataclass
 class Fleet:
     url: str  # nginx
@@ -108,8 +135,8 @@ async def fleet(
     nginx: subprocess.Popen[bytes] | None = None
     try:
         ports = [free_port() for _ in range(INSTANCES)]
-        for index, port in enumerate(ports):
-            doc: dict[str, Any] = {
+        docs: list[dict[str, Any]] = [
+            {
                 "server": {
                     "host": "127.0.0.1",
                     "admin_key": ADMIN,
@@ -128,35 +155,16 @@ async def fleet(
                 "providers": providers,
                 "routing": {"strategy": "cheapest"},
             }
-            config = tmp_path / f"config-{index}.yaml"
-            config.write_text(yaml.safe_dump(doc))
-            proxies.append(ProxyProcess(config, port, tmp_path / f"proxy-{index}.log"))
-        for proxy in proxies:
-            await proxy.ready(within=90)
+            for index in range(INSTANCES)
+        ]
+        await start_processes(tmp_path, docs, ports, proxies)
         nginx_dir = tmp_path / "nginx"
         nginx_dir.mkdir()
         port = free_port()
-        conf = nginx_conf(nginx_dir, port, ports)
-        nginx = start_nginx(conf, nginx_dir)
-        url = f"http://127.0.0.1:{port}"
-
-        async def nginx_answers() -> bool:
-            assert nginx is not None and nginx.poll() is None, "nginx exited"
-            try:
-                async with aiohttp.ClientSession() as s, s.get(f"{url}/healthz") as r:
-                    return r.status == 200
-            except aiohttp.ClientConnectionError:
-                return False
-
-        await wait_for(nginx_answers, within=30)
-        yield Fleet(url, proxies, capped, other, spare)
+        nginx = await nginx_ready(nginx_dir, port, ports)
+        yield Fleet(f"http://127.0.0.1:{port}", proxies, capped, other, spare)
     finally:
-        if nginx is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(nginx.pid, signal.SIGQUIT)
-            await asyncio.to_thread(nginx.wait, 15)
-        for proxy in proxies:
-            await proxy.stop()
+        await stop_all(nginx, proxies)
 
 
 async def test_limits_and_drains_hold_across_three_instances_behind_nginx(fleet: Fleet) -> None:

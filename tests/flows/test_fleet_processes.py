@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import signal
 import subprocess
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -23,15 +21,14 @@ from typing import Any
 import aiohttp
 import openai
 import pytest
-import yaml
 
 from router.config.model import StoreConfig
 from router.fleet.redis_leases import lease_key
 from router.jobs.tracking import LEASE_PREFIX
 from router.store.redis_client import connect
 from tests.conftest import ALICE, SimulatorFactory, upstream_provider, wait_for
-from tests.flows.test_fleet_behind_nginx import nginx_conf, start_nginx
-from tests.proxy_process import ProxyProcess, free_port
+from tests.flows.test_fleet_behind_nginx import nginx_ready, stop_all
+from tests.proxy_process import ProxyProcess, free_port, start_processes
 from tests.redis_rig import RedisServer, start_server
 from tests.relay_client import RelayClient
 
@@ -73,8 +70,8 @@ async def fleet_behind_nginx(
     try:
         url = f"http://127.0.0.1:{free_port()}"
         ports = [free_port() for _ in range(3)]
-        for index, port in enumerate(ports):
-            doc: dict[str, Any] = {
+        docs: list[dict[str, Any]] = [
+            {
                 "server": {
                     "host": "127.0.0.1",
                     "public_url": url,  # links point at the load balancer
@@ -90,24 +87,12 @@ async def fleet_behind_nginx(
                 "keys": [{"name": "alice", "key": ALICE}],
                 "providers": providers,
             }
-            config = tmp_path / f"config-{index}.yaml"
-            config.write_text(yaml.safe_dump(doc))
-            proxies.append(ProxyProcess(config, port, tmp_path / f"proxy-{index}.log"))
-        for proxy in proxies:
-            await proxy.ready(within=90)
+            for index in range(len(ports))
+        ]
+        await start_processes(tmp_path, docs, ports, proxies)
         directory = tmp_path / "nginx"
         directory.mkdir()
-        nginx = start_nginx(nginx_conf(directory, int(url.rsplit(":", 1)[1]), ports), directory)
-
-        async def nginx_answers() -> bool:
-            assert nginx is not None and nginx.poll() is None, "nginx exited"
-            try:
-                async with aiohttp.ClientSession() as s, s.get(f"{url}/healthz") as r:
-                    return r.status == 200
-            except aiohttp.ClientConnectionError:
-                return False
-
-        await wait_for(nginx_answers, within=30)
+        nginx = await nginx_ready(directory, int(url.rsplit(":", 1)[1]), ports)
         fleet = Fleet(url, proxies, redis)
         try:
             yield fleet
@@ -115,12 +100,7 @@ async def fleet_behind_nginx(
             for client in fleet.clients:
                 await client.close()
     finally:
-        if nginx is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(nginx.pid, signal.SIGQUIT)
-            await asyncio.to_thread(nginx.wait, 15)
-        for proxy in proxies:
-            await proxy.stop()
+        await stop_all(nginx, proxies)
         redis.stop()
 
 

@@ -17,7 +17,7 @@ import yaml
 
 from router.cli import CANNOT_LISTEN, main
 from tests.conftest import ALICE, BOB, SimulatorFactory, upstream_provider, wait_for
-from tests.proxy_process import ProxyProcess, free_port
+from tests.proxy_process import ProxyProcess, answers_ok, free_port
 from tests.redis_rig import RedisServer
 
 FAST = {"render_seconds": 0.3}
@@ -63,14 +63,6 @@ def alive(pid: int) -> bool:
 def children(pid: int) -> set[int]:
     found = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     return {int(child) for child in found}
-
-
-async def answers(url: str) -> bool:
-    try:
-        async with aiohttp.ClientSession() as session, session.get(url) as response:
-            return response.status == 200
-    except aiohttp.ClientConnectionError:
-        return False
 
 
 async def all_accept(url: str, key: str, attempts: int = 20) -> bool:
@@ -127,7 +119,7 @@ async def test_two_workers_share_the_port_are_restarted_reloaded_and_drained(
         worker_metrics = [f"http://127.0.0.1:{metrics + i}/metrics" for i in range(2)]
 
         async def both_serve_metrics() -> bool:
-            return all([await answers(url) for url in worker_metrics])
+            return all([await answers_ok(url) for url in worker_metrics])
 
         await wait_for(both_serve_metrics, within=30)
         first = children(proxy.process.pid)
