@@ -238,6 +238,7 @@ class Webhooks:
         running: set[asyncio.Task[None]] = set()
         try:
             while True:
+                raise_if_cancelling()  # a cancel redis-py swallowed without an error
                 try:
                     await self._report()
                     due = await self._outbox.claim(self._clock(), settings.lease, BATCH)
@@ -253,9 +254,13 @@ class Webhooks:
                     running.add(task)
                     task.add_done_callback(running.discard)
                 if len(due) < BATCH:
+                    raise_if_cancelling()
                     self._wake.clear()
+                    # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow the cancel
+                    # that stops this worker, and the shutdown waiting for it hangs
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), IDLE)
+                        async with asyncio.timeout(IDLE):
+                            await self._wake.wait()
         finally:
             for task in running:
                 task.cancel()
