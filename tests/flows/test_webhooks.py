@@ -36,6 +36,9 @@ FAST_RETRIES = {
     "max_delay": 0.2,
     "jitter": 0.1,
     "allow_private_addresses": True,
+    # a stop calls off an attempt in flight and its claim lapses after the lease: short here, so
+    # a restart delivers within the test's wait whenever the stop lands
+    "lease": 1.0,
 }
 
 
