@@ -69,6 +69,7 @@ from router.jsonio import json_headers, json_response
 from router.limits.local import Limits, completed_today
 from router.logs import ACCESS_LOGGER, REQUEST_ID, request_id_from
 from router.routing.pool import ProviderPool
+from router.runtime.allocator import kept_heap
 from router.runtime.fleet import fleet_health, fleet_limits
 from router.runtime.health import health_context, live_state
 from router.runtime.heap import frozen_heap
@@ -130,6 +131,7 @@ def create_app(
             _jobs,
             _webhooks,
             frozen_heap,
+            kept_heap,
         ]
     )
     routes = (
