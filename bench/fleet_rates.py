@@ -17,28 +17,37 @@ round with each proxy's median CPU per request counts.
 Per request: the proxy's CPU (the supervisor and its workers summed, from ``/proc``), and
 Redis's round trips, commands and CPU (``bench.redis_server``: INFO before and after the run,
 so the background traffic of the run's seconds counts too, a few reads a second per process).
-The poll path's target is issue 21's: within 1.5x the CPU per request of the single SQLite
-process. Creates are polled once an hour, so they measure the create path alone.
+The poll path's targets are issue 21's: within 1.5x the CPU per request of the single SQLite
+process, and at least 0.8x of the bare floor (``bench.floor_servers``: an aiohttp server
+answering the same Video bytes from a dict) on every backend. The floor is polled in every
+round of the poll scenario, beside the proxies, and each backend's ratio is taken within its
+round (throughput and CPU per request, as ``python -m bench`` reports them). Creates are polled
+once an hour, so they measure the create path alone.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import statistics
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 from bench.client import Api, create_body
 from bench.measure import Measured, measure
 from bench.redis_server import RedisCounters, RedisServer
-from bench.report import Row, at_most
-from bench.stack import Route, Server, Stack
+from bench.report import Row, at_least, at_most
+from bench.stack import Route, Server, Stack, Upstream
 from bench.wrk import Load
 
 __all__ = ["RateSettings", "run_rates"]
 
 MIB = 2**20
 _POLL_LIMIT = 1.5  # issue 21: the poll path within 1.5x the single process's CPU per request
+_POLL_FLOOR = 0.8  # issue 21: poll at least 0.8x of the bare floor on both backends
+_FLOOR = "floor"
 _SCENARIOS = ("client poll", "create", "content 1 MiB")
 
 
@@ -56,6 +65,7 @@ class _Contender:
     proxy: Server
     redis: RedisServer | None
     video_id: str  # a finished job, polled and downloaded
+    video: bytes  # its Video object as the proxy answers it
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +95,7 @@ async def run_rates(stack: Stack, settings: RateSettings) -> tuple[list[Row], di
                 RedisServer(stack.workdir, f"redis-{workers}")
             )
             contenders.append(await _contender(stack, name, routes, redis, workers))
+        floor = await _floor(stack, upstream, contenders)
         runs: dict[str, dict[str, list[_Run]]] = {s: {} for s in _SCENARIOS}
         for scenario in _SCENARIOS:
             for _ in range(settings.rounds):
@@ -92,11 +103,16 @@ async def run_rates(stack: Stack, settings: RateSettings) -> tuple[list[Row], di
                     load = _load(stack.key, contender, scenario, settings.connections)
                     run = await _measure(contender, load, settings.seconds)
                     runs[scenario].setdefault(contender.name, []).append(run)
+                if scenario == "client poll":
+                    load = _load(stack.key, floor, scenario, settings.connections)
+                    run = await _measure(floor, load, settings.seconds)
+                    runs[scenario].setdefault(_FLOOR, []).append(run)
     medians = {
         scenario: {name: _median(rounds) for name, rounds in by_name.items()}
         for scenario, by_name in runs.items()
     }
     rows = [row for scenario in _SCENARIOS for row in _rows(scenario, medians[scenario])]
+    rows += _floor_rows(runs["client poll"])
     details = {
         scenario: {
             name: {"median": _median(rounds).to_json(), "rounds": [r.to_json() for r in rounds]}
@@ -118,8 +134,18 @@ async def _contender(
     )
     async with Api(proxy.url, stack.key) as api:
         video_id = await api.create("bench-1mb")
-        await api.wait_status(video_id, "completed")
-    return _Contender(name, proxy, redis, video_id)
+        video = await api.wait_status(video_id, "completed")
+    return _Contender(name, proxy, redis, video_id, video)
+
+
+async def _floor(stack: Stack, upstream: Upstream, contenders: list[_Contender]) -> _Contender:
+    """The bare floor, answering the first contender's Video with the bytes it answered."""
+    first = contenders[0]
+    server = await stack.floor(upstream, {first.video_id: orjson.loads(first.video)})
+    async with Api(server.url, stack.key) as api:
+        if await api.get_bytes(f"/v1/videos/{first.video_id}") != first.video:
+            raise RuntimeError("the floor does not answer the bytes the proxy answered")
+    return _Contender(_FLOOR, server, None, first.video_id, first.video)
 
 
 def _load(key: str, contender: _Contender, scenario: str, connections: int) -> Load:
@@ -151,6 +177,8 @@ def _rows(scenario: str, runs: dict[str, _Run]) -> list[Row]:
     single = runs["sqlite"].measured.cpu_us_per_request
     rows: list[Row] = []
     for name, run in runs.items():
+        if name == _FLOOR:
+            continue  # the floor's rows are each backend's ratio to it (_floor_rows)
         row = functools.partial(Row, scenario=f"{scenario}, {name}")
         cpu = row(metric="proxy CPU us/req (all workers)", proxy=run.measured.cpu_us_per_request)
         if name != "sqlite":
@@ -170,4 +198,35 @@ def _rows(scenario: str, runs: dict[str, _Run]) -> list[Row]:
                 row(metric="Redis commands/req", proxy=run.redis.commands / n),
                 row(metric="Redis CPU us/req", proxy=run.redis.cpu / n * 1e6),
             ]
+    return rows
+
+
+def _floor_rows(poll: dict[str, list[_Run]]) -> list[Row]:
+    """Each backend's client poll against the floor polled in the same round: the median over
+    rounds of the throughput ratio, and of the CPU ratio (floor CPU per request over the
+    proxy's), each with its lowest and highest round."""
+    floor = poll[_FLOOR]
+    rows: list[Row] = []
+    for name, rounds in poll.items():
+        if name == _FLOOR:
+            continue
+        rps = [
+            run.measured.wrk.rps / base.measured.wrk.rps
+            for run, base in zip(rounds, floor, strict=True)
+        ]
+        cpu = [
+            base.measured.cpu_us_per_request / run.measured.cpu_us_per_request
+            for run, base in zip(rounds, floor, strict=True)
+        ]
+        for metric, ratios in (("req/s vs floor", rps), ("CPU ratio floor/proxy", cpu)):
+            rows.append(
+                Row(
+                    scenario=f"client poll, {name}",
+                    metric=f"{metric} (x, rounds {min(ratios):.2f}-{max(ratios):.2f})",
+                    proxy=statistics.median(ratios),
+                    reference=1.0,  # a ratio already: the floor is 1
+                    target=f">= {_POLL_FLOOR}x floor",
+                    check=at_least(_POLL_FLOOR),
+                )
+            )
     return rows

@@ -141,7 +141,7 @@ async def run_micro(stack: Stack, settings: MicroSettings) -> tuple[list[Row], d
             )
 
     rows = [
-        *_ab_rows("client poll", poll_rounds, "req/s", ">= 0.7x floor", 0.7),
+        *_ab_rows("client poll", poll_rounds, "req/s", ">= 0.8x floor", 0.8),
         Row(scenario="client poll", metric="p50 ms", proxy=poll[0].wrk.p50_ms,
             reference=poll[1].wrk.p50_ms),
         Row(scenario="client poll", metric="p99 ms", proxy=poll[0].wrk.p99_ms,
