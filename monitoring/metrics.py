@@ -121,6 +121,11 @@ class Metrics:
         self.orphans = Counter(
             PREFIX + "orphaned_renders_total", _ORPHANS_DOC, ["provider"], registry=r
         )
+        self.refused_connections = Counter(
+            PREFIX + "connections_refused_total",
+            "Client connections closed at once because server.max_connections were open.",
+            registry=r,
+        )
         self.attempts = Histogram(
             PREFIX + "job_attempts", "Attempts a finished job took.",
             buckets=ATTEMPT_BUCKETS, registry=r,
@@ -249,6 +254,9 @@ class Metrics:
 
     def orphaned(self, provider: str) -> None:
         self.orphans.labels(provider).inc()
+
+    def connection_refused(self) -> None:
+        self.refused_connections.inc()
 
     def failover(self, reason: str, source: str, target: str) -> None:
         self.failovers.labels(reason, source, target).inc()

@@ -67,7 +67,7 @@ from router.jobs.views import StoredViews
 from router.jobs.webhooks import Webhooks
 from router.jsonio import json_headers, json_response
 from router.limits.local import Limits, completed_today
-from router.logs import ACCESS_LOGGER, REQUEST_ID, request_id_from
+from router.logs import ACCESS_LOGGER, REQUEST_ID, ServerLog, request_id_from
 from router.routing.pool import ProviderPool
 from router.runtime.allocator import kept_heap
 from router.runtime.fleet import fleet_health, fleet_limits
@@ -96,10 +96,15 @@ def create_app(
     """The proxy for ``config``; ``config_path`` is the file ``router.runtime.reload`` re-reads;
     ``log_access``: one log line per request (``sora_proxy.access``, at INFO)."""
     # keepalive_timeout also closes a connection still sending its headers; an answer given
-    # before the body arrived (408, 413) waits at most LINGER for the rest (issue 15)
+    # before the body arrived (408, 413) waits at most LINGER for the rest; what aiohttp's
+    # parser refuses is logged without a traceback (issue 15)
     app = web.Application(
         client_max_size=config.server.max_body_bytes,
-        handler_args={"keepalive_timeout": config.server.header_timeout, "lingering_time": LINGER},
+        handler_args={
+            "keepalive_timeout": config.server.header_timeout,
+            "lingering_time": LINGER,
+            "logger": ServerLog(logging.getLogger("aiohttp.server")),
+        },
     )
     app[keys.CONFIG] = LiveConfig(config, config_path)
     app[keys.CLOCK] = clock
@@ -152,7 +157,11 @@ def create_app(
         handler = fronted(route.handler, route.path, needs_client_key(route.path), log_access)
         web.RouteDef(route.method, route.path, handler, route.kwargs).register(app.router)
     app.router.add_route(
-        "*", "/{path:.*}", fronted(unmatched, UNMATCHED, authenticate=False, log=log_access)
+        # (?s): a path with a line break (``%0A``) is a path too; ``.*`` alone stopped there, and
+        # aiohttp answered it with its own plain-text 404
+        "*",
+        "/{path:(?s:.*)}",
+        fronted(unmatched, UNMATCHED, authenticate=False, log=log_access),
     )
     return app
 

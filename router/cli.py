@@ -24,8 +24,6 @@ from dataclasses import fields, replace
 from importlib.metadata import version
 from pathlib import Path
 
-from aiohttp import web
-
 from providers.simulator.settings import SimulationSettings
 from router.config.load import load_config
 from router.config.model import Config, ConfigError
@@ -55,7 +53,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{len(config.models)} models)"
         )
         return 0
+    from router import appkeys as keys
     from router.app import create_app  # the server side only when serving
+    from router.runtime.connections import connection_limit, serve
     from router.runtime.reload import reload_on_sighup
     from router.runtime.supervisor import metrics_listener
 
@@ -74,11 +74,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     app.cleanup_ctx.append(reload_on_sighup)
     if args.metrics_port is not None:
         app.cleanup_ctx.append(metrics_listener(args.metrics_port + args.worker_index))
-    web.run_app(
+    serve(
         app,
-        sock=listener,
+        listener,
+        limit=connection_limit(config.server.max_connections),
+        refused=app[keys.METRICS].connection_refused,
         shutdown_timeout=config.server.shutdown_timeout,
-        access_log=None,
     )
     return 0
 

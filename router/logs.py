@@ -19,9 +19,10 @@ import logging
 import os
 import time
 from contextvars import ContextVar
-from typing import TextIO
+from typing import Any, TextIO
 
 import orjson
+from aiohttp.http_exceptions import HttpProcessingError
 
 FORMATS = ("text", "json")
 FIELDS = ("request_id", "job_id", "provider", "outcome", "event", "status", "duration_ms")
@@ -62,6 +63,22 @@ class RequestIdFilter(logging.Filter):
         if getattr(record, "request_id", None) is None:
             record.request_id = REQUEST_ID.get()
         return True
+
+
+class ServerLog(logging.LoggerAdapter[logging.Logger]):
+    """aiohttp's server logger for the app's connections (``handler_args``). A request its
+    parser refuses (broken framing, a bad URL or header) is the client's mistake, answered 400
+    by aiohttp itself: one WARNING line with its class and status, never a traceback nor its
+    text (which quotes the client's bytes, a signed link's query among them). Anything else
+    stays an ERROR with its traceback."""
+
+    def exception(self, msg: object, *args: object, exc_info: Any = True, **kwargs: Any) -> None:
+        if isinstance(exc_info, HttpProcessingError):
+            self.logger.warning(
+                "a request aiohttp could not parse: %s (%s)", type(exc_info).__name__, exc_info.code
+            )
+            return
+        self.logger.exception(msg, *args, exc_info=exc_info, **kwargs)
 
 
 class TextFormatter(logging.Formatter):

@@ -24,6 +24,7 @@ from router.app import create_app
 from router.config.load import parse_config
 from router.config.model import Config
 from router.records.job import Job
+from router.runtime.connections import CappedSite, connection_limit
 from router.store.sqlite import SqliteJobStore
 from tests.contract.seaweed import SeaweedS3, start_seaweed
 from tests.fake_upstream import ScriptedFactory, ScriptedUpstream
@@ -149,7 +150,13 @@ async def start_proxy(
         if sock is not None:
             sock.close()
         raise
-    site = web.SockSite(runner, sock) if sock else web.TCPSite(runner, "127.0.0.1", 0)
+    # served as ``sora-proxy serve`` serves: through the connection cap
+    site = CappedSite(
+        runner,
+        sock or listening_socket(),
+        limit=connection_limit(config.server.max_connections),
+        refused=app[keys.METRICS].connection_refused,
+    )
     await site.start()
     if ready:
         await app[keys.HEALTH_CHECKER].first_round.wait()  # what /readyz waits for

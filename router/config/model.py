@@ -47,6 +47,9 @@ class ServerConfig:
     # seconds a request body may take on top of its length at min_upload_rate; later is a 408
     body_timeout: float = 30.0
     min_upload_rate: int = 65536  # bytes per second a body upload must keep up on average
+    # open client connections at most; past it new ones are closed at once. 0: half the
+    # process's open-file limit (ulimit -n)
+    max_connections: int = 0
     max_prompt_chars: int = 32000
     poll_after_ms: int = 2000  # sent to clients as openai-poll-after-ms
     shutdown_timeout: float = 10.0

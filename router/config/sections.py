@@ -94,6 +94,7 @@ def parse_server(s: Section) -> ServerConfig:
         header_timeout=s.positive("header_timeout", d.header_timeout),
         body_timeout=s.positive("body_timeout", d.body_timeout),
         min_upload_rate=s.integer("min_upload_rate", d.min_upload_rate, low=1),
+        max_connections=s.integer("max_connections", d.max_connections, low=0),
         max_prompt_chars=s.integer("max_prompt_chars", d.max_prompt_chars, low=1),
         poll_after_ms=s.integer("poll_after_ms", d.poll_after_ms, low=1),
         shutdown_timeout=s.positive("shutdown_timeout", d.shutdown_timeout),

@@ -8,12 +8,20 @@ of ``server.body_timeout``) is a 408 in the envelope.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import aiohttp
 import pytest
 
 from router import appkeys as keys
-from tests.conftest import ALICE, ProxyFactory, RunningProxy, local_store, sim_provider
+from tests.conftest import (
+    ALICE,
+    ProxyFactory,
+    RunningProxy,
+    local_store,
+    sim_provider,
+    wait_for,
+)
 from tests.raw_client import RawAnswer, parse_answer
 from tests.redis_rig import RedisServer
 
@@ -149,3 +157,38 @@ async def test_a_keyed_retry_of_a_create_that_went_through_is_answered_at_the_ke
 
     assert again.id == first.id
     assert proxy.app[keys.LIMITS].rendering("sim-a") == 1
+
+
+async def test_connections_past_max_connections_are_closed_at_once(
+    proxy_factory: ProxyFactory,
+) -> None:
+    """At ``server.max_connections`` open connections a new one is closed before a byte is
+    read, and counted; once some close, new connections are served again."""
+    proxy = await proxy_factory([sim_provider("sim-a")], server={"max_connections": 20})
+    idle = [await asyncio.open_connection("127.0.0.1", port_of(proxy)) for _ in range(20)]
+
+    async def served() -> bool:
+        async with aiohttp.ClientSession() as http:
+            try:
+                async with http.get(f"{proxy.url}/healthz") as response:
+                    return response.status == 200
+            except aiohttp.ClientConnectionError:
+                return False  # the server has not seen the closes yet
+
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port_of(proxy))
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n")
+        async with asyncio.timeout(5):  # closed at once, not after header_timeout (15 s)
+            with contextlib.suppress(ConnectionResetError):  # closed with the request unread
+                assert await reader.read() == b""
+        writer.close()
+        refused = proxy.app[keys.METRICS].registry.get_sample_value(
+            "sora_proxy_connections_refused_total"
+        )
+        assert refused == 1
+        for _, idle_writer in idle[:10]:
+            idle_writer.close()
+        await wait_for(served)
+    finally:
+        for _, idle_writer in idle:
+            idle_writer.close()
