@@ -123,7 +123,13 @@ class Metrics:
         )
         self.refused_connections = Counter(
             PREFIX + "connections_refused_total",
-            "Client connections closed at once because server.max_connections were open.",
+            "Client connections closed at once because server.max_connections were open and "
+            "none of them idle.",
+            registry=r,
+        )
+        self.evicted_connections = Counter(
+            PREFIX + "connections_evicted_total",
+            "Idle client connections closed to make room for a new one at server.max_connections.",
             registry=r,
         )
         self.attempts = Histogram(
@@ -257,6 +263,9 @@ class Metrics:
 
     def connection_refused(self) -> None:
         self.refused_connections.inc()
+
+    def connection_evicted(self) -> None:
+        self.evicted_connections.inc()
 
     def failover(self, reason: str, source: str, target: str) -> None:
         self.failovers.labels(reason, source, target).inc()

@@ -78,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         app,
         listener,
         limit=connection_limit(config.server.max_connections),
-        refused=app[keys.METRICS].connection_refused,
+        metrics=app[keys.METRICS],
         shutdown_timeout=config.server.shutdown_timeout,
     )
     return 0

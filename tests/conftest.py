@@ -155,7 +155,7 @@ async def start_proxy(
         runner,
         sock or listening_socket(),
         limit=connection_limit(config.server.max_connections),
-        refused=app[keys.METRICS].connection_refused,
+        metrics=app[keys.METRICS],
     )
     await site.start()
     if ready:

@@ -2,12 +2,20 @@
 
 aiohttp gives an app no hook on accepted connections: the event loop asks a protocol factory
 (aiohttp's ``web.Server``) for a protocol per accepted connection. ``ConnectionCap`` stands in
-front of that factory: below the cap it hands out aiohttp's own handler; at the cap the new
-connection gets a protocol that closes it at once, counted in
-``sora_proxy_connections_refused_total``. So a flood of connections cannot use up the
-process's file descriptors (at ``EMFILE`` the loop stops accepting anything, ``/healthz``
-included): connections already open (requests in flight, keep-alive health checks) go on, and
-idle ones are closed after ``server.header_timeout``, which makes room again.
+front of that factory: below the cap it hands out aiohttp's own handler. At the cap it makes
+room by closing the longest-open idle connection (one waiting for its next request's headers,
+as a flood of idle or trickling connections is), counted in
+``sora_proxy_connections_evicted_total``, and serves the new one: so a health check on a new
+connection is answered under a flood, whose own connections are the ones closed. Only when no
+idle connection is found among the oldest ``EVICTION_SCAN`` (all busy with requests) is the new
+connection closed at once, counted in ``sora_proxy_connections_refused_total``. Either way a
+flood cannot use up the process's file descriptors (at ``EMFILE`` the loop stops accepting
+anything, ``/healthz`` included), and requests in flight go on.
+
+The idle test reads two attributes of aiohttp's ``RequestHandler`` (``_waiter``,
+``_request_in_progress``), the same test aiohttp's own keep-alive timer makes
+(``_process_keepalive``); ``tests/api/test_slow_clients.py`` fails if an aiohttp release
+changes them.
 
 ``CappedSite`` is aiohttp's ``SockSite`` serving through the cap; ``serve`` runs an app on a
 listening socket until SIGINT or SIGTERM, as ``web.run_app`` does (which builds its own site).
@@ -19,13 +27,16 @@ import asyncio
 import contextlib
 import resource
 import socket
-from collections.abc import Callable
 
 from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
 
-__all__ = ["CappedSite", "ConnectionCap", "connection_limit", "serve"]
+from monitoring.metrics import Metrics
+
+__all__ = ["CappedSite", "ConnectionCap", "connection_limit", "is_idle", "serve"]
 
 UNLIMITED_FILES = 65536  # open files assumed when the process's limit is unlimited
+EVICTION_SCAN = 256  # oldest connections looked at for an idle one, per accept at the cap
 
 
 def connection_limit(configured: int) -> int:
@@ -45,23 +56,45 @@ class _Refused(asyncio.Protocol):
         transport.close()
 
 
+def is_idle(handler: RequestHandler) -> bool:
+    """Waiting for a request's headers (none sent yet, or some but not all), no request being
+    handled: what aiohttp's keep-alive timer closes."""
+    waiter = handler._waiter
+    return waiter is not None and not waiter.done() and not handler._request_in_progress
+
+
 class ConnectionCap:
-    """aiohttp's protocol factory, refusing connections past ``limit`` open ones."""
+    """aiohttp's protocol factory; at ``limit`` open connections it closes the oldest idle one
+    to serve a new one, or refuses the new one when none is idle."""
 
-    __slots__ = ("_limit", "_refused", "_server")
+    __slots__ = ("_limit", "_metrics", "_open", "_server")
 
-    def __init__(self, server: web.Server, limit: int, refused: Callable[[], None]) -> None:
+    def __init__(self, server: web.Server, limit: int, metrics: Metrics) -> None:
         self._server = server
+        # aiohttp's own record of the open connections, in the order they were accepted (its
+        # public ``connections`` copies it into a list on every call)
+        self._open = server._connections
         self._limit = limit
-        self._refused = refused
+        self._metrics = metrics
 
     def __call__(self) -> asyncio.BaseProtocol:
-        # ``connections`` is a fresh list of the open ones: one per accepted connection, never
-        # per request
-        if len(self._server.connections) < self._limit:
+        if len(self._open) < self._limit or self._evict_one():
             return self._server()
-        self._refused()
+        self._metrics.connection_refused()
         return _Refused()
+
+    def _evict_one(self) -> bool:
+        """Close the longest-open idle connection among the oldest ``EVICTION_SCAN``; False
+        when none is idle. A closed one leaves ``_open`` on the loop's next turn; until then
+        it no longer counts as idle, so a burst of accepts closes one connection each."""
+        for scanned, handler in enumerate(self._open):
+            if scanned == EVICTION_SCAN:
+                return False
+            if is_idle(handler):
+                handler.force_close()
+                self._metrics.connection_evicted()
+                return True
+        return False
 
 
 class CappedSite(web.SockSite):
@@ -73,18 +106,18 @@ class CappedSite(web.SockSite):
         sock: socket.socket,
         *,
         limit: int,
-        refused: Callable[[], None],
+        metrics: Metrics,
     ) -> None:
         super().__init__(runner, sock)
         self._limit = limit
-        self._on_refused = refused
+        self._metrics = metrics
 
     async def start(self) -> None:
         await web.BaseSite.start(self)  # registers the site with its runner
         server = self._runner.server
         if server is None:
             raise RuntimeError("the runner is not set up")
-        cap = ConnectionCap(server, self._limit, self._on_refused)
+        cap = ConnectionCap(server, self._limit, self._metrics)
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(cap, sock=self._sock, backlog=self._backlog)
 
@@ -94,21 +127,21 @@ def serve(
     sock: socket.socket,
     *,
     limit: int,
-    refused: Callable[[], None],
+    metrics: Metrics,
     shutdown_timeout: float,
 ) -> None:
     """Serve ``app`` on the listening ``sock`` through the cap until SIGINT or SIGTERM, then
     stop taking connections and drain for up to ``shutdown_timeout`` seconds (as
     ``web.run_app`` does: its signal handlers, its shutdown)."""
     with contextlib.suppress(web.GracefulExit, KeyboardInterrupt):
-        asyncio.run(_serve(app, sock, limit, refused, shutdown_timeout))
+        asyncio.run(_serve(app, sock, limit, metrics, shutdown_timeout))
 
 
 async def _serve(
     app: web.Application,
     sock: socket.socket,
     limit: int,
-    refused: Callable[[], None],
+    metrics: Metrics,
     shutdown_timeout: float,
 ) -> None:
     runner = web.AppRunner(
@@ -116,7 +149,7 @@ async def _serve(
     )
     await runner.setup()
     try:
-        await CappedSite(runner, sock, limit=limit, refused=refused).start()
+        await CappedSite(runner, sock, limit=limit, metrics=metrics).start()
         await asyncio.Event().wait()  # until a signal raises GracefulExit
     finally:
         await runner.cleanup()

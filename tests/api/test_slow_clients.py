@@ -14,6 +14,7 @@ import aiohttp
 import pytest
 
 from router import appkeys as keys
+from router.runtime.connections import is_idle
 from tests.conftest import (
     ALICE,
     ProxyFactory,
@@ -159,36 +160,87 @@ async def test_a_keyed_retry_of_a_create_that_went_through_is_answered_at_the_ke
     assert proxy.app[keys.LIMITS].rendering("sim-a") == 1
 
 
-async def test_connections_past_max_connections_are_closed_at_once(
+async def open_connections(proxy: RunningProxy, count: int, *, idle: bool) -> bool:
+    """Whether the proxy holds ``count`` connections, all idle (``idle``) or none."""
+    server = proxy.runner.server
+    assert server is not None
+    handlers = server.connections
+    return len(handlers) == count and all(is_idle(handler) is idle for handler in handlers)
+
+
+def connection_counter(proxy: RunningProxy, name: str) -> float | None:
+    return proxy.app[keys.METRICS].registry.get_sample_value(f"sora_proxy_connections_{name}_total")
+
+
+async def healthz_status(proxy: RunningProxy) -> int:
+    async with aiohttp.ClientSession() as http, http.get(f"{proxy.url}/healthz") as response:
+        return response.status
+
+
+async def test_at_max_connections_the_oldest_idle_one_makes_room_and_healthz_answers(
     proxy_factory: ProxyFactory,
 ) -> None:
-    """At ``server.max_connections`` open connections a new one is closed before a byte is
-    read, and counted; once some close, new connections are served again."""
+    """A flood of connections that never finish their headers fills ``server.max_connections``;
+    a health check on a new connection is answered at once, and the connection closed for it is
+    the flood's longest-open one."""
     proxy = await proxy_factory([sim_provider("sim-a")], server={"max_connections": 20})
-    idle = [await asyncio.open_connection("127.0.0.1", port_of(proxy)) for _ in range(20)]
-
-    async def served() -> bool:
-        async with aiohttp.ClientSession() as http:
-            try:
-                async with http.get(f"{proxy.url}/healthz") as response:
-                    return response.status == 200
-            except aiohttp.ClientConnectionError:
-                return False  # the server has not seen the closes yet
-
+    flood = []
     try:
+        for _ in range(20):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port_of(proxy))
+            writer.write(b"GET /healthz HTTP/1.1\r\nHost: te")
+            await writer.drain()
+            flood.append((reader, writer))
+        await wait_for(lambda: open_connections(proxy, 20, idle=True))
+
+        assert await healthz_status(proxy) == 200
+
+        assert connection_counter(proxy, "evicted") == 1
+        assert connection_counter(proxy, "refused") == 0
+        async with asyncio.timeout(5):  # closed for the health check, not after header_timeout
+            with contextlib.suppress(ConnectionResetError):
+                assert await flood[0][0].read() == b""
+        assert not any(reader.at_eof() for reader, _ in flood[1:])
+    finally:
+        for _, writer in flood:
+            writer.close()
+
+
+async def test_at_max_connections_all_busy_a_new_one_is_closed_at_once(
+    proxy_factory: ProxyFactory,
+) -> None:
+    """When every open connection has a request in progress (here creates whose bodies have
+    not arrived), none is closed for a newcomer: the new connection is closed before a byte is
+    read, and counted; once some close, new connections are served again."""
+    proxy = await proxy_factory([sim_provider("sim-a")], server={"max_connections": 5})
+    busy = []
+    try:
+        for _ in range(5):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port_of(proxy))
+            writer.write(STALLED_CREATE)
+            await writer.drain()
+            busy.append((reader, writer))
+        await wait_for(lambda: open_connections(proxy, 5, idle=False))
+
         reader, writer = await asyncio.open_connection("127.0.0.1", port_of(proxy))
         writer.write(b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n")
         async with asyncio.timeout(5):  # closed at once, not after header_timeout (15 s)
             with contextlib.suppress(ConnectionResetError):  # closed with the request unread
                 assert await reader.read() == b""
         writer.close()
-        refused = proxy.app[keys.METRICS].registry.get_sample_value(
-            "sora_proxy_connections_refused_total"
-        )
-        assert refused == 1
-        for _, idle_writer in idle[:10]:
-            idle_writer.close()
+        assert connection_counter(proxy, "refused") == 1
+        assert connection_counter(proxy, "evicted") == 0
+
+        for _, busy_writer in busy[:2]:
+            busy_writer.close()
+
+        async def served() -> bool:
+            try:
+                return await healthz_status(proxy) == 200
+            except aiohttp.ClientConnectionError:
+                return False  # the server has not seen the closes yet
+
         await wait_for(served)
     finally:
-        for _, idle_writer in idle:
-            idle_writer.close()
+        for _, busy_writer in busy:
+            busy_writer.close()
