@@ -156,14 +156,20 @@ def create_app(
     for route in routes:
         handler = fronted(route.handler, route.path, needs_client_key(route.path), log_access)
         web.RouteDef(route.method, route.path, handler, route.kwargs).register(app.router)
-    app.router.add_route(
-        # (?s): a path with a line break (``%0A``) is a path too; ``.*`` alone stopped there, and
-        # aiohttp answered it with its own plain-text 404
-        "*",
-        "/{path:(?s:.*)}",
-        fronted(unmatched, UNMATCHED, authenticate=False, log=log_access),
-    )
+    catch_all = AnyPath("/{path}")
+    app.router.register_resource(catch_all)
+    catch_all.add_route("*", fronted(unmatched, UNMATCHED, authenticate=False, log=log_access))
     return app
+
+
+class AnyPath(web.DynamicResource):
+    """The catch-all's resource: it matches every request target, so every request no route
+    takes is answered in the envelope. A route pattern could not: it starts with ``/`` (so
+    ``OPTIONS *`` fell to aiohttp's plain-text 404), and ``.*`` stopped at an encoded line
+    break (``%0A``). aiohttp indexes it under ``/``, the last place it looks."""
+
+    def _match(self, path: str) -> dict[str, str]:
+        return {"path": path}
 
 
 async def _providers(app: web.Application) -> AsyncIterator[None]:

@@ -206,14 +206,16 @@ async def test_broken_chunked_framing_is_a_400(
         ("POST", "/v1/videos%0A"),
         ("OPTIONS", "/v1/videos/video_1%0A2"),
         ("HEAD", "/%0A"),
+        ("OPTIONS", "*"),
     ],
 )
-async def test_a_path_with_an_encoded_line_break_is_answered_in_the_envelope(
+async def test_a_target_no_route_takes_is_answered_in_the_envelope(
     proxy: RunningProxy, method: str, path: str
 ) -> None:
     """The property test's open finding: the catch-all route's ``.*`` stopped at a line break,
     so a path with ``%0A`` that no fixed route takes reached no route at all and aiohttp
-    answered its own plain-text 404 (or 405)."""
+    answered its own plain-text 404 (or 405); and no route pattern can take the request target
+    ``*`` (``OPTIONS *``), which does not start with a slash."""
     answer = await send_raw(proxy.url, request_bytes(method, path, [AUTH]))
     assert answer.status in (404, 405), answer
     assert answer.headers["content-type"].startswith("application/json"), answer
