@@ -133,23 +133,17 @@ def serve(
     """Serve ``app`` on the listening ``sock`` through the cap until SIGINT or SIGTERM, then
     stop taking connections and drain for up to ``shutdown_timeout`` seconds (as
     ``web.run_app`` does: its signal handlers, its shutdown)."""
+
+    async def serving() -> None:
+        runner = web.AppRunner(
+            app, handle_signals=True, access_log=None, shutdown_timeout=shutdown_timeout
+        )
+        await runner.setup()
+        try:
+            await CappedSite(runner, sock, limit=limit, metrics=metrics).start()
+            await asyncio.Event().wait()  # until a signal raises GracefulExit
+        finally:
+            await runner.cleanup()
+
     with contextlib.suppress(web.GracefulExit, KeyboardInterrupt):
-        asyncio.run(_serve(app, sock, limit, metrics, shutdown_timeout))
-
-
-async def _serve(
-    app: web.Application,
-    sock: socket.socket,
-    limit: int,
-    metrics: Metrics,
-    shutdown_timeout: float,
-) -> None:
-    runner = web.AppRunner(
-        app, handle_signals=True, access_log=None, shutdown_timeout=shutdown_timeout
-    )
-    await runner.setup()
-    try:
-        await CappedSite(runner, sock, limit=limit, metrics=metrics).start()
-        await asyncio.Event().wait()  # until a signal raises GracefulExit
-    finally:
-        await runner.cleanup()
+        asyncio.run(serving())
