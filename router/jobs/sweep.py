@@ -10,14 +10,23 @@ read did not fail, and its provider has at least ``SWEEP_MIN_JOBS`` renders in f
 until it settles, fails over or is not seen; in a fleet it is planned again after each sweep
 (the poll plan, ``router.jobs.tracking``) and joins the next roster when it is due again.
 
-Sweeps of one provider start at least one ``poll_interval`` apart (loop clock), each reading
-the roster as it stands; jobs joining meanwhile wait for the next one. So a job is read once
-per sweep, never before it fell due, and a provider's list costs one walk per interval. A
-walk pages the list newest first and stops when every member was seen, a page reaches back past
-the oldest member's send time less ``CLOCK_SKEW``, the list ends, or it has read
+When a roster is read depends on who keeps the jobs. In one process, sweeps of one provider
+start at least one ``poll_interval`` apart (loop clock), each reading the roster as it stands;
+jobs joining meanwhile wait for the next one. So a job is read once per sweep, never before it
+fell due, and a provider's list costs one walk per interval. In a fleet a job joins a roster
+only when the plan says it is due (once per interval), and it is held until its sweep, while
+an instance holds at most ``Tracking.batch`` jobs. So a roster is read ``GATHER`` of an
+interval after its first member joined, or at once when it holds a page of members (or a
+batch) and the instance is full: nothing more can join before some are read, and waiting out
+the interval there capped refreshes at ``poll_batch`` an interval whatever the number due.
+Walks stay at most one per page of due jobs plus one per ``GATHER`` of an interval (every page
+under ``poll_rpm``), and a job is still read at most once per interval.
+
+A walk pages the list newest first and stops when every member was seen, a page reaches back
+past the oldest member's send time less ``CLOCK_SKEW``, the list ends, or it has read
 ``SWEEP_SLACK`` pages per page of members (other renders share the list). Every page is a
-status read to ``router.limits.local``: it takes a ``poll_rpm`` slot (a page that does not fit ends
-the walk) and one of the provider's read slots.
+status read to ``router.limits.local``: it takes a ``poll_rpm`` slot (a page that does not fit
+ends the walk) and one of the provider's read slots.
 
 A listed member goes to ``fold`` (the poller's: observe, save, settle, fail over, stall,
 deadline), exactly what a status read gets. Members the walk did not see (older than the walk,
@@ -35,6 +44,7 @@ it; so no job is read twice in one interval by two paths. Nothing here changes a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 from collections.abc import Awaitable, Callable
@@ -53,6 +63,8 @@ log = logging.getLogger(__name__)
 
 SWEEP_MIN_JOBS = 20  # renders in flight on a provider before its jobs are swept
 SWEEP_SLACK = 2  # pages a walk may read per page of members
+# a fleet: share of a poll interval a roster short of a page gathers members before its sweep
+GATHER = 0.5
 # Seconds of folding between yields to the loop. A page is ~100 folds (with the store write):
 # in one piece that stalls client polls for milliseconds; yielding after every few
 # folds instead lets a loaded proxy starve the sweep (each yield waits out a whole loop pass of
@@ -67,19 +79,23 @@ Track = Callable[[Job], Awaitable[None]]  # plan a job's next read one poll inte
 
 
 class Roster:
-    """The jobs one sweep reads: upstream id -> job id, and the earliest send among them."""
+    """The jobs one sweep reads: upstream id -> job id, the earliest send among them, and when
+    the first of them joined."""
 
-    __slots__ = ("members", "oldest")
+    __slots__ = ("joined", "members", "oldest")
 
     def __init__(self) -> None:
         self.members: dict[str, str] = {}
         self.oldest = math.inf  # unix seconds; a lower bound (members leaving never raise it)
+        self.joined = math.inf  # loop time the first member joined
 
     def add(self, upstream_id: str, job_id: str, submitted_at: float) -> bool:
         """Add a member; False when another job already holds ``upstream_id``."""
         if self.members.setdefault(upstream_id, job_id) != job_id:
             return False
         self.oldest = min(self.oldest, submitted_at)
+        if len(self.members) == 1:
+            self.joined = asyncio.get_running_loop().time()
         return True
 
 
@@ -89,7 +105,8 @@ class _Lister:
 
     roster: Roster = field(default_factory=Roster)
     reading: Roster | None = None
-    next_at: float = 0.0  # loop time before which no sweep starts
+    next_at: float = 0.0  # one process: loop time before which no sweep starts
+    full: asyncio.Event = field(default_factory=asyncio.Event)  # a fleet: sweep the roster now
     task: asyncio.Task[None] | None = None
 
 
@@ -160,28 +177,52 @@ class Sweeps:
         lister = self._listers.get(provider)
         if lister is None:
             lister = self._listers[provider] = _Lister()
-        if not lister.roster.add(attempt.upstream_id, job.id, attempt.submitted_at):
+        roster = lister.roster
+        if not roster.add(attempt.upstream_id, job.id, attempt.submitted_at):
             return False
+        batch = self._tracking.batch
+        if (
+            batch is not None
+            and len(roster.members) >= min(LIST_PAGE, batch)
+            and self._tracking.full()
+        ):
+            lister.full.set()  # no more members come before some of these are read
         if lister.task is None:
             lister.task = self._schedule.spawn(self._run(provider, lister), f"sweep {provider}")
         return True
 
     async def _run(self, provider: str, lister: _Lister) -> None:
-        """Sweep ``provider`` once per poll interval for as long as its roster has members."""
-        loop = asyncio.get_running_loop()
+        """Sweep ``provider`` for as long as its roster has members, each sweep when its roster
+        is due (``_gathered``)."""
         try:
             while lister.roster.members:
                 raise_if_cancelling()  # a cancel redis-py swallowed in the last sweep
-                wait = lister.next_at - loop.time()
-                if wait > 0:
-                    await asyncio.sleep(wait)
-                entry = self._pool.get(provider)
-                lister.next_at = loop.time() + (entry.config.poll_interval if entry else 5.0)
+                await self._gathered(provider, lister)
+                lister.full.clear()
                 lister.reading, lister.roster = lister.roster, Roster()
                 await self._sweep(provider, lister.reading, lister.roster)
                 lister.reading = None
         finally:
             lister.task = None
+
+    async def _gathered(self, provider: str, lister: _Lister) -> None:
+        """Wait until ``lister``'s roster is to be read: one process, one poll interval after
+        the last sweep started; a fleet, when the roster is full or ``GATHER`` of an interval
+        after its first member joined (see the module docstring)."""
+        loop = asyncio.get_running_loop()
+        entry = self._pool.get(provider)
+        interval = entry.config.poll_interval if entry else 5.0
+        if self._tracking.batch is None:
+            wait = lister.next_at - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            lister.next_at = loop.time() + interval
+            return
+        wait = lister.roster.joined + GATHER * interval - loop.time()
+        if wait > 0 and not lister.full.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait):
+                    await lister.full.wait()
 
     async def _sweep(self, provider: str, taken: Roster, keep: Roster) -> None:
         """Walk ``provider``'s list for ``taken``'s members; those still polled join ``keep``,

@@ -16,9 +16,11 @@ the holder dies mid-read its jobs come due again for the instance that takes the
 with no scan. The jobs taken are this process's ``held`` copies until their next read is
 planned (``again``) or they leave the provider (``done``): memory is bounded by the batch, not
 by the number of jobs in flight; a job a list sweep read is planned again at once rather than
-kept on the sweep's roster, so the batch holds only jobs that are due. While a provider's
-``poll_rpm`` is spent (``pause``) its jobs are not taken. Stall timers live in the plan too
-(``since``), so a takeover does not restart them.
+kept on the sweep's roster, so the batch holds only jobs that are due; and a roster is read
+as soon as it holds a page (or a batch) of members rather than once an interval
+(``router.jobs.sweep``), so the batch does not cap refreshes at ``poll_batch`` an interval.
+While a provider's ``poll_rpm`` is spent (``pause``) its jobs are not taken. Stall timers
+live in the plan too (``since``), so a takeover does not restart them.
 """
 
 from __future__ import annotations
@@ -41,10 +43,20 @@ log = logging.getLogger(__name__)
 
 LEASE_PREFIX = "poll:"  # a shard's lease name: poll:<provider>
 TICK = 0.1  # seconds between looks at the plan (how late a due read may start)
+SIZE_AGE = 1.0  # seconds a shard's size counts for (``in_flight``) before it is asked again
 
 
 class Tracking(Protocol):
     plans_ahead: bool  # a new job's first read is planned before its insert (a fleet)
+
+    @property
+    def batch(self) -> int | None:
+        """The most jobs this process holds at once (None: every job in flight is here)."""
+        ...
+
+    def full(self) -> bool:
+        """This process holds ``batch`` jobs: no more join it until some of them are read."""
+        ...
 
     def job(self, job_id: str) -> Job | None:
         """The job this process is polling under ``job_id`` (None: not here, or gone)."""
@@ -63,8 +75,9 @@ class Tracking(Protocol):
         ...
 
     def in_flight(self, provider: str) -> int:
-        """Renders of ``provider`` this process reads now: enough of them (``router.jobs.sweep``)
-        and they are read by list sweeps."""
+        """Renders of ``provider`` in flight that this process reads (a fleet: the provider's
+        share of the plan): enough of them (``router.jobs.sweep``) and they are read by list
+        sweeps."""
         ...
 
     def pause(self, provider: str, seconds: float) -> None:
@@ -82,6 +95,7 @@ class LocalTracking:
     __slots__ = ("_marks", "_rendering", "_schedule", "_store")
 
     plans_ahead = False
+    batch = None
 
     def __init__(
         self, store: SqliteJobStore, schedule: Schedule, rendering: Callable[[str], int]
@@ -91,6 +105,9 @@ class LocalTracking:
         self._schedule = schedule
         self._rendering = rendering
         self._marks: dict[str, tuple[str, float]] = {}
+
+    def full(self) -> bool:
+        return False
 
     def job(self, job_id: str) -> Job | None:
         return self._store.get(job_id)
@@ -134,6 +151,7 @@ class PlannedTracking:
         "_providers",
         "_refused",
         "_schedule",
+        "_sizes",
         "_store",
         "_task",
         "_ttl",
@@ -167,8 +185,16 @@ class PlannedTracking:
         self._leased: dict[str, float] = {}  # provider -> loop time the lease is renewed after
         self._refused: dict[str, float] = {}  # provider -> loop time to ask for its lease again
         self._paused: dict[str, float] = {}  # provider -> loop time its reads may go on
+        self._sizes: dict[str, tuple[int, float]] = {}  # provider -> plan size, loop time read
         self._task: asyncio.Task[None] | None = None
         self.held: dict[str, Job] = {}
+
+    @property
+    def batch(self) -> int:
+        return self._batch
+
+    def full(self) -> bool:
+        return len(self.held) >= self._batch
 
     def job(self, job_id: str) -> Job | None:
         return self.held.get(job_id)
@@ -186,9 +212,10 @@ class PlannedTracking:
         return await self._plan.progress(job.current.provider, job.id, mark, now)
 
     def in_flight(self, provider: str) -> int:
-        """The provider's jobs held here (due now): the jobs in flight are in the plan, spread
-        over a poll interval, and the fleet's other instances admitted most of them."""
-        return sum(1 for job in self.held.values() if job.current.provider == provider)
+        """The provider's jobs in the plan (fleet-wide, as of a take at most ``SIZE_AGE``
+        ago): the fleet's other instances admitted most of them, and how many this instance
+        holds right now rises and falls with each sweep."""
+        return self._sizes.get(provider, (0, 0.0))[0]
 
     def pause(self, provider: str, seconds: float) -> None:
         self._paused[provider] = asyncio.get_running_loop().time() + seconds
@@ -255,6 +282,9 @@ class PlannedTracking:
         fresh = [job_id for job_id in ids if job_id not in self.held]
         if not fresh:
             return
+        now = asyncio.get_running_loop().time()
+        if now - self._sizes.get(provider, (0, -SIZE_AGE))[1] >= SIZE_AGE:
+            self._sizes[provider] = (await self._plan.size(provider), now)
         found = {job.id: job for job in await self._store.read_many(fresh)}
         for job_id in fresh:
             job = found.get(job_id)

@@ -9,6 +9,7 @@ stops, another takes its jobs over.
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import aiohttp
@@ -18,8 +19,10 @@ import pytest
 from router import appkeys as keys
 from router.config.model import StoreConfig
 from router.fleet.redis_leases import lease_key
+from router.jobs.sweep import SWEEP_MIN_JOBS
 from router.jobs.tracking import LEASE_PREFIX, PlannedTracking
 from router.store.redis_client import connect
+from tests.clock import ManualClock
 from tests.conftest import (
     ALICE,
     BOB,
@@ -210,6 +213,43 @@ async def test_each_job_is_read_once_per_interval_whatever_the_number_of_instanc
         assert alone <= jobs * window / interval
     holders = [p for p in (first, *others) if _tracking(p).held or _holds_lease(p)]
     assert len(holders) == 1
+
+
+async def test_due_jobs_beyond_one_batch_are_all_read_within_an_interval(
+    redis_server: RedisServer, proxy_factory: ProxyFactory, simulators: SimulatorFactory
+) -> None:
+    """Issue 21: the held batch does not cap refreshes at one batch per interval. Three
+    batches of jobs fall due at once; each batch's roster is read as soon as it is full, not
+    one sweep per interval (before, the second batch waited a whole interval on its roster)."""
+    clock = ManualClock(time.time())
+    sim = await simulators(clock=clock, render_seconds=1000.0)
+    interval, batch = 120.0, SWEEP_MIN_JOBS + 10
+    providers = [upstream_provider("a", "openai", sim, poll_interval=interval)]
+    proxy = await proxy_factory(
+        providers,
+        clock=clock,
+        store={"backend": "redis", "url": redis_server.url, "poll_batch": batch},
+        server={"link_secret": LINK_SECRET},
+    )
+    client = proxy.client()
+    videos = await asyncio.gather(
+        *(client.videos.create(model="sora-2", prompt=f"take {n}") for n in range(3 * batch))
+    )
+    clock.advance(interval)  # every job's first read is due now (planned one interval on)
+    pages = sim.stats.lists
+
+    async def all_read() -> bool:
+        jobs = await proxy.app[keys.STORE].read_many([video.id for video in videos])
+        return len(jobs) == len(videos) and all(job.progress > 0 for job in jobs)
+
+    await wait_for(all_read, within=interval / 6)  # GATHER (half of it) would be late too
+    assert sim.stats.lists - pages >= 3  # a sweep a batch
+    assert sim.stats.gets == 0  # every one of them read by a list page
+
+    async def let_go() -> bool:  # each read job is planned again and no longer held
+        return not _tracking(proxy).held
+
+    await wait_for(let_go)
 
 
 async def test_when_the_lease_holder_stops_another_instance_finishes_its_jobs(
