@@ -1,6 +1,7 @@
 """``PollPlan`` in Redis: per shard a sorted set of due times (``sora:{poll:<shard>}:due``)
 and a hash of progress marks (``...:marks``, ``mark@since``), both under the shard's hash tag
-so each script touches one slot of a Cluster.
+so each script touches one slot of a Cluster (names in ``router.store.redis_keys``: the job
+store writes a new job's first entry with its insert).
 
 ``take`` is one script (range by score, then re-score), so two instances taking from one shard
 at once (a lease changing hands) never get the same job. Finding what is due costs
@@ -11,6 +12,8 @@ from __future__ import annotations
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
+
+from router.store.redis_keys import plan_key, plan_marks_key
 
 _TAKE = """
 local now, limit, until_ = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
@@ -31,8 +34,7 @@ return ARGV[3]
 
 
 def _keys(shard: str) -> tuple[str, str]:
-    prefix = f"sora:{{poll:{shard}}}:"
-    return prefix + "due", prefix + "marks"
+    return plan_key(shard), plan_marks_key(shard)
 
 
 class RedisPlan:

@@ -164,7 +164,6 @@ class Dispatcher:
             raise
         self._budget.created(self._clock())
         job = self._new_job(job_id, owner, request, placed)
-        await self._poller.expect(job)
         try:
             await self._store.insert(job, request.kept_input, idempotency)
         except Exception:
@@ -477,7 +476,6 @@ class Dispatcher:
         job.request_id = REQUEST_ID.get()
         self._first_sight(job, seen, now)
         self._limits.bind(hold, job.id)
-        await self._poller.expect(job)
         await self._store.insert(job, None, idempotency)
         lifecycle.created(job)
         await self._poller.follow(job)

@@ -113,17 +113,11 @@ class Poller:
         self._versions.pop(job.id, None)  # the next read starts from what is stored then
         await self._tracking.again(job, self._interval(job) if delay is None else delay)
 
-    async def expect(self, job: Job) -> None:
-        """A new ``job`` is about to be stored. A fleet plans its first read now, before the
-        insert: an instance that dies between the two leaves a plan entry for a job that does
-        not exist (dropped when it comes due), never a stored job no one polls."""
-        if self._tracking.plans_ahead and not job.state.finished:
-            await self.track(job)
-
     async def follow(self, job: Job) -> None:
         """A new ``job`` (or a new attempt) is stored: poll it (one process schedules its next
-        read now, when it can be read; a fleet planned it already); one its upstream answered
-        finished (completed at once) is settled here, since no read of it will ever come."""
+        read now, when it can be read; in a fleet the store's insert planned it, with the job:
+        ``router.store.redis``); one its upstream answered finished (completed at once) is
+        settled here, since no read of it will ever come."""
         if job.state.finished:
             await self._settled(job)
         elif not self._tracking.plans_ahead:

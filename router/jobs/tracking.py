@@ -47,7 +47,7 @@ SIZE_AGE = 1.0  # seconds a shard's size counts for (``in_flight``) before it is
 
 
 class Tracking(Protocol):
-    plans_ahead: bool  # a new job's first read is planned before its insert (a fleet)
+    plans_ahead: bool  # a new job's first read is planned with its insert (a fleet's store)
 
     @property
     def batch(self) -> int | None:

@@ -23,13 +23,23 @@ from router.fleet.redis_plan import RedisPlan
 from router.jobs.schedule import Schedule
 from router.jobs.tracking import PlannedTracking
 from router.jobs.views import JobViews
+from router.records.job import Job
 from router.store.redis import RedisJobStore
 
 
 @contextlib.asynccontextmanager
 async def shared_jobs(app: web.Application) -> AsyncIterator[None]:
     config, client, clock = app[keys.CONFIG].current, app[keys.REDIS], app[keys.CLOCK]
-    store = RedisJobStore(client, clock=clock)
+
+    def first_read(job: Job) -> float | None:
+        """A new job's first status read: one poll interval of its provider from now (the
+        store plans it with the insert)."""
+        if job.state.finished:
+            return None
+        entry = app[keys.POOL].get(job.current.provider)
+        return clock() + (entry.config.poll_interval if entry is not None else 5.0)
+
+    store = RedisJobStore(client, clock=clock, first_read=first_read)
     events = RedisJobEvents(client)
     await events.start()
     views = JobViews(store, events, size=config.store.poll_cache)

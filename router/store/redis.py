@@ -5,9 +5,15 @@ idempotency key) in its shard's slot, next to its input reference, the shard's s
 unsettled jobs and the shard's event stream. One Lua script per change (insert, update,
 delete) checks the version, writes, keeps the unsettled set, and appends the ``JobChanged`` in
 one atomic step, so a stored change is announced exactly once and two writers cannot both
-win. The owner's sorted set (paging ``GET /v1/videos``) and the provider's render holders are
-single-key writes after the script: a crash in between leaves a stored job missing from its
-owner's list or its render unclaimed, never a listed job that is not stored.
+win. The writes a change brings in other slots (the owner's sorted set paging
+``GET /v1/videos``, the idempotency record, the provider's render holders, and in a fleet the
+new job's first read in the poll plan, ``first_read``) are single-key commands. On one Redis
+they run inside the change's script, after its checks: a create is one round trip, and the
+job, its plan entry and its owner's list are written together or not at all. On a Cluster a
+script touches one slot, so they go in one pipeline after the script (redis-py sends it to
+each master), the plan entry in one before it: a crash in between leaves a stored job missing
+from its owner's list or its render unclaimed, or a plan entry for a job that does not exist
+(dropped when it comes due), never a listed job that is not stored nor one nobody polls.
 
 Idempotency records are claimed with ``SET NX`` and a TTL before the upstream call: a claim
 lives ``CLAIM_TTL`` until the job is inserted, then ``IDEMPOTENCY_TTL``, so a process that dies
@@ -31,6 +37,7 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
+from redis.asyncio import RedisCluster
 from redis.exceptions import RedisError
 
 from providers.base import InputReference
@@ -53,6 +60,7 @@ from router.store.redis_keys import (
     input_key,
     job_key,
     owner_key,
+    plan_key,
     probe_key,
     shard_of,
     unsettled_key,
@@ -67,29 +75,53 @@ log = logging.getLogger(__name__)
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
 
+# The writes in other slots that a change carries on one Redis (see the module docstring):
+# from KEYS[k] on, one key each, and from ARGV[a] on, three arguments each (the command, then
+# its two values), so the scripts stay the same whichever writes a change brings.
+_ALSO = """
+local function also(k, a)
+  while a <= #ARGV do
+    local command, x, y = ARGV[a], ARGV[a + 1], ARGV[a + 2]
+    if command == 'zadd' then redis.call('ZADD', KEYS[k], x, y)
+    elseif command == 'hsetnx' then redis.call('HSETNX', KEYS[k], x, y)
+    else redis.call('SET', KEYS[k], x, 'PX', y) end
+    k, a = k + 1, a + 3
+  end
+end
+"""
 # Both scripts take ARGV[1] = job id, ARGV[2] = a script's own argument (the idempotency key
 # name for insert, the expected version for update), then what ``_written`` lists: version,
-# body, settled, status, progress, maxlen (ARGV[3..8]); insert takes its owner and the input's
-# fields after those. KEYS: job, input (insert only), unsettled, events.
-_INSERT = """
+# body, settled, status, progress, maxlen (ARGV[3..8]). Insert then takes its owner, the count
+# n of the input's fields and those (ARGV[9..10+n]). KEYS: job, input (insert only),
+# unsettled, events; then the writes in other slots (``_ALSO``).
+_INSERT = (
+    _ALSO
+    + """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], 'v', ARGV[3], 'b', ARGV[4], 'o', ARGV[9], 'k', ARGV[2])
 if ARGV[5] == '0' then redis.call('SADD', KEYS[3], ARGV[1]) end
-if #ARGV > 9 then redis.call('HSET', KEYS[2], unpack(ARGV, 10)) end
+local n = tonumber(ARGV[10])
+if n > 0 then redis.call('HSET', KEYS[2], unpack(ARGV, 11, 10 + n)) end
 redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[8], '*',
     'id', ARGV[1], 'v', ARGV[3], 's', ARGV[6], 'p', ARGV[7])
+also(5, 11 + n)
 return 1
 """
+)
 # Settled jobs are out of the unsettled set: their last update was final.
-_UPDATE = """
+_UPDATE = (
+    _ALSO
+    + """
 if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 0 then return 0 end
 if redis.call('HGET', KEYS[1], 'v') ~= ARGV[2] then return 0 end
 redis.call('HSET', KEYS[1], 'v', ARGV[3], 'b', ARGV[4])
 if ARGV[5] == '1' then redis.call('SREM', KEYS[2], ARGV[1]) end
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[8], '*',
     'id', ARGV[1], 'v', ARGV[3], 's', ARGV[6], 'p', ARGV[7])
+also(4, 9)
 return 1
 """
+)
 # KEYS: job. ARGV: expected version, new version, body, status. Bookkeeping of a job whose
 # status stays what it was: no event (nothing a client watches moved).
 _AMEND = """
@@ -149,17 +181,29 @@ class RedisJobStore:
         "_amend",
         "_client",
         "_clock",
+        "_cluster",
         "_delete",
         "_delete_if",
+        "_first_read",
         "_hdel_if",
         "_insert",
         "_update",
         "_writable",
     )
 
-    def __init__(self, client: RedisClient, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        client: RedisClient,
+        *,
+        clock: Callable[[], float] = time.time,
+        first_read: Callable[[Job], float | None] | None = None,
+    ) -> None:
+        """``first_read`` says when a new job's first status read is due in the fleet's poll
+        plan (its provider's shard; None: not planned); without it no insert plans a read."""
         self._client = client
         self._clock = clock  # stamps idempotency records (their expiry is Redis's own TTL)
+        self._first_read = first_read
+        self._cluster = isinstance(client, RedisCluster)  # scripts keep to one slot
         self._insert = client.register_script(_INSERT)
         self._update = client.register_script(_UPDATE)
         self._amend = client.register_script(_AMEND)
@@ -243,25 +287,38 @@ class RedisJobStore:
         if (ref := input_reference) is not None:
             meta = jsonio.dumps([ref.filename, ref.content_type, ref.url, ref.data is not None])
             fields = ["meta", meta, "data", ref.data or b""]
-        stored = await self._insert(
-            keys=[job_key(job.id), input_key(job.id), _unsettled(job), _events(job)],
-            args=[job.id, key_name, *_written(job), job.owner, *fields],
-        )
+        before: list[_Write] = []
+        due = None if self._first_read is None else self._first_read(job)
+        if due is not None:
+            before.append(("zadd", plan_key(job.current.provider), repr(due), job.id))
+        after: list[_Write] = [("zadd", owner_key(job.owner), repr(job.created_at), job.id)]
+        if idempotency is not None:
+            record = _record_value(idempotency, job.id, self._clock())
+            after.append(("set", key_name, record, int(IDEMPOTENCY_TTL * 1000)))
+        after.extend(_claims(job))
+        keys = [job_key(job.id), input_key(job.id), _unsettled(job), _events(job)]
+        args = [job.id, key_name, *_written(job), job.owner, len(fields), *fields]
+        if self._cluster:  # the plan entry first, then the job, then what its slot cannot hold
+            await self._send(before)
+            stored = await self._insert(keys=keys, args=args)
+            if stored:
+                await self._send(after)
+        else:
+            keys, args = _with(keys, args, before + after)
+            stored = await self._insert(keys=keys, args=args)
         if not stored:
             raise ValueError(f"job {job.id} is already stored")
-        await self._client.zadd(owner_key(job.owner), {job.id: job.created_at})
-        if idempotency is not None:
-            await self._record(idempotency, job.id, IDEMPOTENCY_TTL)
-        await self._claim_renders(job)
 
     @_noted
     async def update(self, job: Job, *, expected_version: int) -> bool:
-        stored = await self._update(
-            keys=[job_key(job.id), _unsettled(job), _events(job)],
-            args=[job.id, str(expected_version), *_written(job)],
-        )
+        keys = [job_key(job.id), _unsettled(job), _events(job)]
+        args = [job.id, str(expected_version), *_written(job)]
+        if not self._cluster:
+            keys, args = _with(keys, args, _claims(job))
+            return bool(await self._update(keys=keys, args=args))
+        stored = await self._update(keys=keys, args=args)
         if stored:
-            await self._claim_renders(job)
+            await self._send(_claims(job))
         return bool(stored)
 
     @_noted
@@ -345,17 +402,20 @@ class RedisJobStore:
             bodies = cast(list[bytes | None], await pipe.execute())
         return [_job(body) for body in bodies if body is not None]
 
-    async def _record(self, claim: IdempotencyClaim, job_id: str, ttl: float) -> None:
-        """The claim's record for ``job_id``, kept ``ttl`` from now."""
-        value = _record_value(claim, job_id, self._clock())
-        await self._client.set(idempotency_key(claim.owner, claim.key), value, px=int(ttl * 1000))
-
-    async def _claim_renders(self, job: Job) -> None:
-        for attempt in job.attempts:
-            if attempt.upstream_id:  # an UNKNOWN attempt has none yet
-                await self._client.hsetnx(
-                    holders_key(attempt.provider), attempt.upstream_id, job.id
-                )
+    async def _send(self, writes: list[_Write]) -> None:
+        """``writes`` (single keys, any slots) in one pipeline: on a Cluster, one round trip
+        to each master they reach."""
+        if not writes:
+            return
+        async with self._client.pipeline(transaction=False) as pipe:
+            for command, key, x, y in writes:
+                if command == "zadd":
+                    pipe.zadd(key, {str(y): float(x)})
+                elif command == "hsetnx":
+                    pipe.hsetnx(key, str(x), y)
+                else:
+                    pipe.set(key, x, px=int(y))
+            await pipe.execute()
 
 
 def _named(exc: BaseException) -> str:
@@ -382,6 +442,29 @@ def _written(job: Job) -> list[bytes | str | int]:
     settled = "1" if job.state.finished else "0"
     body = jsonio.dumps(job.to_record())
     return [str(job.version), body, settled, event.status, event.progress, EVENTS_MAXLEN]
+
+
+# A single-key write a change brings in another slot: command (zadd, hsetnx, set), key, and
+# its two values (score and member; field and value; value and milliseconds to live).
+_Write = tuple[str, str, bytes | str | int, bytes | str | int]
+
+
+def _claims(job: Job) -> list[_Write]:
+    """Each confirmed attempt's render, held by ``job`` unless another job holds it already
+    (an ``UNKNOWN`` attempt has no upstream id yet)."""
+    return [
+        ("hsetnx", holders_key(attempt.provider), attempt.upstream_id, job.id)
+        for attempt in job.attempts
+        if attempt.upstream_id
+    ]
+
+
+def _with(keys: list[str], args: list[Any], writes: list[_Write]) -> tuple[list[str], list[Any]]:
+    """A script call's keys and arguments with ``writes`` after them (``_ALSO``)."""
+    return (
+        keys + [key for _, key, _, _ in writes],
+        args + [value for command, _, x, y in writes for value in (command, x, y)],
+    )
 
 
 def _record_value(claim: IdempotencyClaim, job_id: str, now: float) -> bytes:

@@ -4,9 +4,10 @@ Jobs are spread over ``SHARDS`` shards by a hash of their id, and every key of o
 carries the shard's hash tag (``{sora:jN}``): a job, its input reference, the shard's set of
 unsettled jobs and its event stream. So the script that writes a job and appends its
 ``JobChanged`` touches one Redis Cluster slot: the write and its event happen together or not
-at all. An owner's list and a provider's render holders have a tag each and are written by
-single-key commands after the job's script. Sixteen shards spread over a cluster's masters while
-keeping a reader of every stream cheap.
+at all. An owner's list, a provider's render holders and its poll plan have a tag each and
+are written by single-key commands, inside the job's script on one Redis and beside it on a
+Cluster (``router.store.redis``). Sixteen shards spread over a cluster's masters while keeping
+a reader of every stream cheap.
 
 The stream entry is four fields (``id``, ``v`` version, ``s`` status, ``p`` progress);
 ``router.events.redis`` reads what the store writes, so the codec lives here, once.
@@ -30,6 +31,8 @@ __all__ = [
     "input_key",
     "job_key",
     "owner_key",
+    "plan_key",
+    "plan_marks_key",
     "probe_key",
     "shard_of",
     "unsettled_key",
@@ -80,6 +83,18 @@ def idempotency_key(owner: str, key: str) -> str:
     """One ``Idempotency-Key`` of one owner; hashed, so any key text makes a safe name."""
     digest = hashlib.sha256(f"{owner}\0{key}".encode()).hexdigest()
     return f"sora:idem:{digest}"
+
+
+def plan_key(shard: str) -> str:
+    """The due times of a poll plan shard (a provider): a sorted set job id -> due
+    (``router.fleet.redis_plan``; the store writes a new job's first entry with its insert)."""
+    return f"sora:{{poll:{shard}}}:due"
+
+
+def plan_marks_key(shard: str) -> str:
+    """The progress marks of a poll plan shard (a hash job id -> ``mark@since``), in its
+    slot."""
+    return f"sora:{{poll:{shard}}}:marks"
 
 
 def probe_key(shard: int) -> str:
