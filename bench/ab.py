@@ -30,7 +30,7 @@ from pathlib import Path
 
 from bench.client import Api, create_body
 from bench.content import MIB, wait_stored
-from bench.measure import measure
+from bench.measure import Measured, measure
 from bench.stack import ROOT, Route, Server, Stack, new_key
 from bench.wrk import Load, drive, run_wrk
 
@@ -87,13 +87,18 @@ async def _run(args: argparse.Namespace) -> None:
             ]
             await asyncio.gather(*(run_wrk(load, 1.0) for load in loads))  # warm-up
             ratios = []
-            print(f"{args.scenario}: CPU us per request, {args.rev} against this working tree")
+            print(
+                f"{args.scenario}: CPU us per request (minor page faults per request),"
+                f" {args.rev} against this working tree"
+            )
             for index in range(args.rounds):
-                used = await _round(loads, (before, after), args.seconds)
+                runs = await _round(loads, (before, after), args.seconds)
+                used = [run.cpu_us_per_request for run in runs]
+                faults = [run.faults_per_request for run in runs]
                 ratios.append(used[0] / used[1])
                 print(
-                    f"round {index + 1}: {args.rev} {used[0]:7.1f}  tree {used[1]:7.1f}"
-                    f"  {args.rev}/tree {ratios[-1]:.3f}",
+                    f"round {index + 1}: {args.rev} {used[0]:7.1f} ({faults[0]:.0f})"
+                    f"  tree {used[1]:7.1f} ({faults[1]:.0f})  {args.rev}/tree {ratios[-1]:.3f}",
                     flush=True,
                 )
             print(
@@ -117,12 +122,13 @@ async def _load(args: argparse.Namespace, server: Server, key: str, assets: Path
     return Load(url=server.url + path, key=key, connections=args.connections)
 
 
-async def _round(loads: list[Load], servers: tuple[Server, ...], seconds: float) -> list[float]:
-    """CPU microseconds per request of each server, both under load at once."""
-    runs = await asyncio.gather(
-        *(measure(server, load, seconds) for server, load in zip(servers, loads, strict=True))
+async def _round(loads: list[Load], servers: tuple[Server, ...], seconds: float) -> list[Measured]:
+    """One measured run of each server, both under load at once."""
+    return list(
+        await asyncio.gather(
+            *(measure(server, load, seconds) for server, load in zip(servers, loads, strict=True))
+        )
     )
-    return [run.cpu_us_per_request for run in runs]
 
 
 @contextmanager

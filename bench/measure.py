@@ -30,6 +30,7 @@ class Measured:
     server_cpu: float  # CPU seconds the server used during the run
     rss_peak: int  # bytes
     switches: int  # context switches of the server's threads during the run
+    faults: int  # minor page faults of the server during the run
 
     @property
     def cpu_us_per_request(self) -> float:
@@ -38,6 +39,10 @@ class Measured:
     @property
     def switches_per_request(self) -> float:
         return self.switches / max(self.wrk.requests, 1)
+
+    @property
+    def faults_per_request(self) -> float:
+        return self.faults / max(self.wrk.requests, 1)
 
     @property
     def server_util(self) -> float:
@@ -59,6 +64,7 @@ class Measured:
             "server_cpu_s": round(self.server_cpu, 3),
             "cpu_us_per_request": round(self.cpu_us_per_request, 1),
             "context_switches_per_request": round(self.switches_per_request, 3),
+            "minor_faults_per_request": round(self.faults_per_request, 1),
             "server_util": round(self.server_util, 3),
             "generator_util": round(w.generator_util, 3),
             "rss_peak_mb": round(self.rss_peak / 2**20, 1),
@@ -67,13 +73,19 @@ class Measured:
 
 async def measure(server: Server, load: Load, seconds: float) -> Measured:
     """Drive ``server`` with ``load`` for ``seconds``; fails if any request failed."""
-    before, switched = server.process.cpu_seconds(), server.process.context_switches()
+    process = server.process
+    before, switched, faulted = (
+        process.cpu_seconds(),
+        process.context_switches(),
+        process.minor_faults(),
+    )
     result, peak = await with_rss_peak(server, run_wrk(load, seconds))
-    used = server.process.cpu_seconds() - before
-    switches = server.process.context_switches() - switched
+    used = process.cpu_seconds() - before
+    switches = process.context_switches() - switched
+    faults = process.minor_faults() - faulted
     if result.errors:
-        raise RuntimeError(f"{server.process.name}: {result.errors} failed requests under {load}")
-    return Measured(wrk=result, server_cpu=used, rss_peak=peak, switches=switches)
+        raise RuntimeError(f"{process.name}: {result.errors} failed requests under {load}")
+    return Measured(wrk=result, server_cpu=used, rss_peak=peak, switches=switches, faults=faults)
 
 
 async def with_rss_peak(server: Server, work: Awaitable[_T]) -> tuple[_T, int]:

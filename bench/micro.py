@@ -189,6 +189,8 @@ def _ab_rows(scenario: str, runs: Paired, unit: str, target: str, share: float) 
             reference=100 * floor.server_util),
         Row(scenario=scenario, metric="server context switches/req",
             proxy=proxy.switches_per_request, reference=floor.switches_per_request),
+        Row(scenario=scenario, metric="server minor page faults/req",
+            proxy=proxy.faults_per_request, reference=floor.faults_per_request),
     ]  # fmt: skip
 
 

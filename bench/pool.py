@@ -19,7 +19,7 @@ import orjson
 
 from bench.report import RESULTS
 
-__all__ = ["SCENARIOS", "pooled"]
+__all__ = ["SCENARIOS", "pooled", "pooled_faults"]
 
 # results key -> (what the table calls it, the share of the floor issue 21 asks for)
 SCENARIOS = {
@@ -48,6 +48,20 @@ def pooled(files: list[Path]) -> dict[str, list[tuple[float, float]]]:
     return found
 
 
+def pooled_faults(files: list[Path]) -> dict[str, tuple[list[float], list[float]]]:
+    """Minor page faults per request of every round, (proxy, floor), for runs that recorded
+    them (``bench.measure`` has since issue 21's third content pass)."""
+    found: dict[str, tuple[list[float], list[float]]] = {key: ([], []) for key in SCENARIOS}
+    for path in files:
+        micro = orjson.loads(path.read_bytes()).get("micro", {})
+        for key, (proxy, floor) in found.items():
+            for run in micro.get(key, {}).get("rounds", []):
+                if "minor_faults_per_request" in run["proxy"]:
+                    proxy.append(run["proxy"]["minor_faults_per_request"])
+                    floor.append(run["floor"]["minor_faults_per_request"])
+    return found
+
+
 def _spread(values: list[float]) -> str:
     return (
         f"median {statistics.median(values):.3f}x "
@@ -61,6 +75,7 @@ def main() -> None:
     args = parser.parse_args()
     files = args.files or sorted(RESULTS.glob("*.json"))
     print(f"{len(files)} runs pooled")
+    faults = pooled_faults(files)
     for key, rounds in pooled(files).items():
         name, share = SCENARIOS[key]
         if not rounds:
@@ -71,6 +86,13 @@ def main() -> None:
         print(f"{name}, {len(rounds)} rounds:")
         print(f"    throughput {_spread(throughput)}, target >= {share}x: {verdict}")
         print(f"    CPU per request, floor/proxy: {_spread(cpu)}")
+        proxy_faults, floor_faults = faults[key]
+        if proxy_faults:
+            print(
+                f"    minor page faults per request, medians of {len(proxy_faults)} rounds:"
+                f" proxy {statistics.median(proxy_faults):.1f},"
+                f" floor {statistics.median(floor_faults):.1f}"
+            )
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
 The proxy and the floor servers run on core 0, everything else on core 1 (``taskset``), so a
 server's CPU time is its own. CPU time is ``utime + stime`` of ``/proc/<pid>/stat``, which sums
 every thread (the job store's writer thread included), over the process and its children (a
-``serve --workers N`` supervisor and its workers, who inherit its core); memory is ``VmRSS``.
+``serve --workers N`` supervisor and its workers, who inherit its core), and so is ``minflt``
+(minor page faults); memory is ``VmRSS``.
 Nothing here needs psutil: /proc has all of it on the Linux boxes this runs on.
 """
 
@@ -52,6 +53,12 @@ class PinnedProcess:
         """User plus system CPU time so far of every thread of the process and of its
         children (``serve --workers N``: the supervisor and its N workers together)."""
         return sum(_cpu_seconds(pid) for pid in self.tree())
+
+    def minor_faults(self) -> int:
+        """Minor page faults so far of every thread of the process and of its children: each
+        is a page the kernel zeroed and mapped in because the process touched fresh memory
+        (a C heap that hands freed memory back and takes it again pays one per 4 KiB)."""
+        return sum(_minor_faults(pid) for pid in self.tree())
 
     def rss_bytes(self) -> int:
         """``VmRSS`` of the process itself (with ``--workers``, of the supervisor alone)."""
@@ -114,6 +121,13 @@ def _cpu_seconds(pid: int) -> float:
     except (FileNotFoundError, ProcessLookupError):  # a child that just exited
         return 0.0
     return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+def _minor_faults(pid: int) -> int:
+    try:
+        return int(_stat_fields(pid)[7])
+    except (FileNotFoundError, ProcessLookupError):  # a child that just exited
+        return 0
 
 
 def _rss_bytes(pid: int) -> int:
