@@ -17,7 +17,8 @@ the process keeps at most that much freed memory for reuse; memory in use is unc
 download still holds only the pieces in flight). The settings are process-wide and cannot be
 undone (glibc has no way back to its sliding thresholds), which is harmless: they only move the
 point where memory goes back. An operator who tunes glibc's malloc through the environment
-(``MALLOC_*_`` variables, ``GLIBC_TUNABLES`` with ``glibc.malloc.``) keeps their settings; on
+(``MALLOC_*_`` variables, ``GLIBC_TUNABLES`` with ``glibc.malloc.``) keeps their settings (any
+one of them also stops glibc's sliding, so set the trim and the mmap threshold together); on
 another C library this does nothing.
 """
 
@@ -31,7 +32,10 @@ from collections.abc import AsyncIterator, Mapping
 from aiohttp import web
 
 MMAP_THRESHOLD = 4 * 2**20  # bytes: blocks below this come from the heap, never a fresh mmap
-TRIM_THRESHOLD = 32 * 2**20  # bytes: free heap top kept for reuse before any goes back
+# bytes: free heap top kept for reuse before any goes back. The most glibc's own sliding
+# threshold reaches (twice its 32 MiB mmap ceiling); 32 MiB still let 128 downloads at once
+# fault 70-130 pages a MiB in again, 64 MiB 0-4 (bench/README.md).
+TRIM_THRESHOLD = 64 * 2**20
 # mallopt's parameter numbers (glibc's malloc.h)
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
