@@ -75,7 +75,14 @@ async def _run(args: argparse.Namespace) -> None:
             # after them; the others: a job that completes at once
             interval = 3600.0 if args.scenario in ("create", "gateway") else 0.05
             routes = [Route(MODEL, upstream, poll_interval=interval)] * (2 if limited_key else 1)
-            stored = (args.scenario == "stored") if content else None
+            # creates: no copies, as in bench.micro (each instant render would be copied and
+            # swept after it: background work, not the create's); None for revisions before
+            # the asset store, whose config has no assets section
+            stored: bool | None = None
+            if content:
+                stored = args.scenario == "stored"
+            elif (rev_root / "router" / "assets").is_dir():
+                stored = False
             before = await stack.proxy(
                 "rev", routes, root=rev_root, limited_key=limited_key, stored=stored
             )
