@@ -78,6 +78,11 @@ async def read_body(request: web.Request) -> bytes:
     """The whole body (up to the server's cap: a 413 past it), or a 400 / 408 /
     ``ClientGone``."""
     try:
+        if request.content.is_eof():
+            # All of it came with the headers (a create's small JSON, usually): reading waits
+            # for nothing, so it needs no timer (arming and cancelling one was ~3% of a
+            # create's CPU, bench/README.md "Issue 21, third pass").
+            return await request.read()
         async with asyncio.timeout(_body_seconds(request)):
             return await request.read()
     except TimeoutError:
