@@ -182,6 +182,11 @@ class Metrics:
         for scope in REJECTION_SCOPES:
             self.rejections.labels(scope)
         ProcessCollector(registry=r)
+        # The children ``settled`` counts in, by their labels: ``labels()`` takes a lock and
+        # checks its values on every call, five times per finished job otherwise (issue 21).
+        # As bounded as the series themselves, which are never removed.
+        self._finished: dict[tuple[str, str, str], tuple[Counter, Histogram]] = {}
+        self._rendered: dict[tuple[str, ...], tuple[Histogram, Counter, Counter]] = {}
         self._providers: set[str] = set()
         self.set_budgets(budgets or {})
         self.asset_copies = Counter(
@@ -297,15 +302,28 @@ class Metrics:
         cost_usd: float = 0.0,
     ) -> None:
         """A job finished; ``render_seconds`` and the spend only for completed ones."""
-        self.jobs_finished.labels(provider, model, outcome).inc()
+        finished = self._finished.get((provider, model, outcome))
+        if finished is None:
+            finished = self._finished[provider, model, outcome] = (
+                self.jobs_finished.labels(provider, model, outcome),
+                self.job_seconds.labels(provider, model, outcome),
+            )
+        finished[0].inc()
+        finished[1].observe(job_seconds)
         self.attempts.observe(attempts)
-        self.job_seconds.labels(provider, model, outcome).observe(job_seconds)
         if render_seconds is None:
             return
-        self.render_seconds.labels(provider, model).observe(render_seconds)
         labels = (provider, model, key) if self.key_label else (provider, model)
-        self.video_seconds.labels(*labels).inc(video_seconds)
-        self.spend.labels(*labels).inc(cost_usd)
+        rendered = self._rendered.get(labels)
+        if rendered is None:
+            rendered = self._rendered[labels] = (
+                self.render_seconds.labels(provider, model),
+                self.video_seconds.labels(*labels),
+                self.spend.labels(*labels),
+            )
+        rendered[0].observe(render_seconds)
+        rendered[1].inc(video_seconds)
+        rendered[2].inc(cost_usd)
 
     def watch(self, collector: Collector) -> None:
         """Add a scrape-time collector of live state to this registry."""
