@@ -17,7 +17,7 @@ from router import appkeys as keys
 from router.api.bodies import read_create_body
 from router.api.characters import cast, form_fields
 from router.api.requests import (
-    admitted,
+    HeaderAdmission,
     ascii_int,
     build_create,
     check_prompt,
@@ -64,7 +64,7 @@ def video_object(job: Job) -> dict[str, Any]:
 
 async def create_video(request: web.Request) -> web.Response:
     idempotency_key = key_from(request.headers)
-    async with admitted(request, idempotency_key) as admission:
+    async with HeaderAdmission(request, idempotency_key) as admission:
         fields = await read_create_body(request)
         casting = await cast(request, fields)
         slots = form_fields(fields)

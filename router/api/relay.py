@@ -25,7 +25,7 @@ from router.access.links import CONTENT_PREFIX, LinkSigner
 from router.api.bodies import read_json_object
 from router.api.content import stream_asset
 from router.api.requests import (
-    admitted,
+    HeaderAdmission,
     build_create,
     is_image_url,
     owned_job,
@@ -91,7 +91,7 @@ def task_object(job: Job, links: LinkSigner) -> dict[str, Any]:
 
 async def create_task(request: web.Request) -> web.Response:
     idempotency_key = key_from(request.headers)
-    async with admitted(request, idempotency_key) as admission:
+    async with HeaderAdmission(request, idempotency_key) as admission:
         fields = await read_json_object(request)
         reject_unknown(fields, CREATE_FIELDS)
         config, key = request.app[keys.CONFIG].current, request[keys.CLIENT_KEY]

@@ -8,8 +8,7 @@ provider can render the result is the selector's question.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -169,8 +168,7 @@ class Admission:
         return None if self.hold is None else self.hold.token
 
 
-@contextlib.asynccontextmanager
-async def admitted(request: web.Request, idempotency_key: str | None) -> AsyncIterator[Admission]:
+class HeaderAdmission:
     """Take the key's rate and concurrency slot before the body is read, so a key over its
     limits is a 429 at once instead of after a (possibly slow, large) upload. The slot goes
     back on the way out unless the job set on the admission holds it.
@@ -178,19 +176,32 @@ async def admitted(request: web.Request, idempotency_key: str | None) -> AsyncIt
     A create with an ``Idempotency-Key`` is admitted after its body, as before: it may be a
     retry of a create that went through, which answers with that job and must take no slot
     and no rate (``router.jobs.idempotency``); its body is bounded by the body timeouts.
+
+    A class, not an ``asynccontextmanager``: that is an async generator per create, which the
+    loop registers and finalises (~1% of a create's CPU, bench/README.md "Issue 21, third
+    pass").
     """
-    if idempotency_key is not None:
-        yield Admission(None)
-        return
-    limits = request.app[keys.LIMITS]
-    hold = await request.app[keys.DISPATCHER].admit(request[keys.CLIENT_KEY].name)
-    admission = Admission(hold)
-    try:
-        yield admission
-    finally:
-        job = admission.job
-        if job is None or limits.hold_of(job.id) is not hold:
-            limits.release(hold)
+
+    __slots__ = ("_admission", "_idempotency_key", "_request")
+
+    def __init__(self, request: web.Request, idempotency_key: str | None) -> None:
+        self._request = request
+        self._idempotency_key = idempotency_key
+        self._admission = Admission(None)
+
+    async def __aenter__(self) -> Admission:
+        if self._idempotency_key is None:
+            request = self._request
+            hold = await request.app[keys.DISPATCHER].admit(request[keys.CLIENT_KEY].name)
+            self._admission = Admission(hold)
+        return self._admission
+
+    async def __aexit__(self, *raised: object) -> None:
+        hold, job = self._admission.hold, self._admission.job
+        if hold is not None and (
+            job is None or self._request.app[keys.LIMITS].hold_of(job.id) is not hold
+        ):
+            self._request.app[keys.LIMITS].release(hold)
 
 
 def ascii_int(value: object, *, digits: int = 6) -> int | None:
