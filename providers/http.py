@@ -285,24 +285,27 @@ class HttpProvider:
         """The body, up to ``max_reply_bytes``. Past that a reply that must be read ``whole``
         is a ``BadUpstreamReply``; an error reply is cut (only its start is read)."""
         cap = self.max_reply_bytes
-        too_long = BadUpstreamReply(
-            f"{operation}: reply longer than {cap} bytes",
-            provider=self.name,
-            status=response.status,
-            sent=True,
-        )
         if whole and response.content_length is not None and response.content_length > cap:
-            raise too_long
+            raise self._too_long(response, operation)
         parts: list[bytes] = []
         size = 0
-        async for chunk in response.content.iter_any():
+        # readany, not iter_any: no iterator object and one frame less per piece
+        while chunk := await response.content.readany():
             parts.append(chunk)
             size += len(chunk)
             if size > cap:
                 if whole:
-                    raise too_long
+                    raise self._too_long(response, operation)
                 break
         return b"".join(parts)[:cap]
+
+    def _too_long(self, response: aiohttp.ClientResponse, operation: str) -> BadUpstreamReply:
+        return BadUpstreamReply(
+            f"{operation}: reply longer than {self.max_reply_bytes} bytes",
+            provider=self.name,
+            status=response.status,
+            sent=True,
+        )
 
     def describe(self, exc: BaseException) -> str:
         """An exception of the HTTP client as log-safe text: scrubbed and clipped, never its
