@@ -300,6 +300,7 @@ async def _webhooks(app: web.Application) -> AsyncIterator[None]:
         events=app[keys.EVENTS],
         metrics=app[keys.METRICS],
         clock=app[keys.CLOCK],
+        views=app[keys.VIEWS],
     )
     app[keys.WEBHOOKS] = hooks
     await hooks.start()

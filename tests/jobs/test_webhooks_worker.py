@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -16,10 +17,12 @@ from aiohttp import web
 from monitoring.metrics import Metrics
 from providers.base import UpstreamJob, UpstreamStatus
 from router.config.live import LiveConfig
+from router.events.base import Subscription
 from router.events.local import LocalJobEvents
+from router.jobs.views import JobViews, Views
 from router.jobs.webhooks import Webhooks
-from router.records.job import Attempt, Job, new_job_id
-from router.store.outbox import SqliteWebhookOutbox
+from router.records.job import Attempt, Job, JobState, new_job_id
+from router.store.outbox import OutboxEvent, SqliteWebhookOutbox
 from router.store.sqlite import SqliteJobStore
 from tests.clock import ManualClock
 from tests.conftest import ALICE, build_config, sim_provider, wait_for
@@ -38,16 +41,24 @@ class Rig:
         self.store = SqliteJobStore(tmp_path / "jobs.db", on_change=self.events.deliver)
         self.outbox = SqliteWebhookOutbox(tmp_path / "jobs.db")
         self.metrics = Metrics()
-        self.hooks = Webhooks(
+        self.config = LiveConfig(config)
+        self.hooks = self.webhooks()
+
+    def webhooks(self, views: Views | None = None) -> Webhooks:
+        return Webhooks(
             outbox=self.outbox,
-            config=LiveConfig(config),
+            config=self.config,
             store=self.store,
             events=self.events,
             metrics=self.metrics,
             clock=self.clock,
+            views=views,
         )
 
     async def completed_job(self) -> Job:
+        return await self.complete(await self.queued_job())
+
+    async def queued_job(self) -> Job:
         job = Job(
             id=new_job_id(),
             owner="alice",
@@ -59,16 +70,40 @@ class Rig:
         )
         job.attempts.append(Attempt(provider="sim", upstream_id="up-1", submitted_at=1.0))
         await self.store.insert(job)
+        return job
+
+    async def complete(self, job: Job) -> Job:
         version = job.version
         job.observe(UpstreamJob("up-1", UpstreamStatus.COMPLETED, 100), self.clock())
         assert await self.store.update(job, expected_version=version)
         return job
+
+    async def queued_event(self) -> OutboxEvent:
+        """The one event the outbox holds, once it is there (claimed)."""
+
+        async def queued() -> bool:
+            return (await self.outbox.pending())[0] == 1
+
+        await wait_for(queued)
+        (event,) = await self.outbox.claim(self.clock(), lease=60.0, limit=5)
+        return event
 
     def counted(self, outcome: str) -> float:
         value = self.metrics.registry.get_sample_value(
             "sora_proxy_webhook_deliveries_total", {"outcome": outcome}
         )
         return value or 0.0
+
+
+@contextlib.asynccontextmanager
+async def listening(hooks: Webhooks, changes: Subscription) -> AsyncIterator[None]:
+    """``hooks`` listening on ``changes`` for as long as the block runs."""
+    task = asyncio.create_task(hooks.listen(changes))
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
 
 @pytest.fixture
@@ -132,18 +167,9 @@ async def test_an_attempt_whose_lease_was_taken_over_is_called_off(
 async def test_a_listener_that_fell_behind_walks_the_recent_jobs_again(rig: Rig) -> None:
     changes = rig.events.subscribe(limit=1)
     job = await rig.completed_job()  # two changes: the subscription of one is dropped
-    listening = asyncio.create_task(rig.hooks.listen(changes))
-    try:
-
-        async def queued() -> bool:
-            return (await rig.outbox.pending())[0] == 1
-
-        await wait_for(queued)
-        (event,) = await rig.outbox.claim(rig.clock(), lease=60.0, limit=5)
-        assert event.job_id == job.id and event.type == "video.completed"
-    finally:
-        listening.cancel()
-        await asyncio.gather(listening, return_exceptions=True)
+    async with listening(rig.hooks, changes):
+        event = await rig.queued_event()
+    assert event.job_id == job.id and event.type == "video.completed"
 
 
 async def test_a_job_that_settled_while_nobody_listened_gets_its_event_at_start(
@@ -161,3 +187,22 @@ async def test_a_job_that_settled_while_nobody_listened_gets_its_event_at_start(
     (event_id,) = seen
     assert (await rig.outbox.pending()) == (0, None) and event_id.startswith("evt_")
     assert await rig.hooks.backfill() == 0  # found again: already in the outbox, not re-added
+
+
+async def test_a_settle_heard_before_this_processs_views_saw_it_is_read_from_the_store(
+    rig: Rig,
+) -> None:
+    """Webhooks read a job heard settling from memory when it is settled there; in a fleet the
+    views and the webhooks hear each event in either order, so a view still unsettled is
+    older than the event and the job is read from the store instead."""
+    views = JobViews(rig.store, rig.events)  # not started: its views stay as they were read
+    hooks = rig.webhooks(views)
+    changes = rig.events.subscribe()
+    job = await rig.queued_job()
+    cached = await views.read(job.id)
+    assert cached is not None and cached.state is JobState.QUEUED
+    async with listening(hooks, changes):
+        await rig.complete(job)
+        assert views.get(job.id) is cached  # the stale view is still what memory holds
+        event = await rig.queued_event()
+    assert event.job_id == job.id and event.type == "video.completed"
