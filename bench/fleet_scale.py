@@ -16,10 +16,9 @@ shorter window could see several times ``poll_rpm / 60`` without anything being 
   so the poll cache, 10k jobs, holds most of them). Its p99 is the client-poll latency under
   load; the upstream calls must not rise.
 
-Before the first seed, ``creates`` jobs are created through the proxy: a list sweep starts once
-the instance has ``SWEEP_MIN_JOBS`` renders of its own in flight (``Limits.rendering`` counts
-what this instance admitted), and a proxy that serves traffic has those; seeded jobs alone would
-be read one by one.
+Before the first seed, ``creates`` jobs are created through the proxy, as the traffic a serving
+proxy has (a fleet sweeps a provider's list once its poll plan holds ``SWEEP_MIN_JOBS`` jobs,
+whoever created them: ``PlannedTracking.in_flight``).
 
 Memory: Redis's ``used_memory`` over the empty server per job in flight, and the proxy's peak
 RSS over both windows, which must be bounded by the poll cache rather than grow with the jobs
