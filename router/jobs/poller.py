@@ -390,8 +390,7 @@ class Poller:
             self.completed(job)
 
     def _interval(self, job: Job) -> float:
-        entry = self._pool.get(job.current.provider)
-        return entry.config.poll_interval if entry is not None else 5.0
+        return self._pool.poll_interval(job.current.provider)
 
 
 def _outcome(job: Job) -> str:

@@ -210,8 +210,7 @@ class Sweeps:
         the last sweep started; a fleet, when the roster is full or ``GATHER`` of an interval
         after its first member joined (see the module docstring)."""
         loop = asyncio.get_running_loop()
-        entry = self._pool.get(provider)
-        interval = entry.config.poll_interval if entry else 5.0
+        interval = self._pool.poll_interval(provider)
         if self._tracking.batch is None:
             wait = lister.next_at - loop.time()
             if wait > 0:

@@ -30,6 +30,7 @@ from providers.simulator.settings import SimulationSettings
 from router.config.model import Config, ProviderConfig
 
 log = logging.getLogger(__name__)
+UNKNOWN_POLL_INTERVAL = 5.0  # seconds: a render on a provider gone from the config and retirement
 
 
 @dataclass(slots=True)
@@ -126,6 +127,12 @@ class ProviderPool:
     def get(self, name: str) -> PoolEntry | None:
         """A configured or retired provider: jobs and videos on a removed one still reach it."""
         return self._entries.get(name) or self._retired.get(name)
+
+    def poll_interval(self, name: str) -> float:
+        """Seconds between status reads of a render on provider ``name``; a provider no longer
+        known at all (neither configured nor retired) gets ``UNKNOWN_POLL_INTERVAL``."""
+        entry = self.get(name)
+        return entry.config.poll_interval if entry is not None else UNKNOWN_POLL_INTERVAL
 
     def __iter__(self) -> Iterator[PoolEntry]:
         return iter(self._entries.values())

@@ -36,8 +36,7 @@ async def shared_jobs(app: web.Application) -> AsyncIterator[None]:
         store plans it with the insert)."""
         if job.state.finished:
             return None
-        entry = app[keys.POOL].get(job.current.provider)
-        return clock() + (entry.config.poll_interval if entry is not None else 5.0)
+        return clock() + app[keys.POOL].poll_interval(job.current.provider)
 
     store = RedisJobStore(client, clock=clock, first_read=first_read)
     events = RedisJobEvents(client)
