@@ -31,6 +31,7 @@ from pathlib import Path
 from bench.client import Api, create_body
 from bench.content import MIB, wait_stored
 from bench.measure import Measured, measure
+from bench.micro import QUEUED_RENDER_SECONDS
 from bench.stack import ROOT, Route, Server, Stack, new_key
 from bench.wrk import Load, drive, run_wrk
 
@@ -65,11 +66,13 @@ async def _run(args: argparse.Namespace) -> None:
         async with Stack(Path(tmp) / "run", key) as stack:
             content = args.scenario in ("content", "stored")
             # content: a 1 MiB video, rendered long enough for the poller to see it finish
-            # (a render the create's answer calls completed is never copied)
+            # (a render the create's answer calls completed is never copied); creates: queued,
+            # as a real upstream answers them (bench.micro); poll: a job completed at once
+            render_seconds = 0.2 if content else 0.0
+            if args.scenario in ("create", "gateway"):
+                render_seconds = QUEUED_RENDER_SECONDS
             upstream = await stack.upstream(
-                "upstream",
-                render_seconds=0.2 if content else 0,
-                video_bytes=MIB if content else 1024,
+                "upstream", render_seconds=render_seconds, video_bytes=MIB if content else 1024
             )
             # creates: polled once an hour, so the rounds measure creates, not the status reads
             # after them; the others: a job that completes at once

@@ -11,17 +11,21 @@ instantly. The proxy reaches them through four providers (one catalogue model ea
   buffering whole files would take 3 GiB more. (The 1 MiB runs read lower: short downloads
   spend more of their time between requests than with full buffers in flight, so the
   1 -> 32 MiB step measures that, not file size.)
-* ``bench-create``: the 1 MiB simulator again, but polled once an hour, so the create runs
-  measure the create path alone, not the status reads that follow it (the scale scenario
-  measures those).
+* ``bench-create``: a fourth simulator whose renders take a day, polled once an hour, so a
+  create is answered ``queued`` as every real upstream answers it, and the create runs
+  measure the create path alone: not the status reads that follow it (the scale scenario
+  measures those), and not the settling of a render finished at once, which no real upstream
+  does (until 2026-12-04 the bench's creates went to the instant 1 MiB simulator and every
+  one also settled its job: bench/README.md, "Issue 21, fourth pass");
 * ``bench-gateway``: the set-up an outside harness measured (issue 21): two providers of the
-  same model (both on the 1 MiB simulator, polled once an hour), ordered by the balanced
+  same model (both on that simulator, polled once an hour), ordered by the balanced
   strategy, created on by a second client key with every limit set (``LIMITED_KEY``). Its
   creates pay for choosing between two candidates and for the key's rate, concurrency and
   budget checks, which ``bench-create`` (one provider, an unlimited key) does not.
 
 The floor server stands in front of the 1 MiB simulator and answers polls with the exact bytes
-the proxy answered (checked before measuring).
+the proxy answered (checked before measuring); a second one passes creates through to the
+simulator the proxy's creates go to.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ from bench.report import Row, at_least, below
 from bench.stack import Route, Server, Stack, new_key
 from bench.wrk import Load
 
-__all__ = ["MicroSettings", "run_micro"]
+__all__ = ["QUEUED_RENDER_SECONDS", "MicroSettings", "run_micro"]
 
 MIB = 2**20
 _FLAT = 32 * MIB  # memory is "flat" when it grows by less than one 32 MiB file
@@ -47,6 +51,8 @@ _FLAT = 32 * MIB  # memory is "flat" when it grows by less than one 32 MiB file
 # read 63 to 95 MiB for 32 MiB files in runs of the same code (the allocator hands memory
 # back between runs or keeps it), so one low reading could fail or pass the check alone.
 _RSS_ROUNDS = 3
+# A render no bench run outlives: its create is answered "queued", and nothing settles it.
+QUEUED_RENDER_SECONDS = 86_400.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -62,15 +68,18 @@ async def run_micro(stack: Stack, settings: MicroSettings) -> tuple[list[Row], d
     small = await stack.upstream("upstream-1mb", render_seconds=0, video_bytes=MIB)
     large = await stack.upstream("upstream-32mb", render_seconds=0, video_bytes=32 * MIB)
     huge = await stack.upstream("upstream-128mb", render_seconds=0, video_bytes=128 * MIB)
+    queued = await stack.upstream(
+        "upstream-queued", render_seconds=QUEUED_RENDER_SECONDS, video_bytes=1024
+    )
     proxy = await stack.proxy(
         "proxy",
         [
             Route("bench-1mb", small, 0.05),
             Route("bench-32mb", large, 0.05),
             Route("bench-128mb", huge, 0.05),
-            Route("bench-create", small, 3600.0),
-            Route("bench-gateway", small, 3600.0),
-            Route("bench-gateway", small, 3600.0),
+            Route("bench-create", queued, 3600.0),
+            Route("bench-gateway", queued, 3600.0),
+            Route("bench-gateway", queued, 3600.0),
         ],
         limited_key=limited_key,
         stored=False,  # content streams from the upstream: bench.content measures the store
@@ -85,6 +94,7 @@ async def run_micro(stack: Stack, settings: MicroSettings) -> tuple[list[Row], d
         # the floor passes ids through, so it downloads a job made on the simulator directly
         upstream_id = await api.create("bench-1mb")
     floor = await stack.floor(small, {small_id: orjson.loads(video)})
+    create_floor = await stack.floor(queued, {}, name="floor-create")
     async with Api(floor.url, stack.key) as api:
         if await api.get_bytes(f"/v1/videos/{small_id}") != video:
             raise RuntimeError("the floor does not answer the bytes the proxy answered")
@@ -95,11 +105,15 @@ async def run_micro(stack: Stack, settings: MicroSettings) -> tuple[list[Row], d
         return Load(url=server.url + path, key=key or stack.key, connections=connections, **how)
 
     async def pair(
-        path: str, floor_path: str | None = None, proxy_key: str | None = None, **how: Any
+        path: str,
+        floor_path: str | None = None,
+        proxy_key: str | None = None,
+        against: Server = floor,
+        **how: Any,
     ) -> Paired:
         return await paired(
             (proxy, load(proxy, path, key=proxy_key, **how)),
-            (floor, load(floor, floor_path or path, **how)),
+            (against, load(against, floor_path or path, **how)),
             seconds=settings.seconds,
             rounds=settings.rounds,
         )
@@ -122,9 +136,9 @@ async def run_micro(stack: Stack, settings: MicroSettings) -> tuple[list[Row], d
     content_large = max(large_runs, key=lambda run: run.rss_peak)
     content_huge = max(huge_runs, key=lambda run: run.rss_peak)
     create_how: dict[str, Any] = {"method": "POST", "body": create_body("bench-create")}
-    create_rounds = await pair("/v1/videos", **create_how)
+    create_rounds = await pair("/v1/videos", against=create_floor, **create_how)
     gateway_how: dict[str, Any] = {"method": "POST", "body": create_body("bench-gateway")}
-    gateway_rounds = await pair("/v1/videos", None, limited_key, **gateway_how)
+    gateway_rounds = await pair("/v1/videos", None, limited_key, create_floor, **gateway_how)
     poll, content = poll_rounds.median, content_rounds.median
     hotspots: dict[str, dict[str, list[Hotspot]]] = {}
     if settings.profile_to is not None:
