@@ -1,7 +1,8 @@
 """The fleet's cost per request: poll, create and content on SQLite and on Redis, one run.
 
-Three proxies on one simulator (1 MiB, rendering at once), started side by side and loaded one
-at a time (issue 17, acceptance 8; issue 21, "the fleet's cost"):
+Three proxies on one simulator (1 MiB, rendering at once; downloads come from each proxy's
+copy in its asset store, as deployed), started side by side and loaded one at a time
+(issue 17, acceptance 8; issue 21, "the fleet's cost"):
 
 * ``sqlite``: the embedded default, one process, exactly what ``python -m bench`` measures;
 * ``redis x1``: ``store.backend: redis``, one process, on a Redis of its own;
@@ -21,8 +22,11 @@ The poll path's targets are issue 21's: within 1.5x the CPU per request of the s
 process, and at least 0.8x of the bare floor (``bench.floor_servers``: an aiohttp server
 answering the same Video bytes from a dict) on every backend. The floor is polled in every
 round of the poll scenario, beside the proxies, and each backend's ratio is taken within its
-round (throughput and CPU per request, as ``python -m bench`` reports them). Creates are polled
-once an hour, so they measure the create path alone.
+round (throughput and CPU per request, as ``python -m bench`` reports them). Creates go to a
+second simulator whose renders take a day, polled once an hour, so they measure the create
+path alone, as in ``python -m bench``. (Until 2026-12-04 they went to the instant simulator:
+every create then finished at once and was copied into the asset store, 1 MiB each, and that
+backlog of copies slowed the creates that followed and starved the content runs.)
 """
 
 from __future__ import annotations
@@ -36,7 +40,9 @@ from typing import Any
 import orjson
 
 from bench.client import Api, create_body
+from bench.content import wait_stored
 from bench.measure import Measured, measure
+from bench.micro import QUEUED_RENDER_SECONDS
 from bench.redis_server import RedisCounters, RedisServer
 from bench.report import Row, at_least, at_most
 from bench.stack import Route, Server, Stack, Upstream
@@ -86,7 +92,10 @@ class _Run:
 
 async def run_rates(stack: Stack, settings: RateSettings) -> tuple[list[Row], dict[str, Any]]:
     upstream = await stack.upstream("upstream-fleet", render_seconds=0, video_bytes=MIB)
-    routes = [Route("bench-1mb", upstream, 0.05), Route("bench-create", upstream, 3600.0)]
+    queued = await stack.upstream(
+        "upstream-queued", render_seconds=QUEUED_RENDER_SECONDS, video_bytes=1024
+    )
+    routes = [Route("bench-1mb", upstream, 0.05), Route("bench-create", queued, 3600.0)]
     async with contextlib.AsyncExitStack() as running:
         contenders = [await _contender(stack, "sqlite", routes, None)]
         for workers in settings.workers:
@@ -126,15 +135,22 @@ async def run_rates(stack: Stack, settings: RateSettings) -> tuple[list[Row], di
 async def _contender(
     stack: Stack, name: str, routes: list[Route], redis: RedisServer | None, workers: int = 1
 ) -> _Contender:
+    # Copies on, as deployed, each proxy in its own directory: by default the directory sits
+    # beside the job store, and three proxies whose stores share one work directory would
+    # share it too, each sweeping the others' copies away as orphans (the sqlite contender
+    # then served no download at all).
+    proxy_name = "proxy-" + name.replace(" ", "-")
     proxy = await stack.proxy(
-        "proxy-" + name.replace(" ", "-"),
+        proxy_name,
         routes,
         redis_url=None if redis is None else redis.url,
         workers=workers,
+        stored=True,
     )
     async with Api(proxy.url, stack.key) as api:
         video_id = await api.create("bench-1mb")
         video = await api.wait_status(video_id, "completed")
+        await wait_stored(api, video_id, stack.assets_dir(proxy_name))
     return _Contender(name, proxy, redis, video_id, video)
 
 
