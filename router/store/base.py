@@ -11,9 +11,10 @@ fleet) passes one contract suite (``tests/contract/test_job_store.py``). Callers
   silently wins. A settled job's last update is final;
 * ``amend(job, expected_version=v)`` is the one write a settled job takes: bookkeeping that is
   not its state (the asset copy of ``router.assets``), compare-and-set like ``update``; it
-  refuses a job whose status would change, and announces nothing (the job did not move);
-* every stored change (insert, update, delete) is announced once as a ``JobChanged`` on the
-  store's job events;
+  refuses a job whose status would change;
+* every stored change (insert, update, amend, delete) is announced once as a ``JobChanged`` on
+  the store's job events: an amend too, so a cache of the job (``router.jobs.views``) learns
+  that its copy is whole, or gone;
 * ``claim_key`` records an ``Idempotency-Key`` for a job atomically, before any upstream call:
   of concurrent claims of one key, in any process, exactly one wins and every caller gets the
   winning record; ``release_key`` frees a claim whose create failed, so a retry may lead;

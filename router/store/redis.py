@@ -122,13 +122,18 @@ also(4, 9)
 return 1
 """
 )
-# KEYS: job. ARGV: expected version, new version, body, status. Bookkeeping of a job whose
-# status stays what it was: no event (nothing a client watches moved).
+# KEYS: job, events. ARGV: id, expected version, then what ``_written`` lists (ARGV[3..8]).
+# Bookkeeping of a job whose status stays what it was (its copy), announced like any change:
+# every instance's poll cache (``router.jobs.views``) drops its older view on the event, else
+# it kept serving content from the upstream after the copy was whole, or a copy retention
+# had removed.
 _AMEND = """
 local found = redis.call('HMGET', KEYS[1], 'v', 'b')
-if not found[1] or found[1] ~= ARGV[1] then return 0 end
-if cjson.decode(found[2])['state'] ~= ARGV[4] then return 0 end
-redis.call('HSET', KEYS[1], 'v', ARGV[2], 'b', ARGV[3])
+if not found[1] or found[1] ~= ARGV[2] then return 0 end
+if cjson.decode(found[2])['state'] ~= ARGV[6] then return 0 end
+redis.call('HSET', KEYS[1], 'v', ARGV[3], 'b', ARGV[4])
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[8], '*',
+    'id', ARGV[1], 'v', ARGV[3], 's', ARGV[6], 'p', ARGV[7])
 return 1
 """
 # KEYS: job, input, unsettled, events. ARGV: id, maxlen. Returns the body and key name.
@@ -323,9 +328,8 @@ class RedisJobStore:
 
     @_noted
     async def amend(self, job: Job, *, expected_version: int) -> bool:
-        body = jsonio.dumps(job.to_record())
-        args: list[bytes | str] = [str(expected_version), str(job.version), body, job.state.value]
-        return bool(await self._amend(keys=[job_key(job.id)], args=args))
+        args = [job.id, str(expected_version), *_written(job)]
+        return bool(await self._amend(keys=[job_key(job.id), _events(job)], args=args))
 
     @_noted
     async def delete(self, job_id: str) -> None:

@@ -442,6 +442,8 @@ class SqliteJobStore:
         self._put(_Upsert(_job_row(job), None, None))
         if job.id in self._open_versions:  # unsettled: keep update's check on the new version
             self._open_versions[job.id] = job.version
+        if self._on_change is not None:
+            self._on_change(JobChanged.of(job))
         return True
 
     async def claim_key(self, claim: IdempotencyClaim, job_id: str) -> IdempotencyRecord:

@@ -246,6 +246,23 @@ async def test_each_stored_change_is_announced_once(backing: Backing) -> None:
     ]
 
 
+async def test_a_settled_jobs_bookkeeping_is_announced(backing: Backing) -> None:
+    """A cache of the job's view (a fleet's poll cache) must hear that its copy moved."""
+    store = await backing.reopen()
+    assert backing.events is not None
+    settled = await settled_in(store)
+    async with backing.events.subscribe(job_id=settled.id) as heard:
+        version = settled.version
+        settled.copy_failed("upstream link expired")
+        assert await store.amend(settled, expected_version=version)
+
+        got = await asyncio.wait_for(anext(heard), WITHIN)
+        if got.version == version:  # a shared stream may still hand over the settling write
+            got = await asyncio.wait_for(anext(heard), WITHIN)
+
+    assert got == JobChanged(settled.id, version + 1, "failed", settled.progress)
+
+
 async def test_one_idempotency_key_is_claimed_once_whoever_asks(backing: Backing) -> None:
     stores = [await backing.peer() for _ in range(4)]
     claim = IdempotencyClaim("alice", "retry-me", "print")
