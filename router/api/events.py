@@ -43,7 +43,7 @@ async def video_events(request: web.Request) -> web.StreamResponse:
     states = follow(
         job.id, app[keys.STORE], app[keys.EVENTS], after=_last_event_id(request), quiet=HEARTBEAT
     )
-    with contextlib.suppress(ConnectionResetError):
+    with contextlib.suppress(ConnectionError):  # the client went away (reset, or lost)
         async with contextlib.aclosing(states):
             async for state in states:
                 if state is None:

@@ -135,7 +135,7 @@ async def send(
         async for chunk in store.read(key, answer.start, answer.stop):
             await response.write(chunk)
         await response.write_eof()
-    except ConnectionResetError:
+    except ConnectionError:  # a reset, or a lost connection while waiting for it to drain
         if request.transport is not None and not request.transport.is_closing():
             raise
         # the client hung up mid-download, which clients do: nothing is left to answer
