@@ -77,6 +77,9 @@ class ProviderHealth:
         if ok:
             s = self._stats[provider]
             s.submit_latency = _ewma(s.submit_latency, latency)
+            if self.forward is None:  # what ``apply`` does with it, without an event per create
+                self.outliers.record(provider, True, self._clock())
+                return
         self._post(HealthEvent(change=Change.OUTCOME, provider=provider, ok=ok, at=self._clock()))
 
     def rendered(self, provider: str, ok: bool, seconds: float | None = None) -> None:

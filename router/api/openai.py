@@ -66,9 +66,13 @@ async def create_video(request: web.Request) -> web.Response:
     idempotency_key = key_from(request.headers)
     async with HeaderAdmission(request, idempotency_key) as admission:
         fields = await read_create_body(request)
-        casting = await cast(request, fields)
-        slots = form_fields(fields)
-        reject_unknown({name: v for name, v in fields.items() if name not in slots}, CREATE_FIELDS)
+        if fields.keys() <= CREATE_FIELDS:  # the usual body: nothing unknown, no form slots
+            casting = await cast(request, fields) if "characters" in fields else ()
+        else:
+            casting = await cast(request, fields)
+            slots = form_fields(fields)
+            unknown = {name: v for name, v in fields.items() if name not in slots}
+            reject_unknown(unknown, CREATE_FIELDS)
         config = request.app[keys.CONFIG].current
         create = build_create(
             config,

@@ -15,6 +15,7 @@ the next candidate instead of treating the render as possibly accepted.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 
 from providers.base import (
     BadUpstreamReply,
@@ -38,24 +39,40 @@ class Sender:
         # one upload per (character, provider) at a time: a second render waits for the first
         self._uploading: dict[tuple[str, str], asyncio.Lock] = {}
 
-    async def send(
+    def send(
         self, entry: PoolEntry, request: RenderRequest, characters: tuple[str, ...] = ()
-    ) -> UpstreamJob:
-        """Render ``request`` on ``entry``; ``characters`` are our ids of those it casts."""
+    ) -> Awaitable[UpstreamJob]:
+        """Render ``request`` on ``entry``; ``characters`` are our ids of those it casts.
+
+        Without characters this hands back the adapter call itself, so a create's coroutine
+        chain has no layer of ours here: each time the upstream call resumes, every coroutine
+        between the task and the socket is resumed with it.
+        """
         if characters:
-            request.characters = tuple([await self._cast(entry, c) for c in characters])
+            return self._send_cast(entry, request, characters)
+        return self._call(entry, request)
+
+    async def _send_cast(
+        self, entry: PoolEntry, request: RenderRequest, characters: tuple[str, ...]
+    ) -> UpstreamJob:
+        request.characters = tuple([await self._cast(entry, c) for c in characters])
+        return await self._call(entry, request)
+
+    @staticmethod
+    def _call(entry: PoolEntry, request: RenderRequest) -> Awaitable[UpstreamJob]:
+        """The adapter operation ``request.operation`` names."""
         adapter = entry.adapter
         operation = request.operation
         if operation is Operation.CREATE:
-            return await adapter.create(request)
+            return adapter.create(request)
         if operation is Operation.EDIT:
-            return await adapter.edit(request)
+            return adapter.edit(request)
         if operation is Operation.EXTEND:
-            return await adapter.extend(request)
+            return adapter.extend(request)
         source = request.source
         if source is None or source.upstream_id is None:
             raise ValueError("a remix needs the upstream id of its source")
-        return await adapter.remix(source.upstream_id, request.prompt)
+        return adapter.remix(source.upstream_id, request.prompt)
 
     async def _cast(self, entry: PoolEntry, character_id: str) -> str:
         """This provider's id of the character, uploading the clip the first time."""

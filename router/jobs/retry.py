@@ -83,25 +83,45 @@ class RetryState:
 
 
 class RetryBudget:
-    """Re-submissions allowed: ``min_resubmits`` plus ``ratio`` of the jobs created lately."""
+    """Re-submissions allowed: ``min_resubmits`` plus ``ratio`` of the jobs created lately.
 
-    __slots__ = ("_creates", "_resubmits", "min_resubmits", "ratio")
+    Creates are counted by the second (``[second, count]`` pairs), not kept one timestamp each:
+    every create passes here, and most processes never re-submit, so a timestamp per create
+    would pile up with nothing to trim it. A second counts until all of it is older than
+    ``BUDGET_WINDOW``, so at the window's edge up to a second more of creates count.
+    """
+
+    __slots__ = ("_created", "_creates", "_resubmits", "min_resubmits", "ratio")
 
     def __init__(self, *, ratio: float = 0.5, min_resubmits: int = 10) -> None:
         self.ratio = ratio
         self.min_resubmits = min_resubmits
-        self._creates: deque[float] = deque()
+        self._creates: deque[list[int]] = deque()  # [second, creates in it], oldest first
+        self._created = 0  # the creates in ``_creates``
         self._resubmits: deque[float] = deque()
 
     def created(self, now: float) -> None:
-        self._creates.append(now)
+        second = int(now // 1)
+        creates = self._creates
+        if creates and creates[-1][0] == second:
+            creates[-1][1] += 1
+        else:
+            self._forget_creates(now)  # once a second: the window holds BUDGET_WINDOW of them
+            creates.append([second, 1])
+        self._created += 1
 
     def try_spend(self, now: float) -> bool:
         """Take one re-submission from the budget; False when it is used up."""
-        for times in (self._creates, self._resubmits):
-            while times and times[0] < now - BUDGET_WINDOW:
-                times.popleft()
-        if len(self._resubmits) >= self.min_resubmits + self.ratio * len(self._creates):
+        self._forget_creates(now)
+        resubmits = self._resubmits
+        while resubmits and resubmits[0] < now - BUDGET_WINDOW:
+            resubmits.popleft()
+        if len(resubmits) >= self.min_resubmits + self.ratio * self._created:
             return False
-        self._resubmits.append(now)
+        resubmits.append(now)
         return True
+
+    def _forget_creates(self, now: float) -> None:
+        creates = self._creates
+        while creates and creates[0][0] + 1 <= now - BUDGET_WINDOW:
+            self._created -= creates.popleft()[1]

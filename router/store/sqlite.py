@@ -498,7 +498,10 @@ class SqliteJobStore:
         self._jobs[job.id] = job
         self._stored[job.id] = (job.version, job.state)
         self._hold(job)
-        keys, key = self._by_owner.setdefault(job.owner, []), (job.created_at, job.id)
+        key = (job.created_at, job.id)
+        keys = self._by_owner.get(job.owner)
+        if keys is None:  # not setdefault: that builds a list for every insert
+            keys = self._by_owner[job.owner] = []
         if not keys or keys[-1] < key:
             keys.append(key)  # the usual case: the newest job of its owner
         else:
@@ -519,9 +522,10 @@ class SqliteJobStore:
     def _hold(self, job: Job) -> None:
         for attempt in job.attempts:
             if attempt.upstream_id:  # an ``UNKNOWN`` attempt has none yet
-                self._holding.setdefault(attempt.provider, {}).setdefault(
-                    attempt.upstream_id, job.id
-                )
+                held = self._holding.get(attempt.provider)
+                if held is None:
+                    held = self._holding[attempt.provider] = {}
+                held.setdefault(attempt.upstream_id, job.id)
 
     def _remember(self, record: IdempotencyRecord) -> None:
         slot = (record.owner, record.key)

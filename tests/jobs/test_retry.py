@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tracemalloc
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -44,3 +46,30 @@ def test_the_budget_caps_resubmits_as_a_share_of_creates() -> None:
         budget.created(0.0)
     assert [budget.try_spend(1.0) for _ in range(4)] == [True, True, True, False]
     assert budget.try_spend(1000.0)  # the window moved on
+
+
+def test_the_budget_counts_creates_within_the_window() -> None:
+    budget = RetryBudget(ratio=0.5, min_resubmits=0)
+    for index in range(1000):
+        budget.created(index * 0.001)  # a thousand creates in one second
+    budget.created(200.0)
+    budget.created(200.5)
+    spent = [budget.try_spend(299.0) for _ in range(502)]
+    assert spent == [True] * 501 + [False]  # half of 1002 creates
+    assert not budget.try_spend(301.5)  # the first second is out of the window, 2 creates left
+
+
+def test_the_budget_keeps_no_memory_per_create() -> None:
+    """A process that never re-submits must not keep a timestamp of every create."""
+    budget = RetryBudget()
+    for index in range(10_000):  # warm up: the window's worth of seconds exists
+        budget.created(index * 0.05)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for index in range(10_000, 210_000):  # 200k creates over 10,000 s
+            budget.created(index * 0.05)
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert grown < 64 * 1024, grown
