@@ -202,7 +202,12 @@ class Metrics:
         )  # fmt: skip
         self.asset_bytes = Gauge(
             PREFIX + "asset_bytes_stored",
-            "Bytes in the asset store, as of the last retention sweep or copy.",
+            "Bytes in the asset store: the last retention sweep's count plus copies since.",
+            registry=r,
+        )  # fmt: skip
+        self.asset_sweeps = Counter(
+            PREFIX + "asset_sweeps",
+            "Retention sweeps finished (each lists the asset store and sets asset_bytes_stored).",
             registry=r,
         )  # fmt: skip
         self.asset_evictions = Counter(

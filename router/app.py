@@ -227,7 +227,7 @@ async def _assets(app: web.Application) -> AsyncIterator[None]:
         clock=clock,
         thumbnailer=thumbnailer,
         leases=copy_leases(app.get(keys.REDIS), app.get(keys.INSTANCE), clock),
-        on_stored=retention.wake,
+        on_stored=retention.stored,
     )
     app[keys.ASSETS], app[keys.COPIER], app[keys.RETENTION] = assets, copier, retention
     copier.resume(await copies_to_resume(app[keys.STORE], config, clock()))

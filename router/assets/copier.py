@@ -106,7 +106,7 @@ class AssetCopier:
         clock: Callable[[], float],
         thumbnailer: Thumbnailer | None,
         leases: Leases,
-        on_stored: Callable[[], None] = lambda: None,
+        on_stored: Callable[[int], None] = lambda size: None,
     ) -> None:
         self._assets = assets
         self._leases = leases
@@ -116,7 +116,7 @@ class AssetCopier:
         self._metrics = metrics
         self._clock = clock
         self._thumbnailer = thumbnailer
-        self._on_stored = on_stored  # retention checks max_bytes after each copy
+        self._on_stored = on_stored  # retention: the bytes a copy added
         self._throttle = Throttle(config.copy_bandwidth)
         self._queue: asyncio.Queue[str] = asyncio.Queue()
         self._queued: set[str] = set()
@@ -283,8 +283,9 @@ class AssetCopier:
         await self._amend(job)
         self._metrics.asset_copies.labels("stored").inc()
         self._metrics.asset_copy_seconds.observe(time.perf_counter() - started)
-        log.info("job %s: output stored (%d bytes)", job.id, sum(a.size for a in job.stored))
-        self._on_stored()
+        size = sum(a.size for a in job.stored)
+        log.info("job %s: output stored (%d bytes)", job.id, size)
+        self._on_stored(size)
 
     async def _store_stream(self, job: Job, variant: str, stream: ContentStream) -> StoredAsset:
         digest = hashlib.sha256()

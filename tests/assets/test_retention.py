@@ -128,3 +128,34 @@ async def test_delete_removes_our_copy(
     await proxy.client().videos.delete(job.id)
     assert not (tmp_path / "assets" / "videos" / job.id).exists()
     assert proxy.app[keys.METRICS].asset_evictions.labels("deleted")._value.get() == 1
+
+
+@pytest.mark.parametrize("max_bytes", [None, 10 * VIDEO_BYTES])
+async def test_a_finished_copy_lists_the_store_only_when_it_may_pass_max_bytes(
+    proxy_factory: ProxyFactory, simulators: SimulatorFactory, max_bytes: int | None
+) -> None:
+    """A sweep lists every stored object: after each copy only under ``max_bytes``. The bytes
+    a copy adds are counted at once either way."""
+    sim = await simulators(video_bytes=VIDEO_BYTES)
+    proxy = await proxy_factory(
+        [upstream_provider("up", "openai", sim)],
+        assets={"max_bytes": max_bytes, "thumbnails": False},
+    )
+    metrics = proxy.app[keys.METRICS]
+
+    def sweeps() -> float:
+        return float(metrics.asset_sweeps._value.get())
+
+    async def swept(times: int) -> bool:
+        return sweeps() >= times
+
+    await wait_for(lambda: swept(1))  # at start
+    jobs = [await _render(proxy, f"take {take}") for take in range(2)]
+    stored = sum(a.size for job in jobs for a in job.stored)
+
+    assert metrics.asset_bytes._value.get() == stored
+    if max_bytes is None:
+        assert sweeps() == 1  # the interval's next sweep is a minute away
+    else:
+        await wait_for(lambda: swept(2))  # woken by a copy: nothing else sweeps this soon
+        assert metrics.asset_bytes._value.get() == stored
