@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import openai
 import pytest
 import yaml
 from aiohttp import web
@@ -197,6 +198,36 @@ async def test_admin_reload_names_what_needs_a_restart(
         "restart_required": ["server.poll_after_ms", "health.probe_interval"],
     }
     assert app[keys.CONFIG].current.server.poll_after_ms == 50
+
+
+async def test_a_key_removed_or_rotated_by_a_reload_is_refused_on_its_next_request(
+    tmp_path: Path, simulators: SimulatorFactory, served: list[web.AppRunner]
+) -> None:
+    """The key ring remembers headers that authenticated (issue 21); a reload forgets them all,
+    so a removed key, and the old secret of a rotated one, are refused at once."""
+    sim = await simulators()
+    doc = document(tmp_path, [provider("a", sim.base_url, sim.api_key, 0.1)])
+    doc["keys"].append({"name": "bob", "key": BOB})
+    path, url, _ = await start(tmp_path, doc, served)
+    rotated = "sk-test-alice-rotated"
+    clients = {
+        key: openai.AsyncOpenAI(base_url=f"{url}/v1", api_key=key, max_retries=0, timeout=10)
+        for key in (ALICE, BOB, rotated)
+    }
+    try:
+        for _ in range(2):  # the second time from memory
+            await clients[ALICE].videos.list()
+            await clients[BOB].videos.list()
+        doc["keys"] = [{"name": "alice", "key": rotated}]
+        write(path, doc)
+        assert (await call(url, "POST", "/admin/reload", ADMIN))[0] == 200
+        for refused in (BOB, ALICE):
+            with pytest.raises(openai.AuthenticationError):
+                await clients[refused].videos.list()
+        await clients[rotated].videos.list()
+    finally:
+        for client in clients.values():
+            await client.close()
 
 
 async def test_a_removed_provider_keeps_polling_its_jobs_until_they_finish(
