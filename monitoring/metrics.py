@@ -32,7 +32,7 @@ from prometheus_client import (
 )
 from prometheus_client.registry import Collector
 
-from monitoring.callstats import CountedLatency, Latencies
+from monitoring.callstats import Calls, CountedLatency, Latencies
 from providers.base import ModerationStage
 
 PREFIX = "sora_proxy_"
@@ -258,8 +258,10 @@ class Metrics:
         for key, usd in budgets.items():
             self._budget.labels(key).set(usd)
 
-    def observe_request(self, route: str, status: int, seconds: float) -> None:
-        self.requests.observe((route,), status, seconds)
+    def route_requests(self, route: str) -> Calls:
+        """Where the handler wrapper records each of ``route``'s requests:
+        ``observe(status, seconds)``. Taken once per route, at start-up."""
+        return self.requests.calls((route,))
 
     def observe_upstream(self, provider: str, operation: str, outcome: str, seconds: float) -> None:
         """One provider call; the signature of ``providers.metered.Observer``."""

@@ -49,7 +49,7 @@ from router.api import models as api_models
 from router.api import openai as api_openai
 from router.api import openapi as api_openapi
 from router.api import relay as api_relay
-from router.api.stamp import REQUEST_ID_HEADER, stamp
+from router.api.stamp import REQUEST_ID_HEADER, stamp_answer
 from router.assets.build import asset_store, copies_to_resume, copy_leases
 from router.assets.copier import AssetCopier
 from router.assets.retention import Retention
@@ -67,7 +67,13 @@ from router.jobs.views import StoredViews
 from router.jobs.webhooks import Webhooks
 from router.jsonio import json_headers, json_response
 from router.limits.local import Limits, completed_today
-from router.logs import ACCESS_LOGGER, REQUEST_ID, ServerLog, request_id_from
+from router.logs import (
+    ACCESS_LOGGER,
+    NEW_REQUEST_IDS,
+    REQUEST_ID,
+    ServerLog,
+    request_id_from,
+)
 from router.routing.pool import ProviderPool
 from router.runtime.allocator import kept_heap
 from router.runtime.fleet import fleet_health, fleet_limits
@@ -154,11 +160,11 @@ def create_app(
         *api_openapi.ROUTES,
     )
     for route in routes:
-        handler = fronted(route.handler, route.path, needs_client_key(route.path), log_access)
+        handler = fronted(app, route.handler, route.path, needs_client_key(route.path), log_access)
         web.RouteDef(route.method, route.path, handler, route.kwargs).register(app.router)
     catch_all = AnyPath("/{path}")
     app.router.register_resource(catch_all)
-    catch_all.add_route("*", fronted(unmatched, UNMATCHED, authenticate=False, log=log_access))
+    catch_all.add_route("*", fronted(app, unmatched, UNMATCHED, authenticate=False, log=log_access))
     return app
 
 
@@ -322,42 +328,47 @@ def needs_client_key(path: str) -> bool:
 
 def client_key(request: web.Request) -> ClientKey:
     """The client key the request's ``Authorization`` header names, or a 401."""
-    return request.app[keys.KEYRING].authenticate(request.headers.get("Authorization"))
+    return request.app[keys.KEYRING].authenticate(request.headers.get("Authorization", ""))
 
 
-def fronted(handler: Handler, route: str, authenticate: bool, log: bool = False) -> Handler:
+def fronted(
+    app: web.Application, handler: Handler, route: str, authenticate: bool, log: bool = False
+) -> Handler:
     """``handler`` behind what every request goes through; ``route`` labels its metrics;
-    ``log``: write the access log line."""
+    ``log``: write the access log line. What the wrapper needs of ``app`` is looked up once,
+    here: the key ring (reloads change it in place), metrics and the CORS policy."""
+    keyring = app[keys.KEYRING]
+    observe = app[keys.METRICS].route_requests(route).observe
+    cors = app[keys.CORS] or None
 
     async def front(request: web.Request) -> web.StreamResponse:
         started = time.perf_counter()
-        request_id = request[keys.REQUEST_ID] = request_id_from(
-            request.headers.get(REQUEST_ID_HEADER)
-        )
-        token = REQUEST_ID.set(request_id)
+        headers = request.headers
+        given = headers.get(REQUEST_ID_HEADER)
+        request_id = next(NEW_REQUEST_IDS) if given is None else request_id_from(given)
+        # aiohttp runs every request in a task of its own, in a copy of the connection's
+        # context, so the id goes with that task and needs no reset
+        REQUEST_ID.set(request_id)
         response: web.StreamResponse
         try:
-            try:
-                if authenticate:
-                    request[keys.CLIENT_KEY] = client_key(request)
-                response = await handler(request)
-            except web.HTTPRequestEntityTooLarge:
-                response = body_too_large(request).to_response()
-            except Exception as exc:
-                response = failure_response(request, exc)
-            seconds = time.perf_counter() - started
-            request.app[keys.METRICS].observe_request(route, response.status, seconds)
-            if log and access_log.isEnabledFor(logging.INFO):
-                access_log.info(
-                    "%s %s",
-                    request.method,
-                    request.path,  # never the query: a signed link's signature is there
-                    extra={"status": response.status, "duration_ms": round(seconds * 1000, 3)},
-                )
-        finally:
-            REQUEST_ID.reset(token)
+            if authenticate:
+                request[keys.CLIENT_KEY] = keyring.authenticate(headers.get("Authorization", ""))
+            response = await handler(request)
+        except web.HTTPRequestEntityTooLarge:
+            response = body_too_large(request).to_response()
+        except Exception as exc:
+            response = failure_response(request, exc)
+        seconds = time.perf_counter() - started
+        observe(response.status, seconds)
+        if log and access_log.isEnabledFor(logging.INFO):
+            access_log.info(
+                "%s %s",
+                request.method,
+                request.path,  # never the query: a signed link's signature is there
+                extra={"status": response.status, "duration_ms": round(seconds * 1000, 3)},
+            )
         if not response.prepared:  # a streamed answer stamped itself before sending
-            stamp(request, response)
+            stamp_answer(request, response, request_id, cors)
         return response
 
     return front

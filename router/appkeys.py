@@ -73,4 +73,3 @@ READY = web.AppKey("ready", list[bool])  # one mutable cell: flipped by startup 
 POLL_HEADERS = web.AppKey("poll_headers", dict[str, str])  # JSON + openai-poll-after-ms, built once
 
 CLIENT_KEY = web.RequestKey("client_key", ClientKey)
-REQUEST_ID = web.RequestKey("request_id", str)  # X-Request-Id, the client's or made by fronted

@@ -13,15 +13,29 @@ from __future__ import annotations
 from aiohttp import web
 
 from router import appkeys as keys
+from router.access.cors import CorsPolicy
+from router.logs import REQUEST_ID
 
 REQUEST_ID_HEADER = "X-Request-Id"
 
 
 def stamp(request: web.Request, response: web.StreamResponse) -> None:
-    """Add the request id and any CORS headers to ``response`` (not sent yet)."""
-    request_id = request.get(keys.REQUEST_ID)
-    if request_id is not None:
-        response.headers[REQUEST_ID_HEADER] = request_id
+    """Add the request id and any CORS headers to ``response`` (not sent yet); for a handler,
+    which runs under its request's id."""
     cors = request.app[keys.CORS]
-    if cors:
-        cors.decorate(request.headers.get("Origin"), response.headers)
+    stamp_answer(request, response, REQUEST_ID.get(), cors or None)
+
+
+def stamp_answer(
+    request: web.Request,
+    response: web.StreamResponse,
+    request_id: str | None,
+    cors: CorsPolicy | None,
+) -> None:
+    """``stamp`` with what the wrapper has in hand: the id, and the policy (None: no origin
+    is allowed)."""
+    headers = response.headers
+    if request_id is not None:
+        headers[REQUEST_ID_HEADER] = request_id
+    if cors is not None:
+        cors.decorate(request.headers.get("Origin"), headers)

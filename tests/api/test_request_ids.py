@@ -3,6 +3,7 @@ errors, the catch-all 404/405 and streamed downloads included; the SDK's ``_requ
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -112,3 +113,34 @@ async def test_the_access_log_writes_one_line_per_request_without_the_query(
     assert line["message"] == "GET /v2/videos/content/video_x"
     assert (line["status"], line["request_id"], line["level"]) == (403, "acc-1", "INFO")
     assert line["duration_ms"] >= 0
+
+
+async def test_a_request_id_stays_with_its_request_on_a_kept_alive_connection(
+    proxy_factory: ProxyFactory, logs: CapturedLogs
+) -> None:
+    """The wrapper sets the id in the request's own task (aiohttp runs each request in one)
+    and never resets it: a line aiohttp writes for the next request on the same connection,
+    one it could not parse, carries no id."""
+    proxy = await proxy_factory([sim_provider("sim-a")], log_access=True)
+    kept = (
+        f"GET /v1/videos HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {ALICE}\r\n"
+        "X-Request-Id: trace-kept\r\n\r\n"
+    )
+    broken = "GET /v1/videos HTTP/1.1\r\nHost: test\r\nBad Name: x\r\n\r\n"
+    reader, writer = await asyncio.open_connection(*proxy.url.removeprefix("http://").split(":"))
+    try:
+        async with asyncio.timeout(10):
+            writer.write(kept.encode())
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+            await reader.readexactly(length)
+            writer.write(broken.encode())
+            refusal = await reader.read()  # aiohttp closes after the 400
+    finally:
+        writer.close()
+        await writer.wait_closed()
+    assert head.startswith(b"HTTP/1.1 200") and b"400" in refusal.split(b"\r\n")[0]
+    (access,) = logs.lines(logger="sora_proxy.access")
+    assert access["request_id"] == "trace-kept"
+    (refused,) = [line for line in logs.lines() if "could not parse" in line["message"]]
+    assert "request_id" not in refused
