@@ -212,7 +212,11 @@ class HttpProvider:
             connector = aiohttp.TCPConnector(
                 limit=CONNECTIONS, ttl_dns_cache=300, resolver=GuardedResolver(self.addresses)
             )
-            self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout)
+            # No cookie jar: one session serves every tenant's calls, and a cookie an upstream
+            # sets must not ride along on the next call (nor be a way to steer it).
+            self._session = aiohttp.ClientSession(
+                connector=connector, timeout=self._timeout, cookie_jar=aiohttp.DummyCookieJar()
+            )
         return self._session
 
     async def aclose(self) -> None:

@@ -103,3 +103,23 @@ async def test_invented_status_words_bound_the_log_and_memory(
     finally:
         statuses._reported.clear()
         statuses._reported.update(before)
+
+
+async def test_a_cookie_an_upstream_sets_is_never_sent_back(
+    scripted: ScriptedFactory, adapters: Callable[..., Any]
+) -> None:
+    """One session serves every tenant's calls: an upstream's ``Set-Cookie`` must not ride on
+    the next call (a shared jar would carry one tenant's session to another's render)."""
+    upstream = await scripted()
+    upstream.reply(
+        "GET",
+        "/v1/videos/v1",
+        {"id": "v1", "status": "queued"},
+        headers={"Set-Cookie": "session=tenant-a; Path=/"},
+    )
+    # by name: aiohttp's default jar keeps no cookie of a bare IP address
+    named = upstream.url.replace("127.0.0.1", "localhost")
+    openai = adapters(OpenAIVideosProvider, f"{named}/v1")
+    for _ in range(2):
+        await openai.get("v1")
+    assert [s.headers.get("Cookie") for s in upstream.seen] == [None, None]
