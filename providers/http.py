@@ -37,6 +37,8 @@ import orjson
 from yarl import URL
 
 from providers.addresses import AddressPolicy, ForbiddenAddress, GuardedResolver
+from providers.api_client import ApiClient, NotSent, TimedOut
+from providers.api_connection import Broken, ReplyTooLong
 from providers.base import (
     BadUpstreamReply,
     ConnectFailed,
@@ -166,6 +168,11 @@ class HttpProvider:
         self._headers: dict[str, str] | None = None
         self._json_headers: dict[str, str] = {}
         self._query: dict[str, str] | None = None
+        # API calls under base_url go through the lean client (``providers.api_client``),
+        # built on first use like the session; a base_url it cannot serve (credentials or a
+        # query in it) leaves every call on aiohttp.
+        self._api_base = self.base_url if ApiClient.serves(self.base_url) else None
+        self._api: ApiClient | None = None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, base_url={self.base_url!r})"
@@ -223,6 +230,9 @@ class HttpProvider:
         if self._session is not None:
             await self._session.close()
             self._session = None
+        if self._api is not None:
+            await self._api.aclose()
+            self._api = None
 
     async def request_json(
         self,
@@ -236,11 +246,14 @@ class HttpProvider:
     ) -> Any:
         """Send one call and return its parsed JSON body, or raise a ``ProviderError``."""
         if self._headers is None:
-            self._headers = self.auth_headers()
-            self._json_headers = {**self._headers, "Content-Type": "application/json"}
-            self._query = self.query() or None
-        headers = self._headers
+            self._prepare_headers()
         query = {**self._query, **params} if self._query and params else (params or self._query)
+        if data is None and self._api_base is not None and url.startswith(self._api_base):
+            rest = url[len(self._api_base) :]
+            if not rest or rest[0] in "/?":
+                body = None if json is None else orjson.dumps(json)
+                return await self._call_lean(method, rest, query, body, operation)
+        headers = self._headers
         payload: aiohttp.FormData | bytes | None = data
         if json is not None:
             payload, headers = orjson.dumps(json), self._json_headers
@@ -248,20 +261,12 @@ class HttpProvider:
             async with self.session.request(
                 method, url, data=payload, params=query, headers=headers, allow_redirects=False
             ) as response:
-                if response.status >= 400:
+                status = response.status
+                body = b""
+                if status >= 400:
                     body = await self._read_capped(response, operation, whole=False)
-                    raise self.translate_status(response.status, body, response.headers, operation)
-                if response.status >= 300:
-                    # Following it would send our credential and the client's body to a host
-                    # nobody configured; an API answering this way is broken.
-                    raise ServerFailed(
-                        f"{operation}: the upstream answered a redirect (HTTP {response.status}),"
-                        " which the proxy does not follow",
-                        provider=self.name,
-                        status=response.status,
-                        sent=True,
-                    )
-                body = await self._read_capped(response, operation, whole=True)
+                elif status < 300:
+                    body = await self._read_capped(response, operation, whole=True)
         except ProviderError:
             raise
         except aiohttp.ClientConnectorError as exc:
@@ -275,11 +280,80 @@ class HttpProvider:
             raise UpstreamTimeout(
                 f"{operation}: {self.describe(exc)}", provider=self.name, sent=None
             ) from None
+        if status >= 300:
+            raise self._refusal(status, body, response.headers, operation)
+        return self._parsed(status, body, operation)
+
+    def _prepare_headers(self) -> None:
+        self._headers = self.auth_headers()
+        self._json_headers = {**self._headers, "Content-Type": "application/json"}
+        self._query = self.query() or None
+
+    async def _call_lean(
+        self,
+        method: str,
+        rest: str,
+        query: Mapping[str, str] | None,
+        body: bytes | None,
+        operation: str,
+    ) -> Any:
+        """One API call through ``ApiClient``; its failures translated as aiohttp's are."""
+        if self._api is None:
+            headers = self._headers or {}
+            self._api = ApiClient(
+                self.base_url, headers, GuardedResolver(self.addresses), limit=CONNECTIONS
+            )
+        try:
+            reply = await self._api.call(
+                method,
+                rest,
+                query,
+                body,
+                cap=self.max_reply_bytes,
+                within=self.timeout,
+                connect_within=min(self.timeout, 10.0),
+            )
+        except NotSent as exc:
+            raise ConnectFailed(self.describe(exc), provider=self.name, sent=False) from None
+        except TimedOut as exc:
+            raise UpstreamTimeout(
+                f"{operation}: no answer within the timeout",
+                provider=self.name,
+                sent=None if exc.sent else False,
+            ) from None
+        except ReplyTooLong as exc:
+            raise self._too_long(exc.status, operation) from None
+        except Broken as exc:
+            # The connection broke after the request went out: it may have been accepted.
+            raise UpstreamTimeout(
+                f"{operation}: {self.describe(exc)}", provider=self.name, sent=None
+            ) from None
+        if reply.status >= 300:
+            raise self._refusal(reply.status, reply.body, reply.headers, operation)
+        return self._parsed(reply.status, reply.body, operation)
+
+    def _refusal(
+        self, status: int, body: bytes, headers: Mapping[str, str], operation: str
+    ) -> ProviderError:
+        """The error of an answer of 300 or more: a redirect is never followed."""
+        if status >= 400:
+            return self.translate_status(status, body, headers, operation)
+        # Following it would send our credential and the client's body to a host nobody
+        # configured; an API answering this way is broken.
+        return ServerFailed(
+            f"{operation}: the upstream answered a redirect (HTTP {status}),"
+            " which the proxy does not follow",
+            provider=self.name,
+            status=status,
+            sent=True,
+        )
+
+    def _parsed(self, status: int, body: bytes, operation: str) -> Any:
         try:
             reply = orjson.loads(body) if body else {}
         except orjson.JSONDecodeError:
             raise BadUpstreamReply(
-                f"{operation}: reply is not JSON", provider=self.name, status=response.status
+                f"{operation}: reply is not JSON", provider=self.name, status=status
             ) from None
         return self._scrubber.scrub_reply(body, reply)
 
@@ -290,7 +364,7 @@ class HttpProvider:
         is a ``BadUpstreamReply``; an error reply is cut (only its start is read)."""
         cap = self.max_reply_bytes
         if whole and response.content_length is not None and response.content_length > cap:
-            raise self._too_long(response, operation)
+            raise self._too_long(response.status, operation)
         parts: list[bytes] = []
         size = 0
         # readany, not iter_any: no iterator object and one frame less per piece
@@ -299,15 +373,15 @@ class HttpProvider:
             size += len(chunk)
             if size > cap:
                 if whole:
-                    raise self._too_long(response, operation)
+                    raise self._too_long(response.status, operation)
                 break
         return b"".join(parts)[:cap]
 
-    def _too_long(self, response: aiohttp.ClientResponse, operation: str) -> BadUpstreamReply:
+    def _too_long(self, status: int, operation: str) -> BadUpstreamReply:
         return BadUpstreamReply(
             f"{operation}: reply longer than {self.max_reply_bytes} bytes",
             provider=self.name,
-            status=response.status,
+            status=status,
             sent=True,
         )
 

@@ -204,10 +204,15 @@ async def send_asset(request: web.Request, asset: Asset) -> web.StreamResponse:
     if partial:
         response.headers["Content-Range"] = f"bytes {start}-{stop - 1}/{asset.size}"
     await response.prepare(request)
-    if request.method != "HEAD":  # a StreamResponse would otherwise send the body anyway
-        for chunk in asset.chunks(start, stop):
-            await response.write(chunk)
-    await response.write_eof()
+    try:
+        if request.method != "HEAD":  # a StreamResponse would otherwise send the body anyway
+            for chunk in asset.chunks(start, stop):
+                await response.write(chunk)
+        await response.write_eof()
+    except ConnectionResetError:
+        # The caller hung up mid-download and the write saw it before aiohttp cancelled this
+        # handler (it does on the connection's loss): a real upstream shrugs, so does this one.
+        pass
     return response
 
 
