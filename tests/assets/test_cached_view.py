@@ -10,7 +10,6 @@ expired), while the copy sat unused in the store.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
@@ -19,7 +18,7 @@ from router import appkeys as keys
 from router.records.job import CopyState
 from tests.assets.helpers import copied, sha256, upstream_bytes
 from tests.conftest import ALICE, ProxyFactory, SimulatorFactory, finished_job, upstream_provider
-from tests.flows.test_fleet_coordination import LINK_SECRET
+from tests.flows.test_fleet_coordination import on_backend
 from tests.redis_rig import RedisServer
 
 
@@ -32,13 +31,9 @@ async def test_a_copy_finished_after_a_poll_is_what_downloads_come_from(
     backend: str,
 ) -> None:
     sim = await simulators(video_bytes=400_000)
-    store: dict[str, Any] = {"backend": backend}
-    if backend == "redis":
-        store["url"] = redis_server.url
     proxy = await proxy_factory(
         [upstream_provider("up", "openai", sim)],
-        store=store,
-        server={"link_secret": LINK_SECRET},
+        **on_backend(backend, redis_server.url),
         # ~1.5 s per copy after its first 128 KiB: the poll below comes first
         assets={"path": str(tmp_path / "assets"), "copy_bandwidth": 1 << 17},
     )

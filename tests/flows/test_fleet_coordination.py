@@ -39,6 +39,15 @@ LINK_SECRET = "fleet-link-secret-0123456789abcdef"
 ADMIN = "admin-secret-for-the-fleet"
 
 
+def on_backend(backend: str, redis_url: str) -> dict[str, Any]:
+    """Config sections of a proxy on the job-store ``backend`` ("sqlite", or "redis" on
+    ``redis_url`` with the link secret a fleet needs)."""
+    store: dict[str, Any] = {"backend": backend}
+    if backend == "redis":
+        store["url"] = redis_url
+    return {"store": store, "server": {"link_secret": LINK_SECRET}}
+
+
 async def fleet(
     proxy_factory: ProxyFactory,
     redis_server: RedisServer,

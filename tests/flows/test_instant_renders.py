@@ -6,8 +6,6 @@ count and no copy. On both store backends."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import openai
 import pytest
 from openai.types import Video
@@ -20,7 +18,7 @@ from tests.conftest import (
     upstream_provider,
     wait_for,
 )
-from tests.flows.test_fleet_coordination import LINK_SECRET
+from tests.flows.test_fleet_coordination import on_backend
 from tests.redis_rig import RedisServer
 
 
@@ -32,13 +30,9 @@ async def test_a_render_finished_at_create_frees_its_slot_and_is_counted_and_cop
     backend: str,
 ) -> None:
     sim = await simulators(render_seconds=0, video_bytes=10_000)
-    store: dict[str, Any] = {"backend": backend}
-    if backend == "redis":
-        store["url"] = redis_server.url
     proxy = await proxy_factory(
         [upstream_provider("instant", "openai", sim)],
-        store=store,
-        server={"link_secret": LINK_SECRET},
+        **on_backend(backend, redis_server.url),
         keys=[{"name": "alice", "key": ALICE, "max_concurrent": 1}],
     )
     client = proxy.client()
