@@ -14,7 +14,7 @@ import contextlib
 import os
 import signal
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 __all__ = ["CLIENT_CORE", "SERVER_CORE", "PinnedProcess"]
@@ -63,6 +63,20 @@ class PinnedProcess:
     def rss_bytes(self) -> int:
         """``VmRSS`` of the process itself (with ``--workers``, of the supervisor alone)."""
         return _rss_bytes(self.pid)
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """The process and its children stopped (``SIGSTOP``) for the block, then continued:
+        a server left idle on the measured core still wakes for its timers, and each wake-up
+        takes the core and its caches from the one being measured."""
+        tree = self.tree()
+        for pid in tree:
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            for pid in tree:
+                os.kill(pid, signal.SIGCONT)
 
     def tree(self) -> list[int]:
         """This process's pid, then its direct children's (read from ``/proc``)."""
