@@ -27,9 +27,9 @@ server is measured (after one second of load not counted, in which it catches up
 own pause held back), the other proxies are stopped (``SIGSTOP``), so it has the core to itself
 as in ``python -m bench``: idle, the three proxies wake for their timers (1.5-2% of the core
 each on Redis), and measured beside them the SQLite proxy's poll read 0.77x of the floor
-against 0.91x alone in ``python -m bench``. Creates go to a
-second simulator whose renders take a day, polled once an hour, so they measure the create
-path alone, as in ``python -m bench``. (Until 2026-12-04 they went to the instant simulator:
+against 0.91x alone in ``python -m bench``. Creates go to a second simulator whose renders
+take a day, polled once an hour, so they measure the create path alone, as in
+``python -m bench``. (Until 2026-12-04 they went to the instant simulator:
 every create then finished at once and was copied into the asset store, 1 MiB each, and that
 backlog of copies slowed the creates that followed and starved the content runs.)
 """

@@ -80,9 +80,9 @@ class ApiClient:
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         root = URL(base_url)
-        self._host = root.raw_host or ""
-        self._port = root.port or (443 if root.scheme == "https" else 80)
         https = root.scheme == "https"
+        self._host = root.raw_host or ""
+        self._port = root.port or (443 if https else 80)
         self._tls = (ssl_context or ssl.create_default_context()) if https else None
         self._resolver = resolver
         self._slots = asyncio.Semaphore(limit)

@@ -159,10 +159,12 @@ class HttpProvider:
         self.max_reply_bytes = max_reply_bytes
         self._api_version = api_version  # only wire formats that version their API send it
         self.timeout = timeout  # seconds per call; an answer later than this never comes
-        self._timeout = aiohttp.ClientTimeout(total=timeout, connect=min(timeout, 10.0))
+        # seconds to connect, within the call's: the same for aiohttp and the lean client
+        self._connect_timeout = min(timeout, 10.0)
+        self._timeout = aiohttp.ClientTimeout(total=timeout, connect=self._connect_timeout)
         # Downloads can outlast any total timeout; only a silent one is an error there
         # (``HttpContentStream`` watches for that).
-        self._content_timeout = aiohttp.ClientTimeout(total=None, connect=min(timeout, 10.0))
+        self._content_timeout = aiohttp.ClientTimeout(total=None, connect=self._connect_timeout)
         self._session: aiohttp.ClientSession | None = None
         # Built on first call, once per provider: headers and query are the same every time.
         self._headers: dict[str, str] | None = None
@@ -311,7 +313,7 @@ class HttpProvider:
                 body,
                 cap=self.max_reply_bytes,
                 within=self.timeout,
-                connect_within=min(self.timeout, 10.0),
+                connect_within=self._connect_timeout,
             )
         except NotSent as exc:
             raise ConnectFailed(self.describe(exc), provider=self.name, sent=False) from None

@@ -209,7 +209,7 @@ async def send_asset(request: web.Request, asset: Asset) -> web.StreamResponse:
             for chunk in asset.chunks(start, stop):
                 await response.write(chunk)
         await response.write_eof()
-    except ConnectionResetError:
+    except ConnectionError:  # a reset, or a lost connection while waiting for it to drain
         # The caller hung up mid-download and the write saw it before aiohttp cancelled this
         # handler (it does on the connection's loss): a real upstream shrugs, so does this one.
         pass
