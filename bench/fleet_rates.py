@@ -20,9 +20,11 @@ Redis's round trips, commands and CPU (``bench.redis_server``: INFO before and a
 so the background traffic of the run's seconds counts too, a few reads a second per process).
 The poll path's targets are issue 21's: within 1.5x the CPU per request of the single SQLite
 process, and at least 0.8x of the bare floor (``bench.floor_servers``: an aiohttp server
-answering the same Video bytes from a dict) on every backend. The floor is polled in every
-round of the poll scenario, beside the proxies, and each backend's ratio is taken within its
-round (throughput and CPU per request, as ``python -m bench`` reports them). While one
+answering the same Video bytes from a dict) on every backend. In every round of the poll
+scenario the floor is polled right after each backend (right before it every other round), and
+each backend's ratio is taken against that neighbouring run (throughput and CPU per request, as
+``python -m bench`` reports them): the machine's speed drifts by tens of percent within a
+minute, and a floor run three proxies away saw a different machine. While one
 server is measured (after one second of load not counted, in which it catches up on what its
 own pause held back), the other proxies are stopped (``SIGSTOP``), so it has the core to itself
 as in ``python -m bench``: idle, the three proxies wake for their timers (1.5-2% of the core
@@ -112,10 +114,11 @@ async def run_rates(stack: Stack, settings: RateSettings) -> tuple[list[Row], di
             contenders.append(await _contender(stack, name, routes, redis, workers))
         floor = await _floor(stack, upstream, contenders)
         runs: dict[str, dict[str, list[_Run]]] = {s: {} for s in _SCENARIOS}
+        floor_runs: dict[str, list[_Run]] = {c.name: [] for c in contenders}  # the poll's
+        floor_load = _load(stack.key, floor, "client poll", settings.connections)
         for scenario in _SCENARIOS:
-            measured = [*contenders, floor] if scenario == "client poll" else contenders
-            for _ in range(settings.rounds):
-                for contender in measured:
+            for index in range(settings.rounds):
+                for contender in contenders:
                     load = _load(stack.key, contender, scenario, settings.connections)
                     with contextlib.ExitStack() as alone:
                         for other in contenders:
@@ -124,20 +127,34 @@ async def run_rates(stack: Stack, settings: RateSettings) -> tuple[list[Row], di
                         # a second to catch up on what its own pause held back (lease
                         # renewals, a due sweep) before the counted seconds
                         await run_wrk(load, _CATCH_UP)
-                        run = await _measure(contender, load, settings.seconds)
-                    runs[scenario].setdefault(contender.name, []).append(run)
+                        if scenario != "client poll":
+                            run = await _measure(contender, load, settings.seconds)
+                            runs[scenario].setdefault(contender.name, []).append(run)
+                            continue
+                        # the floor right after the backend, or right before it every other
+                        # round: a drift over the pair falls on each side equally often
+                        pair = [(contender, load), (floor, floor_load)]
+                        for server, its_load in pair if index % 2 == 0 else pair[::-1]:
+                            run = await _measure(server, its_load, settings.seconds)
+                            if server is floor:
+                                floor_runs[contender.name].append(run)
+                            else:
+                                runs[scenario].setdefault(contender.name, []).append(run)
     medians = {
         scenario: {name: _median(rounds) for name, rounds in by_name.items()}
         for scenario, by_name in runs.items()
     }
     rows = [row for scenario in _SCENARIOS for row in _rows(scenario, medians[scenario])]
-    rows += _floor_rows(runs["client poll"])
+    rows += _floor_rows(runs["client poll"], floor_runs)
     details = {
         scenario: {
             name: {"median": _median(rounds).to_json(), "rounds": [r.to_json() for r in rounds]}
             for name, rounds in by_name.items()
         }
         for scenario, by_name in runs.items()
+    }
+    details["client poll"][_FLOOR] = {
+        name: [run.to_json() for run in rounds] for name, rounds in floor_runs.items()
     }
     return rows, details
 
@@ -203,8 +220,6 @@ def _rows(scenario: str, runs: dict[str, _Run]) -> list[Row]:
     single = runs["sqlite"].measured.cpu_us_per_request
     rows: list[Row] = []
     for name, run in runs.items():
-        if name == _FLOOR:
-            continue  # the floor's rows are each backend's ratio to it (_floor_rows)
         row = functools.partial(Row, scenario=f"{scenario}, {name}")
         cpu = row(metric="proxy CPU us/req (all workers)", proxy=run.measured.cpu_us_per_request)
         if name != "sqlite":
@@ -227,22 +242,17 @@ def _rows(scenario: str, runs: dict[str, _Run]) -> list[Row]:
     return rows
 
 
-def _floor_rows(poll: dict[str, list[_Run]]) -> list[Row]:
-    """Each backend's client poll against the floor polled in the same round: the median over
-    rounds of the throughput ratio, and of the CPU ratio (floor CPU per request over the
-    proxy's), each with its lowest and highest round."""
-    floor = poll[_FLOOR]
+def _floor_rows(poll: dict[str, list[_Run]], floor: dict[str, list[_Run]]) -> list[Row]:
+    """Each backend's client poll against the floor polled beside it in each round: the
+    median over rounds of the throughput ratio, and of the CPU ratio (floor CPU per request
+    over the proxy's), each with its lowest and highest round."""
     rows: list[Row] = []
     for name, rounds in poll.items():
-        if name == _FLOOR:
-            continue
-        rps = [
-            run.measured.wrk.rps / base.measured.wrk.rps
-            for run, base in zip(rounds, floor, strict=True)
-        ]
+        pairs = list(zip(rounds, floor[name], strict=True))
+        rps = [run.measured.wrk.rps / base.measured.wrk.rps for run, base in pairs]
         cpu = [
             base.measured.cpu_us_per_request / run.measured.cpu_us_per_request
-            for run, base in zip(rounds, floor, strict=True)
+            for run, base in pairs
         ]
         for metric, ratios in (("req/s vs floor", rps), ("CPU ratio floor/proxy", cpu)):
             rows.append(
