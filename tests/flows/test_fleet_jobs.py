@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -43,11 +44,14 @@ async def fleet_of(
     redis_server: RedisServer,
     providers: list[dict[str, Any]],
     size: int,
+    clock: Callable[[], float] = time.time,
     **store: Any,
 ) -> list[RunningProxy]:
     settings = {"backend": "redis", "url": redis_server.url, "lease_ttl": 1.0, **store}
     return [
-        await proxy_factory(providers, store=settings, server={"link_secret": LINK_SECRET})
+        await proxy_factory(
+            providers, clock=clock, store=settings, server={"link_secret": LINK_SECRET}
+        )
         for _ in range(size)
     ]
 
@@ -172,7 +176,7 @@ async def test_a_cancel_through_another_instance_settles_the_job_for_all(
     "jobs",
     [
         12,  # fewer than a sweep's minimum: a status read a job
-        204,  # issue 17's 200 (12 batches of 17): list pages read them, a page a sweep
+        204,  # issue 17's 200 (12 batches of 17): list pages read them
     ],
 )
 async def test_each_job_is_read_once_per_interval_whatever_the_number_of_instances(
@@ -181,36 +185,55 @@ async def test_each_job_is_read_once_per_interval_whatever_the_number_of_instanc
     simulators: SimulatorFactory,
     jobs: int,
 ) -> None:
-    sim = await simulators(render_seconds=3600)
-    interval, window = 0.5, 6.0
+    """On one clock shared by the instances and the simulator, every advance of one poll
+    interval makes every job due once; the upstream reads that refresh them all are counted
+    per interval, with one instance and then with three. The lease outlives the test's clock
+    (30 s against three intervals of 0.5 s), so it never changes hands mid-count."""
+    clock = ManualClock(time.time())
+    interval = 0.5
+    sim = await simulators(clock=clock, render_seconds=10 * interval)  # +10% an interval
     providers = [upstream_provider("a", "openai", sim, poll_interval=interval)]
-    (first,) = await fleet_of(proxy_factory, redis_server, providers, size=1)
-    body = {"model": "sora-2", "prompt": "a slow render", "seconds": "4"}
-    async with aiohttp.ClientSession() as http:
 
-        async def create() -> None:
-            async with http.post(f"{first.url}/v1/videos", json=body, headers=AUTH) as r:
-                assert r.status == 200, await r.text()
+    async def instances(size: int) -> list[RunningProxy]:
+        return await fleet_of(proxy_factory, redis_server, providers, size, clock, lease_ttl=30.0)
 
-        batches = 12  # creates spread over one interval: reads come as a stream, not bursts
-        for _ in range(batches):
-            await asyncio.gather(*(create() for _ in range(jobs // batches)))
-            await asyncio.sleep(interval / batches)
+    (first,) = await instances(1)
+    client = first.client()
+    ids = []
+    for start in range(0, jobs, 12):
+        made = await asyncio.gather(
+            *(
+                client.videos.create(model="sora-2", prompt=f"take {n}")
+                for n in range(start, min(start + 12, jobs))
+            )
+        )
+        ids += [video.id for video in made]
+    progress = dict.fromkeys(ids, 0)
 
-    async def reads_in(seconds: float) -> int:
-        """Status reads the upstream received in a window of real time (measured)."""
-        before = sim.stats.gets + sim.stats.lists
-        await asyncio.sleep(seconds)
-        return sim.stats.gets + sim.stats.lists - before
+    async def reads_in_one_interval() -> tuple[int, int]:
+        """Upstream status reads, one by one and by list page, between advancing the clock
+        one interval and every job showing the progress of that read."""
+        gets, lists = sim.stats.gets, sim.stats.lists
+        clock.advance(interval)
 
-    alone = await reads_in(window)
-    others = await fleet_of(proxy_factory, redis_server, providers, size=2)
-    fleet = await reads_in(window)
+        async def all_refreshed() -> bool:
+            found = await first.app[keys.STORE].read_many(ids)
+            return len(found) == jobs and all(job.progress > progress[job.id] for job in found)
 
-    print(f"{jobs} jobs, status reads in {window:g} s: one instance {alone}, three {fleet}")
-    assert abs(fleet - alone) <= alone * 0.1 + 1, (alone, fleet)  # the same rate, not 3x
-    if jobs < 20:  # read one by one: at most once per interval each
-        assert alone <= jobs * window / interval
+        await wait_for(all_refreshed, within=30)
+        for job in await first.app[keys.STORE].read_many(ids):
+            progress[job.id] = job.progress
+        return sim.stats.gets - gets, sim.stats.lists - lists
+
+    alone = await reads_in_one_interval()
+    others = await instances(2)
+    fleet = [await reads_in_one_interval() for _ in range(2)]  # the second counts late reads
+
+    print(f"{jobs} jobs, status reads an interval: one instance {alone}, three {fleet}")
+    # one by one (fewer than a sweep's minimum): exactly once an interval each; by list
+    # pages: as many pages with three instances as with one, not three times as many
+    assert alone == ((jobs, 0) if jobs < SWEEP_MIN_JOBS else (0, alone[1]))
+    assert fleet == [alone, alone], (alone, fleet)
     holders = [p for p in (first, *others) if _tracking(p).held or _holds_lease(p)]
     assert len(holders) == 1
 
