@@ -10,8 +10,8 @@ way ``monitoring.outlier`` does), ``read`` returns each provider's ``SharedView`
 implementations pass one contract suite (``tests/contract/test_board.py``):
 ``monitoring.health.ProviderHealth`` (one process: the record is its own state) and
 ``monitoring.redis_board.RedisBoard`` (a fleet: the record lives in Redis, one Lua script per
-event). Per-instance figures (latency and render-time averages) are not on the board: they
-describe the path from this instance.
+report of any number of events). Per-instance figures (latency and render-time averages) are
+not on the board: they describe the path from this instance.
 """
 
 from __future__ import annotations
@@ -54,8 +54,9 @@ class SharedView:
 
 
 class HealthBoard(Protocol):
-    async def report(self, event: HealthEvent) -> None:
-        """Fold ``event`` into the record."""
+    async def report(self, *events: HealthEvent) -> None:
+        """Fold ``events`` into the record in order, as one call each would; in a fleet, one
+        round trip for them all."""
         ...
 
     async def read(self, providers: Collection[str]) -> Mapping[str, SharedView]:

@@ -193,8 +193,9 @@ class ProviderHealth:
             else:
                 self._drained.discard(name)
 
-    async def report(self, event: HealthEvent) -> None:
-        self.apply(event)
+    async def report(self, *events: HealthEvent) -> None:
+        for event in events:
+            self.apply(event)
 
     async def read(self, providers: Collection[str]) -> Mapping[str, SharedView]:
         return {name: self.view(name) for name in providers}

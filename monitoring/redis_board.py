@@ -1,12 +1,18 @@
-"""The health board in Redis: one record for a whole fleet, changed by one Lua script per event.
+"""The health board in Redis: one record for a whole fleet, changed by one Lua script per report.
+
+A report is a batch of events (what an instance saw since its last report went out,
+``monitoring.board_sync``), folded in order as one call per event would fold them, in one round
+trip whatever the batch's size. One call per event fell behind a busy instance (a successful
+create is an event), and the backlog went on costing a round trip per event long after the load
+that made it: bench.fleet's downloads paid 0.4-0.8 each for the creates measured before them.
 
 The script decides ejections exactly as ``monitoring.outlier.OutlierDetector`` does (the
 contract suite runs one sequence of events through both), but over every instance's outcomes,
 so ``min_volume`` is reached as fast as with one instance and all instances eject together.
 Every key carries the hash tag ``{health}``: the ejected-share check reads all providers'
 entries in one script, so they must share a slot of a Redis Cluster (a few hundred bytes per
-provider). After each change the script publishes the provider's name on ``HEALTH_CHANNEL``;
-instances re-read the board when they hear it (``router.runtime.shared_health``).
+provider). After each report the script publishes the name of each provider it changed on
+``HEALTH_CHANNEL``; instances re-read the board when they hear it (``monitoring.board_sync``).
 
 Keys: ``sora:{health}:providers`` (set of tracked providers, the ejected share's denominator),
 ``sora:{health}:p:<name>`` (hash: consecutive, ejections, ejected_until, cooling_until,
@@ -27,21 +33,22 @@ from monitoring.outlier import OutlierSettings
 HEALTH_CHANNEL = "sora:health"
 PROVIDERS_KEY = "sora:{health}:providers"
 
+# ARGV: the settings (ARGV[1..8]) and the channel (ARGV[9]), then five per event in order:
+# change, provider, ok, at, render. One call folds a batch of events as that many calls
+# would, one after the other, and publishes each provider it changed once.
 _REPORT = """
-local change, name, ok, at = ARGV[1], ARGV[2], ARGV[3] == '1', tonumber(ARGV[4])
-local window, consecutive_failures = tonumber(ARGV[6]), tonumber(ARGV[7])
-local failure_rate, min_volume = tonumber(ARGV[8]), tonumber(ARGV[9])
-local base, longest, share = tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12])
-local success_window = tonumber(ARGV[13])
+local window, consecutive_failures = tonumber(ARGV[1]), tonumber(ARGV[2])
+local failure_rate, min_volume = tonumber(ARGV[3]), tonumber(ARGV[4])
+local base, longest, share = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local success_window, channel = tonumber(ARGV[8]), ARGV[9]
 local prefix = 'sora:{health}:'
-local entry, outcomes = prefix .. 'p:' .. name, prefix .. 'o:' .. name
-redis.call('SADD', KEYS[1], name)
 
 local function ejected(provider)
   return redis.call('HEXISTS', prefix .. 'p:' .. provider, 'ejected_until') == 1
 end
 
-local function record(success)
+local function record(name, success, at)
+  local entry, outcomes = prefix .. 'p:' .. name, prefix .. 'o:' .. name
   redis.call('RPUSH', outcomes, success and '1' or '0')
   redis.call('LTRIM', outcomes, -window, -1)
   local consecutive = 0
@@ -65,29 +72,43 @@ local function record(success)
   redis.call('HSET', entry, 'ejected_until', tostring(at + math.min(base * n, longest)))
 end
 
-if change == 'outcome' then
-  if ARGV[5] == '1' then
-    local renders = prefix .. 'r:' .. name
-    redis.call('RPUSH', renders, ok and '1' or '0')
-    redis.call('LTRIM', renders, -success_window, -1)
+local function fold(change, name, ok, at_text, render)
+  local at, entry = tonumber(at_text), prefix .. 'p:' .. name
+  if change == 'outcome' then
+    if render then
+      local renders = prefix .. 'r:' .. name
+      redis.call('RPUSH', renders, ok and '1' or '0')
+      redis.call('LTRIM', renders, -success_window, -1)
+    end
+    record(name, ok, at)
+  elseif change == 'probe' then
+    local until_ = redis.call('HGET', entry, 'ejected_until')
+    if not until_ then
+      if not ok then record(name, false, at) end
+    elseif ok and at >= tonumber(until_) then
+      redis.call('HDEL', entry, 'ejected_until')
+      redis.call('HSET', entry, 'consecutive', 0)
+      redis.call('DEL', prefix .. 'o:' .. name)
+    end
+  elseif change == 'cooldown' then
+    local old = tonumber(redis.call('HGET', entry, 'cooling_until') or '0')
+    if at > old then redis.call('HSET', entry, 'cooling_until', at_text) end
+  elseif change == 'drain' then
+    redis.call('HSET', entry, 'drained', ok and '1' or '0')
   end
-  record(ok)
-elseif change == 'probe' then
-  local until_ = redis.call('HGET', entry, 'ejected_until')
-  if not until_ then
-    if not ok then record(false) end
-  elseif ok and at >= tonumber(until_) then
-    redis.call('HDEL', entry, 'ejected_until')
-    redis.call('HSET', entry, 'consecutive', 0)
-    redis.call('DEL', outcomes)
-  end
-elseif change == 'cooldown' then
-  local old = tonumber(redis.call('HGET', entry, 'cooling_until') or '0')
-  if at > old then redis.call('HSET', entry, 'cooling_until', ARGV[4]) end
-elseif change == 'drain' then
-  redis.call('HSET', entry, 'drained', ARGV[3])
 end
-redis.call('PUBLISH', ARGV[14], name)
+
+local changed, names = {}, {}
+for i = 10, #ARGV, 5 do
+  local name = ARGV[i + 1]
+  if not changed[name] then  -- tracked before its first event (the ejected share counts it)
+    redis.call('SADD', KEYS[1], name)
+    changed[name] = true
+    table.insert(names, name)
+  end
+  fold(ARGV[i], name, ARGV[i + 2] == '1', ARGV[i + 3], ARGV[i + 4] == '1')
+end
+for _, name in ipairs(names) do redis.call('PUBLISH', channel, name) end
 return 1
 """
 
@@ -133,18 +154,19 @@ class RedisBoard:
             success_window,
         ]
 
-    async def report(self, event: HealthEvent) -> None:
-        ok = event.drained if event.change is Change.DRAIN else event.ok
-        args: list[str | float] = [
-            event.change.value,
-            event.provider,
-            "1" if ok else "0",
-            repr(event.at),
-            "1" if event.render else "0",
-            *self._settings_args,
-            HEALTH_CHANNEL,
-        ]
-        await self._report(keys=[PROVIDERS_KEY], args=args)
+    async def report(self, *events: HealthEvent) -> None:
+        args: list[str | float] = [*self._settings_args, HEALTH_CHANNEL]
+        for event in events:
+            ok = event.drained if event.change is Change.DRAIN else event.ok
+            args += (
+                event.change.value,
+                event.provider,
+                "1" if ok else "0",
+                repr(event.at),
+                "1" if event.render else "0",
+            )
+        if events:
+            await self._report(keys=[PROVIDERS_KEY], args=args)
 
     async def read(self, providers: Collection[str]) -> Mapping[str, SharedView]:
         names = list(providers)

@@ -150,3 +150,35 @@ async def test_a_board_read_round_trips_through_adopt(boards: Boards) -> None:
     assert mirror.drained("c")
     assert mirror.view("not-configured-here") == SharedView()
     assert await boards.b.read([]) == {}
+
+
+async def test_one_report_of_many_events_folds_them_as_one_report_each(boards: Boards) -> None:
+    """A fleet reports what it saw since its last report in one call (``HealthSync``): the
+    record is the one the events give one by one, ejections and the ejected share included."""
+    events = [
+        outcome("a", True),
+        outcome("a", False, render=True),
+        outcome("b", False),
+        HealthEvent(change=Change.COOLDOWN, provider="b", at=T0 + 9),
+        outcome("a", False),
+        probe("c", False, T0),
+        outcome("a", False, T0 + 2),  # the third in a row: a is ejected
+        outcome("b", False),
+        outcome("b", False, T0 + 3),  # b too: two of three out, under the 0.7 cap
+        outcome("c", False),
+        outcome("c", False),  # c's third failure (its probe's first): the cap keeps c in
+        probe("a", True, T0 + 40),  # past a's ejection: readmitted
+        HealthEvent(change=Change.DRAIN, provider="c", drained=True),
+        outcome("a", True, render=True),
+    ]
+    one_by_one = ProviderHealth(PROVIDERS, SETTINGS, ManualClock(T0))
+    for event in events:
+        await one_by_one.report(event)
+
+    await boards.a.report(*events)
+
+    assert dict(await boards.b.read(PROVIDERS)) == dict(await one_by_one.read(PROVIDERS))
+    views = await boards.b.read(PROVIDERS)
+    assert views["a"].ejected_until is None and views["a"].ejections == 1
+    assert views["b"].ejected_until == pytest.approx(T0 + 3 + 30)
+    assert views["c"].ejected_until is None and views["c"].drained
