@@ -31,7 +31,7 @@ from collections.abc import AsyncIterator, Callable
 from functools import partial
 from pathlib import Path
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from monitoring.metrics import Metrics
 from monitoring.state import StateCollector
@@ -352,7 +352,7 @@ def fronted(
         response: web.StreamResponse
         try:
             if authenticate:
-                request[keys.CLIENT_KEY] = keyring.authenticate(headers.get("Authorization", ""))
+                request[keys.CLIENT_KEY] = keyring.authenticate(headers.get(hdrs.AUTHORIZATION, ""))
             response = await handler(request)
         except web.HTTPRequestEntityTooLarge:
             response = body_too_large(request).to_response()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from aiohttp import web
+from multidict import CIMultiDictProxy
 
 from monitoring.board_sync import HealthSync
 from monitoring.health import HealthChecker, ProviderHealth
@@ -70,6 +71,7 @@ INSTANCE = web.AppKey("instance", str)
 HEALTH_SYNC = web.AppKey("health_sync", HealthSync)
 READY = web.AppKey("ready", list[bool])  # one mutable cell: flipped by startup and shutdown
 
-POLL_HEADERS = web.AppKey("poll_headers", dict[str, str])  # JSON + openai-poll-after-ms, built once
+# JSON + openai-poll-after-ms, built once (``router.jsonio.json_headers``)
+POLL_HEADERS = web.AppKey("poll_headers", CIMultiDictProxy[str])
 
 CLIENT_KEY = web.RequestKey("client_key", ClientKey)

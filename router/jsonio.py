@@ -6,10 +6,10 @@ from collections.abc import Mapping
 from typing import Any
 
 import orjson
-from aiohttp import web
+from aiohttp import hdrs, web
+from multidict import CIMultiDict, CIMultiDictProxy
 
 JSON_TYPE = "application/json"
-JSON_HEADERS: Mapping[str, str] = {"Content-Type": JSON_TYPE}
 
 
 def dumps(value: Any) -> bytes:
@@ -20,9 +20,20 @@ def loads(data: bytes | str) -> Any:
     return orjson.loads(data)
 
 
-def json_headers(extra: Mapping[str, str]) -> dict[str, str]:
-    """Headers for ``json_response`` built once up front, so hot handlers merge nothing."""
-    return {**JSON_HEADERS, **extra}
+def json_headers(extra: Mapping[str, str]) -> CIMultiDictProxy[str]:
+    """Headers for ``json_response`` built once up front, so hot handlers merge nothing; a
+    name in ``extra`` replaces the same name in any case, ``Content-Type`` included.
+
+    A read-only multidict, not a dict: aiohttp copies the headers it is given into a
+    ``CIMultiDict`` for every answer, and from a multidict that copy takes each name's folded
+    form and hash as they are, where from a dict it computes them anew (~0.25 us an answer,
+    issue 21)."""
+    headers = CIMultiDict({hdrs.CONTENT_TYPE: JSON_TYPE})
+    headers.update(extra)
+    return CIMultiDictProxy(headers)
+
+
+JSON_HEADERS = json_headers({})
 
 
 def json_response(

@@ -11,12 +11,15 @@ difference between 0 and 5% of a create's CPU, inside the noise of a loaded mach
 from __future__ import annotations
 
 from aiohttp import web
+from multidict import istr
 
 from router import appkeys as keys
 from router.access.cors import CorsPolicy
 from router.logs import REQUEST_ID
 
-REQUEST_ID_HEADER = "X-Request-Id"
+# an ``istr`` carries its case-folded form, which a multidict would otherwise compute on every
+# lookup and insertion (twice per request: the request's header, the answer's)
+REQUEST_ID_HEADER = istr("X-Request-Id")
 
 
 def stamp(request: web.Request, response: web.StreamResponse) -> None:
