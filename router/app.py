@@ -159,7 +159,13 @@ def create_app(
         *api_admin.ROUTES,
         *api_openapi.ROUTES,
     )
+    # resources made for their path, registered where its first route is; aiohttp adds the
+    # routes that follow on the same path to it, as it would to a resource of its own making
+    made = {api_openai.VIDEO_PATH: api_openai.VideoPath}
     for route in routes:
+        make = made.pop(route.path, None)
+        if make is not None:
+            app.router.register_resource(make())
         handler = fronted(app, route.handler, route.path, needs_client_key(route.path), log_access)
         web.RouteDef(route.method, route.path, handler, route.kwargs).register(app.router)
     catch_all = AnyPath("/{path}")

@@ -38,6 +38,8 @@ CREATE_FIELDS = frozenset(
 REMIX_FIELDS = frozenset({"prompt"})
 LIST_LIMIT_DEFAULT = 20
 LIST_LIMIT_MAX = 100
+VIDEO_PATH = "/v1/videos/{video_id}"
+_VIDEO_PREFIX = "/v1/videos/"
 
 
 def video_object(job: Job) -> dict[str, Any]:
@@ -173,11 +175,35 @@ async def remix_video(request: web.Request) -> web.Response:
     return web.Response(body=video_body(job), headers=JSON_HEADERS)
 
 
+class VideoPath(web.DynamicResource):
+    """The resource of ``VIDEO_PATH`` (the poll, most requests): a prefix test instead of
+    aiohttp's regular expression and the dict comprehension after it (~0.6 us a poll, issue 21).
+
+    It matches what aiohttp's own resource for the path matches, and yields the same id: in the
+    path as aiohttp hands it over (decoded but for ``%2F`` and ``%25``), a non-empty rest after
+    the prefix without ``/``, ``{`` or ``}`` (the pattern aiohttp makes of ``{video_id}``), then
+    those two escapes decoded. Everything else (routes, 405s, ``url_for``) is aiohttp's.
+    ``tests/api/test_video_path.py`` holds it to aiohttp's resource on any path."""
+
+    def __init__(self) -> None:
+        super().__init__(VIDEO_PATH)
+
+    def _match(self, path: str) -> dict[str, str] | None:
+        if not path.startswith(_VIDEO_PREFIX):
+            return None
+        video_id = path[len(_VIDEO_PREFIX) :]
+        if not video_id or "/" in video_id or "{" in video_id or "}" in video_id:
+            return None
+        if "%" in video_id:
+            video_id = video_id.replace("%2F", "/").replace("%25", "%")
+        return {"video_id": video_id}
+
+
 ROUTES = (
     # the poll first: aiohttp tries the resources filed under /v1/videos in the order they were
     # registered, and polls are most requests (issue 21: 4% of a poll's CPU)
-    web.get("/v1/videos/{video_id}", get_video),
-    web.delete("/v1/videos/{video_id}", delete_video),
+    web.get(VIDEO_PATH, get_video),
+    web.delete(VIDEO_PATH, delete_video),
     web.post("/v1/videos", create_video),
     web.get("/v1/videos", list_videos),
     web.post("/v1/videos/{video_id}/remix", remix_video),
