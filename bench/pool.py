@@ -7,6 +7,10 @@ it stands the CPU ratio (the floor's CPU per request over the proxy's): on a mac
 other core is busy, the load generator may be the limit and throughput ratios drift towards 1,
 while CPU per request still says what the proxy costs. With no FILE it pools every
 ``bench/results/*.json``; runs that lack a scenario are passed over.
+
+``python -m bench.fleet`` results (``*-fleet.json``) pool the same way: each backend's client
+poll against the floor run beside it in its round (runs from 2026-12-04 13:30 UTC on, when
+``bench.fleet_rates`` began to pair them), under "client poll, <backend> (fleet)".
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import orjson
 
 from bench.report import RESULTS
 
-__all__ = ["SCENARIOS", "pooled", "pooled_faults"]
+__all__ = ["SCENARIOS", "pooled", "pooled_faults", "pooled_fleet"]
 
 # results key -> (what the table calls it, the share of the floor issue 21 asks for)
 SCENARIOS = {
@@ -43,6 +47,27 @@ def pooled(files: list[Path]) -> dict[str, list[tuple[float, float]]]:
                     (
                         proxy["rps"] / floor["rps"],
                         floor["cpu_us_per_request"] / proxy["cpu_us_per_request"],
+                    )
+                )
+    return found
+
+
+def pooled_fleet(files: list[Path]) -> dict[str, list[tuple[float, float]]]:
+    """Every client poll round of each backend over ``files`` (``python -m bench.fleet``
+    results whose floor runs are paired with the backends), as (throughput ratio, CPU ratio)
+    pairs, backend over the floor run beside it."""
+    found: dict[str, list[tuple[float, float]]] = {}
+    for path in files:
+        poll = orjson.loads(path.read_bytes()).get("rates", {}).get("client poll", {})
+        floors = poll.get("floor", {})
+        for name, runs in poll.items():
+            if name == "floor" or name not in floors:
+                continue  # the floor itself, or a run from before the pairing
+            for run, floor in zip(runs["rounds"], floors[name], strict=True):
+                found.setdefault(name, []).append(
+                    (
+                        run["rps"] / floor["rps"],
+                        floor["cpu_us_per_request"] / run["cpu_us_per_request"],
                     )
                 )
     return found
@@ -81,11 +106,7 @@ def main() -> None:
         if not rounds:
             print(f"{name}: no rounds")
             continue
-        throughput, cpu = [r[0] for r in rounds], [r[1] for r in rounds]
-        verdict = "pass" if statistics.median(throughput) >= share else "FAIL"
-        print(f"{name}, {len(rounds)} rounds:")
-        print(f"    throughput {_spread(throughput)}, target >= {share}x: {verdict}")
-        print(f"    CPU per request, floor/proxy: {_spread(cpu)}")
+        _print_ratios(name, share, rounds)
         proxy_faults, floor_faults = faults[key]
         if proxy_faults:
             print(
@@ -93,6 +114,17 @@ def main() -> None:
                 f" proxy {statistics.median(proxy_faults):.1f},"
                 f" floor {statistics.median(floor_faults):.1f}"
             )
+    poll_share = SCENARIOS["client_poll"][1]
+    for backend, rounds in pooled_fleet(files).items():
+        _print_ratios(f"client poll, {backend} (fleet)", poll_share, rounds)
+
+
+def _print_ratios(name: str, share: float, rounds: list[tuple[float, float]]) -> None:
+    throughput, cpu = [r[0] for r in rounds], [r[1] for r in rounds]
+    verdict = "pass" if statistics.median(throughput) >= share else "FAIL"
+    print(f"{name}, {len(rounds)} rounds:")
+    print(f"    throughput {_spread(throughput)}, target >= {share}x: {verdict}")
+    print(f"    CPU per request, floor/proxy: {_spread(cpu)}")
 
 
 if __name__ == "__main__":
