@@ -101,11 +101,9 @@ async def _from_upstream(request: web.Request, job: Job, variant: str) -> web.St
             async for chunk in upstream.chunks():
                 await response.write(chunk)
             await response.write_eof()
-        except ConnectionError:  # a reset, or a lost connection while waiting for it to drain
-            if request.transport is not None and not request.transport.is_closing():
+        except ConnectionError:
+            if not stored_http.client_hung_up(request):
                 raise  # not the client: the upstream broke off
-            # The client hung up mid-download, which clients do: not a failure of ours to log,
-            # and nothing is left to answer.
         return response
     finally:
         upstream.close()

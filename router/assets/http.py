@@ -135,11 +135,19 @@ async def send(
         async for chunk in store.read(key, answer.start, answer.stop):
             await response.write(chunk)
         await response.write_eof()
-    except ConnectionError:  # a reset, or a lost connection while waiting for it to drain
-        if request.transport is not None and not request.transport.is_closing():
+    except ConnectionError:
+        if not client_hung_up(request):
             raise
-        # the client hung up mid-download, which clients do: nothing is left to answer
     return response
+
+
+def client_hung_up(request: web.BaseRequest) -> bool:
+    """After a ``ConnectionError`` while a download is sent (a reset, or the connection lost
+    while waiting for it to drain): True when the client's own connection is gone. Clients hang
+    up mid-download, and then there is no failure of ours to log and nothing left to answer;
+    False means the error came from elsewhere (an upstream breaking off) and must propagate."""
+    transport = request.transport
+    return transport is None or transport.is_closing()
 
 
 async def _sent_by_kernel(request: web.Request, store: AssetStore, key: str, answer: Plan) -> bool:
