@@ -21,6 +21,7 @@ from aiohttp import BodyPartReader, hdrs, web
 
 from providers.base import InputReference
 from router import appkeys as keys
+from router.assets.http import client_hung_up
 from router.errors import InvalidRequest, PayloadTooLarge, RouterError
 from router.jsonio import loads
 
@@ -189,8 +190,7 @@ def _unreadable(request: web.Request, exc: Exception) -> Exception:
     malformed (every parser error of aiohttp's is about the client's bytes)."""
     if isinstance(exc, web.HTTPException):
         return exc  # 413 past the body cap
-    transport = request.transport
-    if isinstance(exc, ConnectionError) or transport is None or transport.is_closing():
+    if isinstance(exc, ConnectionError) or client_hung_up(request):
         return ClientGone("The client closed the connection before the body arrived.")
     return InvalidRequest(
         "The request body could not be read: it is not well-formed "

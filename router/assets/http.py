@@ -142,10 +142,11 @@ async def send(
 
 
 def client_hung_up(request: web.BaseRequest) -> bool:
-    """After a ``ConnectionError`` while a download is sent (a reset, or the connection lost
-    while waiting for it to drain): True when the client's own connection is gone. Clients hang
-    up mid-download, and then there is no failure of ours to log and nothing left to answer;
-    False means the error came from elsewhere (an upstream breaking off) and must propagate."""
+    """After an error while a request's body is read or its download sent (a reset, or the
+    connection lost while waiting for it to drain): True when the client's own connection is
+    gone. Clients hang up, and then there is no failure of ours to log and nothing left to
+    answer; False means the error came from elsewhere (an upstream breaking off, a malformed
+    body) and is answered or raised as such."""
     transport = request.transport
     return transport is None or transport.is_closing()
 
