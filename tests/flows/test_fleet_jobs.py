@@ -209,24 +209,31 @@ async def test_each_job_is_read_once_per_interval_whatever_the_number_of_instanc
         )
         ids += [video.id for video in made]
     progress = dict.fromkeys(ids, 0)
+    running = [first]
 
     async def reads_in_one_interval() -> tuple[int, int]:
         """Upstream status reads, one by one and by list page, between advancing the clock
-        one interval and every job showing the progress of that read."""
+        one interval and every job showing the progress of that read and planned again.
+
+        A job's new progress is stored before its next read is planned (at the clock's now
+        plus one interval): advancing the clock in between would plan that read one interval
+        too late, so the interval ends only once no instance holds a job any more."""
         gets, lists = sim.stats.gets, sim.stats.lists
         clock.advance(interval)
 
-        async def all_refreshed() -> bool:
+        async def all_refreshed_and_planned() -> bool:
             found = await first.app[keys.STORE].read_many(ids)
-            return len(found) == jobs and all(job.progress > progress[job.id] for job in found)
+            refreshed = len(found) == jobs and all(job.progress > progress[job.id] for job in found)
+            return refreshed and not any(_tracking(proxy).held for proxy in running)
 
-        await wait_for(all_refreshed, within=30)
+        await wait_for(all_refreshed_and_planned, within=30)
         for job in await first.app[keys.STORE].read_many(ids):
             progress[job.id] = job.progress
         return sim.stats.gets - gets, sim.stats.lists - lists
 
     alone = await reads_in_one_interval()
     others = await instances(2)
+    running += others
     fleet = [await reads_in_one_interval() for _ in range(2)]  # the second counts late reads
 
     print(f"{jobs} jobs, status reads an interval: one instance {alone}, three {fleet}")
