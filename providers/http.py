@@ -25,6 +25,7 @@ OpenAI-style cursor lists are read here too, a page at a time (``read_page``, fo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import mimetypes
 import re
@@ -464,7 +465,9 @@ class HttpProvider:
 
         Redirects are followed by hand, up to ``MAX_REDIRECTS``: each hop must pass the address
         policy, and the credential goes only to the provider's own origin. The answer must be
-        a video or an image, else ``BadUpstreamReply``.
+        a video or an image, else ``BadUpstreamReply``. Each hop's answer starts within
+        ``timeout`` (else ``UpstreamTimeout``), and a refusal's body is read for at most as
+        long; the body of a download has no total, only ``HttpContentStream``'s watch.
         """
         target = URL(url)
         if params:
@@ -485,8 +488,14 @@ class HttpProvider:
             response.release()
             raise BadUpstreamReply("content: too many redirects", provider=self.name)
         if response.status >= 400:
-            body = await self._read_capped(response, "content", whole=False)
-            response.release()
+            body = b""
+            try:
+                # a refusal whose body never ends: its status says what happened
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.timeout):
+                        body = await self._read_capped(response, "content", whole=False)
+            finally:
+                response.release()
             raise self.translate_status(response.status, body, response.headers, "content")
         if not _is_media(response.content_type):
             response.release()
@@ -510,9 +519,13 @@ class HttpProvider:
         if range_header:
             headers["Range"] = range_header
         try:
-            return await self.session.get(
-                target, headers=headers, timeout=self._content_timeout, allow_redirects=False
-            )
+            # The head of the answer within the call's timeout: ``_content_timeout`` has no total
+            # (a download may outlast any), and an upstream that never answers would hold a copy
+            # worker or a client's download for as long as it kept the connection open.
+            async with asyncio.timeout(self.timeout):
+                return await self.session.get(
+                    target, headers=headers, timeout=self._content_timeout, allow_redirects=False
+                )
         except aiohttp.ClientConnectorError as exc:
             if isinstance(exc.os_error, ForbiddenAddress):
                 raise BadUpstreamReply(

@@ -1,5 +1,6 @@
 """A download relayed from an upstream: one that goes silent ends with a timeout, one that is
-slow but keeps moving does not (``providers.http.HttpContentStream``'s watch)."""
+slow but keeps moving does not (``providers.http.HttpContentStream``'s watch); an answer whose
+head, or whose refusal, never ends comes to an end at the call's timeout all the same."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from providers.base import ContentStream
+from providers.base import ContentStream, Rejected, UpstreamTimeout
 from providers.openai import OpenAIVideosProvider
 from tests.fake_upstream import ScriptedFactory, ScriptedUpstream
 
@@ -87,5 +88,50 @@ async def test_a_slow_download_that_keeps_moving_is_whole(scripted: ScriptedFact
         finally:
             stream.close()
         assert body == PIECE * 8
+    finally:
+        await adapter.aclose()
+
+
+async def test_an_upstream_that_never_answers_a_download_times_out(
+    scripted: ScriptedFactory, release: asyncio.Event
+) -> None:
+    # A download has no total timeout (it may outlast any), but the head of its answer does:
+    # without one, a copy worker waited for this answer for as long as the connection stayed open.
+    upstream = await scripted()
+
+    async def silent(request: web.Request) -> web.StreamResponse:
+        await release.wait()
+        return web.Response(status=204)
+
+    upstream.answer("GET", PATH, silent)
+    adapter = adapter_on(upstream, 0.3)
+    try:
+        with pytest.raises(UpstreamTimeout, match=r"^content: TimeoutError"):
+            async with asyncio.timeout(10):  # far past the adapter's: the wait must end first
+                await adapter.open_content("video_1", "video")
+    finally:
+        await adapter.aclose()
+
+
+async def test_a_refusal_whose_body_never_ends_is_answered_at_the_timeout(
+    scripted: ScriptedFactory, release: asyncio.Event
+) -> None:
+    upstream = await scripted()
+
+    async def refuses(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(status=404, headers={"Content-Type": "application/json"})
+        response.content_length = 1000
+        await response.prepare(request)
+        await response.write(b'{"error": {"message": "no such video"')
+        await release.wait()  # and the rest never comes
+        return response
+
+    upstream.answer("GET", PATH, refuses)
+    adapter = adapter_on(upstream, 0.3)
+    try:
+        with pytest.raises(Rejected) as refused:
+            async with asyncio.timeout(10):
+                await adapter.open_content("video_1", "video")
+        assert refused.value.status == 404  # the status says what happened; the body is cut
     finally:
         await adapter.aclose()
