@@ -142,7 +142,8 @@ async def start_proxy(
 ) -> RunningProxy:
     """Serve ``config``; with ``ready``, return once ``/readyz`` would say so."""
     app = create_app(config, clock=clock, log_access=log_access)
-    runner = web.AppRunner(app, access_log=None)
+    # drained at stop for at most server.shutdown_timeout, as ``sora-proxy serve`` drains
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=config.server.shutdown_timeout)
     try:
         await runner.setup()
     except BaseException:
@@ -232,9 +233,11 @@ async def scripted() -> AsyncIterator[ScriptedFactory]:
 
 @pytest.fixture
 async def proxy_factory(
-    tmp_path: Path, simulators: SimulatorFactory
+    tmp_path: Path, simulators: SimulatorFactory, scripted: ScriptedFactory
 ) -> AsyncIterator[ProxyFactory]:
-    """Start proxies from provider dicts; every one is stopped after the test.
+    """Start proxies from provider dicts; every one is stopped after the test, before the
+    simulators and scripted upstreams of the test (this fixture depends on both): an upstream
+    stopped under a running proxy gets its requests during its own shutdown.
 
     Each listens on a port chosen before its config is built, so ``server.public_url`` (the
     base of signed links) is the address it really answers on. ``clock`` is injected.

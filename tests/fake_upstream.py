@@ -3,6 +3,11 @@
 For wire details the simulator cannot be made to show (exact headers and query strings, odd
 status words, error bodies, a second host, an answer held until the test lets go). It records
 every request it receives.
+
+It stops within ``STOP_GRACE``: an answer still running then (one the test holds) is
+cancelled and a connection still open is closed, where aiohttp's default waits up to 60 s, the
+whole of a test's timeout, for either (a client's connection accepted just as the stop begins
+has its request dropped, and stays open for as long as that client waits for the answer).
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ class Seen:
     def json(self) -> Any:
         return orjson.loads(self.body)
 
+
+STOP_GRACE = 1.0  # seconds a stop waits for answers still running before it cancels them
 
 # An answer may be a coroutine function: the test can hold a request until it lets go.
 Answer = Callable[[web.Request], web.StreamResponse | Awaitable[web.StreamResponse]]
@@ -67,7 +74,7 @@ class ScriptedUpstream:
     async def start(self) -> None:
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=STOP_GRACE)
         await self._runner.setup()
         await web.TCPSite(self._runner, self.host, 0).start()
         self.url = str(URL.build(scheme="http", host=self.host, port=self._port()))
