@@ -17,6 +17,7 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import sys
 import time
 from contextvars import ContextVar
 from typing import Any, TextIO
@@ -27,6 +28,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 FORMATS = ("text", "json")
 FIELDS = ("request_id", "job_id", "provider", "outcome", "event", "status", "duration_ms")
 ACCESS_LOGGER = "sora_proxy.access"
+PROCESS_HANDLER = "sora-proxy"  # the name of the root handler configure_logging installs
 MAX_REQUEST_ID = 128  # characters of a client's X-Request-Id we take; longer ones are replaced
 
 REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
@@ -124,9 +126,23 @@ def _iso_time(created: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created)) + f".{millis:03d}Z"
 
 
+class CurrentStderr:
+    """``sys.stderr`` as it is at each write, not as it was when logging was set up (as
+    logging's own last-resort handler does): a stderr replaced and closed since, such as a
+    test's captured one, must not turn every later line into a "Logging error"."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def configure_logging(level: str, fmt: str, stream: TextIO | None = None) -> None:
-    """The process's one log handler: ``level`` (a logging level name), ``fmt`` in ``FORMATS``."""
-    handler = logging.StreamHandler(stream)
+    """The process's one log handler (named ``PROCESS_HANDLER``): ``level`` (a logging level
+    name), ``fmt`` in ``FORMATS``, written to ``stream`` or else to the current stderr."""
+    handler = logging.StreamHandler(stream if stream is not None else CurrentStderr())
+    handler.set_name(PROCESS_HANDLER)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     handler.addFilter(RequestIdFilter())
     root = logging.getLogger()

@@ -28,7 +28,7 @@ from router.runtime.connections import CappedSite, connection_limit
 from router.store.sqlite import SqliteJobStore
 from tests.contract.seaweed import SeaweedS3, start_seaweed
 from tests.fake_upstream import ScriptedFactory, ScriptedUpstream
-from tests.log_capture import CapturedLogs, captured_logs
+from tests.log_capture import CapturedLogs, captured_logs, process_logging_undone
 from tests.redis_rig import RedisCluster, RedisServer, start_cluster, start_server
 from tests.relay_client import RelayClient
 
@@ -206,6 +206,14 @@ def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _process_logging() -> Iterator[None]:
+    """Whatever a test sets up as the process's logging is gone after it (``router.cli.main``
+    called in-process configures the root logger, at INFO, as the command does)."""
+    with process_logging_undone():
+        yield
 
 
 @pytest.fixture

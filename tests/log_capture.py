@@ -1,4 +1,5 @@
-"""The proxy's log lines as the JSON format writes them, captured in-process for assertions."""
+"""The proxy's log lines as the JSON format writes them, captured in-process for assertions;
+and the process's logging, as a test that runs ``router.cli.main`` sets it up, undone after it."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from router.logs import JsonFormatter, RequestIdFilter
+from router.logs import PROCESS_HANDLER, JsonFormatter, RequestIdFilter
 
 
 class CapturedLogs:
@@ -43,4 +44,21 @@ def captured_logs() -> Iterator[CapturedLogs]:
         yield CapturedLogs(stream)
     finally:
         root.removeHandler(handler)
+        root.setLevel(level)
+
+
+@contextmanager
+def process_logging_undone() -> Iterator[None]:
+    """Remove the handler ``router.logs.configure_logging`` installs (``router.cli.main`` does,
+    as the command would) and restore the root level, once the block ends: the handler writes
+    to the stderr of the moment, a later test's captured one, and INFO would make every proxy
+    of every later test write each of its lines there (the autouse fixture in conftest)."""
+    root = logging.getLogger()
+    level = root.level
+    try:
+        yield
+    finally:
+        for handler in [h for h in root.handlers if h.name == PROCESS_HANDLER]:
+            root.removeHandler(handler)
+            handler.close()
         root.setLevel(level)

@@ -3,6 +3,7 @@ request id, the provider and the outcome; every line of a request carries its id
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import sys
@@ -11,8 +12,10 @@ import openai
 import orjson
 import pytest
 
+from router.cli import main
 from router.logs import (
     MAX_REQUEST_ID,
+    PROCESS_HANDLER,
     REQUEST_ID,
     JsonFormatter,
     RequestIdFilter,
@@ -21,7 +24,8 @@ from router.logs import (
     request_id_from,
 )
 from tests.conftest import ProxyFactory, finished_job, sim_provider
-from tests.log_capture import CapturedLogs
+from tests.log_capture import CapturedLogs, process_logging_undone
+from tests.ops.test_cli import SHIPPED
 
 TRACE = {"X-Request-Id": "trace-16"}
 
@@ -128,17 +132,14 @@ def test_the_text_format_appends_fields_and_keeps_a_traceback_below() -> None:
 
 def test_the_json_format_is_one_object_per_line_with_the_request_id() -> None:
     stream = io.StringIO()
-    configure_logging("debug", "json", stream)
+    configure_logging("debug", "json", stream)  # undone after the test (tests/conftest.py)
+    token = REQUEST_ID.set("r-9")
+    logging.getLogger("t").info("one %d", 1, extra={"job_id": "video_2"})
+    REQUEST_ID.reset(token)
     try:
-        token = REQUEST_ID.set("r-9")
-        logging.getLogger("t").info("one %d", 1, extra={"job_id": "video_2"})
-        REQUEST_ID.reset(token)
-        try:
-            raise KeyError("k")
-        except KeyError:
-            logging.getLogger("t").exception("two")
-    finally:
-        configure_logging("warning", "text")  # back to a plain handler for the other tests
+        raise KeyError("k")
+    except KeyError:
+        logging.getLogger("t").exception("two")
     one, two = (orjson.loads(line) for line in stream.getvalue().splitlines())
     assert set(one) == {"time", "level", "logger", "message", "request_id", "job_id"}
     assert (one["message"], one["request_id"], one["job_id"], one["level"]) == (
@@ -146,6 +147,33 @@ def test_the_json_format_is_one_object_per_line_with_the_request_id() -> None:
     )  # fmt: skip
     assert one["time"].endswith("Z")
     assert "request_id" not in two and "KeyError" in two["exception"]
+
+
+def test_the_process_log_writes_to_stderr_as_it_is_at_each_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # A test that runs router.cli.main under capsys sets logging up while its stderr is a
+    # capture, closed when that test ends: every line logged after it, in any later test, was
+    # a "Logging error" (ValueError: I/O operation on closed file) on the old code.
+    gone = io.StringIO()
+    with contextlib.redirect_stderr(gone):
+        configure_logging("info", "text")
+    gone.close()
+    logging.getLogger("router.t").warning("after that stderr closed")
+    err = capsys.readouterr().err
+    assert "after that stderr closed" in err and "Logging error" not in err
+
+
+def test_the_logging_a_test_sets_up_is_undone_after_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    root = logging.getLogger()
+    level = root.level
+    with process_logging_undone():
+        assert main(["check", "--config", str(SHIPPED)]) == 0  # sets the process's logging up
+        assert root.level == logging.INFO
+        assert PROCESS_HANDLER in {h.name for h in root.handlers}
+    assert root.level == level and PROCESS_HANDLER not in {h.name for h in root.handlers}
 
 
 def test_a_caller_named_request_id_wins_over_the_current_one() -> None:
