@@ -8,6 +8,8 @@ hostile upstream fills with our secrets in the encodings it might use.
 from __future__ import annotations
 
 import base64
+import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, quote_plus
@@ -66,6 +68,29 @@ def encoded_forms(secret: str) -> dict[str, str]:
         "form-encoded": quote_plus(secret),
         "base64": base64.b64encode(secret.encode()).decode().rstrip("="),
     }
+
+
+# Runs of text base64 could be in, one alphabet at a time ("=" never inside a run).
+ALPHABETS = {b"+/": re.compile(r"[A-Za-z0-9+/]+"), b"-_": re.compile(r"[A-Za-z0-9_-]+")}
+
+
+def base64_readings(text: str) -> Iterator[bytes]:
+    """Every way of reading ``text``'s base64-looking runs: each run (standard or URL-safe,
+    ``/`` JSON-escaped or not) decoded from each of its first 4 characters, its last partial
+    group as far as it goes. Written apart from ``providers.base64_forms``, to check it."""
+    text = text.replace("\\/", "/")
+    for altchars, runs in ALPHABETS.items():
+        for run in runs.findall(text):
+            for start in range(4):
+                piece = run[start:]
+                piece = piece[: len(piece) - 1] if len(piece) % 4 == 1 else piece
+                yield base64.b64decode(piece + "=" * (-len(piece) % 4), altchars)
+
+
+def recoverable(secret: str, text: str) -> bool:
+    """Whether ``secret`` can be read back from ``text``: as it is or from any base64 in it."""
+    raw = secret.encode()
+    return secret in text or any(raw in reading for reading in base64_readings(text))
 
 
 def failed_video(upstream_id: str, message: str, status: str = "failed") -> dict[str, Any]:
