@@ -60,6 +60,23 @@ def echoes(secret: str) -> str:
     )
 
 
+def echoes_in_base64(status: int) -> Answer:
+    """An error whose message carries the credential the request came with, base64'd as a
+    careless upstream might: alone, as ``Basic`` of ``api:key`` and in a URL-safe trace
+    without padding, so the key sits at offsets 0, 1 and 2 (mod 3) of the encoded data."""
+
+    def answer(request: web.Request) -> web.Response:
+        key = request.headers.get("Authorization", "").removeprefix("Bearer ").encode()
+        alone = base64.b64encode(key).decode()
+        basic = base64.b64encode(b"api:" + key).decode()
+        trace = base64.urlsafe_b64encode(b"id:" + key + b"\xfe").decode().rstrip("=")
+        message = f"Unauthorized: Basic {basic} (key {alone}, trace {trace})"
+        error = {"message": message, "type": "invalid_request_error", "param": None, "code": "auth"}
+        return web.json_response({"error": error}, status=status)
+
+    return answer
+
+
 def encoded_forms(secret: str) -> dict[str, str]:
     """What a leak check looks for: the secret and the encodings ``echoes`` uses."""
     return {

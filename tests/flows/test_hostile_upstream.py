@@ -55,15 +55,14 @@ ONE_ATTEMPT = {"max_attempts": 1}
 
 def leaks(texts: dict[str, str]) -> list[str]:
     """Every secret, in every form ``echoes`` writes it, found in ``texts``. The proxy holds a
-    client key only as its digest, so it finds one written out plain or percent-encoded but
-    cannot know its base64 (README, "Security model")."""
+    client key only as its digest, and finds its base64 by decoding what looks like base64
+    (README, "Security model")."""
     secrets = {"upstream key": UPSTREAM_KEY, "admin key": ADMIN, "link secret": LINK_SECRET}
     secrets["client key"] = ALICE
     return [
         f"{what} ({form}) in {where}"
         for what, secret in secrets.items()
         for form, text in encoded_forms(secret).items()
-        if not (what == "client key" and form == "base64")
         for where, place in texts.items()
         if text.lower() in place.lower()
     ]

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import openai
 import pytest
 import yaml
 
@@ -29,8 +30,16 @@ from providers.registry import ADAPTERS
 from router import appkeys as keys
 from router.config.load import load_config, parse_config
 from router.config.model import ConfigError
-from tests.conftest import ProxyFactory, SimulatorFactory, sim_provider, upstream_provider, wait_for
-from tests.fake_upstream import ScriptedFactory
+from tests.conftest import (
+    ProxyFactory,
+    RunningProxy,
+    SimulatorFactory,
+    sim_provider,
+    upstream_provider,
+    wait_for,
+)
+from tests.fake_upstream import ScriptedFactory, ScriptedUpstream
+from tests.hostile_upstream import echoes_in_base64, recoverable
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -378,6 +387,18 @@ async def test_an_upstream_that_echoes_our_key_does_not_make_us_repeat_it(
     echo = {"error": {"message": f"Incorrect API key provided: {SCRIPTED_KEY}"}}
     upstream.reply("GET", "/v1/videos", echo, status=401)
     upstream.reply("POST", "/v1/videos", {**echo, "param": "prompt"}, status=400)
+    proxy = await echoing_proxy(proxy_factory, upstream)
+    http = Transcript(proxy.url)
+    try:
+        assert (await http.call("POST", "/v1/videos", CLIENT_PLAIN, json={"prompt": "x"}))[0] == 400
+    finally:
+        await http.session.close()
+    assert any("probe of echoing failed" in r.getMessage() for r in caplog.records)
+    assert leaks({**http.texts, "the log": caplog.text}, SECRETS) == []
+
+
+async def echoing_proxy(proxy_factory: ProxyFactory, upstream: ScriptedUpstream) -> RunningProxy:
+    """A proxy with ``upstream`` as its one provider ("echoing"), once ready (probed)."""
     provider = {
         "name": "echoing",
         "kind": "openai",
@@ -390,8 +411,31 @@ async def test_an_upstream_that_echoes_our_key_does_not_make_us_repeat_it(
     http = Transcript(proxy.url)
     try:
         await wait_for(lambda: ready(http))
-        assert (await http.call("POST", "/v1/videos", CLIENT_PLAIN, json={"prompt": "x"}))[0] == 400
     finally:
         await http.session.close()
+    return proxy
+
+
+async def test_an_upstream_that_echoes_our_key_in_base64_does_not_make_us_repeat_it(
+    proxy_factory: ProxyFactory, scripted: ScriptedFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The key in base64 at all three offsets: not readable from the SDK's error envelope,
+    nor from the probe's or the create's log lines, nor from any base64 in them."""
+    caplog.set_level(logging.DEBUG)
+    upstream = await scripted()
+    upstream.answer("GET", "/v1/videos", echoes_in_base64(401))
+    upstream.answer("POST", "/v1/videos", echoes_in_base64(400))
+    proxy = await echoing_proxy(proxy_factory, upstream)
+    with pytest.raises(openai.BadRequestError) as refused:
+        await proxy.client(CLIENT_PLAIN).videos.create(prompt="a kite", model="sora-2")
+    envelope = refused.value.response.json()
+    assert set(envelope["error"]) == {"message", "type", "param", "code"}
+    assert envelope["error"]["message"].startswith("Unauthorized: Basic ")  # the words arrived
+    assert envelope["error"]["message"].count("[redacted]") == 3
     assert any("probe of echoing failed" in r.getMessage() for r in caplog.records)
-    assert leaks({**http.texts, "the log": caplog.text}, SECRETS) == []
+    texts = {
+        "the error envelope": refused.value.response.text,
+        "the log": caplog.text,
+        "log records": "\n".join(f"{r.getMessage()} {r.args!r}" for r in caplog.records),
+    }
+    assert [where for where, text in texts.items() if recoverable(SCRIPTED_KEY, text)] == []
