@@ -78,8 +78,10 @@ async def test_a_key_at_its_concurrency_waits_for_its_oldest_render(
     client = proxy.client()
     await finished_job(proxy, (await client.videos.create(prompt="teach the figures")).id)
     stats = proxy.app[keys.HEALTH].stats("a")
-    assert stats.render_time is not None and stats.render_time >= 3
+    assert stats.render_time is not None
+    # the render time runs from the create's answer; the upstream's 3 s from before it
     expected = (stats.submit_latency or 0.0) + stats.render_time
+    assert expected >= 3
     started = time.time()
     await client.videos.create(prompt="the oldest in flight")
     with pytest.raises(openai.RateLimitError) as caught:
