@@ -5,6 +5,7 @@ head, or whose refusal, never ends comes to an end at the call's timeout all the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -27,11 +28,18 @@ async def release() -> AsyncIterator[asyncio.Event]:
     event.set()
 
 
-def adapter_on(upstream: ScriptedUpstream, seconds: float) -> OpenAIVideosProvider:
-    """An adapter whose calls, and silent downloads, time out after ``seconds``."""
-    return OpenAIVideosProvider(
+@contextlib.asynccontextmanager
+async def adapter_on(
+    upstream: ScriptedUpstream, seconds: float
+) -> AsyncIterator[OpenAIVideosProvider]:
+    """An adapter whose calls, and silent downloads, time out after ``seconds``; closed after."""
+    adapter = OpenAIVideosProvider(
         name="up", base_url=upstream.url + "/v1", api_key="sk-up", timeout=seconds
     )
+    try:
+        yield adapter
+    finally:
+        await adapter.aclose()
 
 
 async def read_into(stream: ContentStream, pieces: list[bytes]) -> None:
@@ -53,8 +61,7 @@ async def test_a_download_that_goes_silent_ends_with_a_timeout(
         return response
 
     upstream.answer("GET", PATH, stalls)
-    adapter = adapter_on(upstream, 0.3)
-    try:
+    async with adapter_on(upstream, 0.3) as adapter:
         stream = await adapter.open_content("video_1", "video")
         pieces: list[bytes] = []
         try:
@@ -63,8 +70,6 @@ async def test_a_download_that_goes_silent_ends_with_a_timeout(
         finally:
             stream.close()
         assert b"".join(pieces) == PIECE
-    finally:
-        await adapter.aclose()
 
 
 async def test_a_slow_download_that_keeps_moving_is_whole(scripted: ScriptedFactory) -> None:
@@ -80,16 +85,13 @@ async def test_a_slow_download_that_keeps_moving_is_whole(scripted: ScriptedFact
         return response
 
     upstream.answer("GET", PATH, trickles)
-    adapter = adapter_on(upstream, 0.4)
-    try:
+    async with adapter_on(upstream, 0.4) as adapter:
         stream = await adapter.open_content("video_1", "video")
         try:
             body = b"".join([chunk async for chunk in stream.chunks()])
         finally:
             stream.close()
         assert body == PIECE * 8
-    finally:
-        await adapter.aclose()
 
 
 async def test_an_upstream_that_never_answers_a_download_times_out(
@@ -104,13 +106,10 @@ async def test_an_upstream_that_never_answers_a_download_times_out(
         return web.Response(status=204)
 
     upstream.answer("GET", PATH, silent)
-    adapter = adapter_on(upstream, 0.3)
-    try:
+    async with adapter_on(upstream, 0.3) as adapter:
         with pytest.raises(UpstreamTimeout, match=r"^content: TimeoutError"):
             async with asyncio.timeout(10):  # far past the adapter's: the wait must end first
                 await adapter.open_content("video_1", "video")
-    finally:
-        await adapter.aclose()
 
 
 async def test_a_refusal_whose_body_never_ends_is_answered_at_the_timeout(
@@ -127,11 +126,8 @@ async def test_a_refusal_whose_body_never_ends_is_answered_at_the_timeout(
         return response
 
     upstream.answer("GET", PATH, refuses)
-    adapter = adapter_on(upstream, 0.3)
-    try:
+    async with adapter_on(upstream, 0.3) as adapter:
         with pytest.raises(Rejected) as refused:
             async with asyncio.timeout(10):
                 await adapter.open_content("video_1", "video")
         assert refused.value.status == 404  # the status says what happened; the body is cut
-    finally:
-        await adapter.aclose()
