@@ -300,6 +300,22 @@ async def read_job(proxy: RunningProxy, job_id: str) -> Job:
     return found
 
 
+async def created_in_batches(proxy: RunningProxy, count: int, batch: int) -> list[str]:
+    """The ids of ``count`` renders ("take 0", "take 1", ...) created through ``proxy``,
+    ``batch`` at a time: many creates soon, without all of them open at once."""
+    client = proxy.client()
+    ids: list[str] = []
+    for start in range(0, count, batch):
+        made = await asyncio.gather(
+            *(
+                client.videos.create(model="sora-2", prompt=f"take {n}")
+                for n in range(start, min(start + batch, count))
+            )
+        )
+        ids += [video.id for video in made]
+    return ids
+
+
 async def finished_job(proxy: RunningProxy, job_id: str) -> Job:
     """``job_id`` once it has settled, completed or failed."""
 

@@ -30,6 +30,7 @@ from tests.conftest import (
     ProxyFactory,
     RunningProxy,
     SimulatorFactory,
+    created_in_batches,
     upstream_provider,
     wait_for,
 )
@@ -198,16 +199,7 @@ async def test_each_job_is_read_once_per_interval_whatever_the_number_of_instanc
         return await fleet_of(proxy_factory, redis_server, providers, size, clock, lease_ttl=30.0)
 
     (first,) = await instances(1)
-    client = first.client()
-    ids = []
-    for start in range(0, jobs, 12):
-        made = await asyncio.gather(
-            *(
-                client.videos.create(model="sora-2", prompt=f"take {n}")
-                for n in range(start, min(start + 12, jobs))
-            )
-        )
-        ids += [video.id for video in made]
+    ids = await created_in_batches(first, jobs, batch=12)
     progress = dict.fromkeys(ids, 0)
     running = [first]
 

@@ -5,8 +5,6 @@ grow with the number of jobs (issue 6, points 2 and 3).
 
 from __future__ import annotations
 
-import asyncio
-
 import aiohttp
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -20,6 +18,7 @@ from tests.conftest import (
     BOB,
     ProxyFactory,
     RunningProxy,
+    created_in_batches,
     local_store,
     sim_provider,
     wait_for,
@@ -116,22 +115,11 @@ async def test_series_count_stays_bounded_while_a_thousand_jobs_run(
 ) -> None:
     # copies off: a thousand of them would only slow the creates this test counts series of
     proxy = await proxy_factory([sim_provider("fast", render_seconds=0.05)], assets={"copy": False})
-    client = proxy.client()
-
-    async def burst(n: int) -> None:
-        """``n`` creates, 20 at a time (one after another they took 20 s of the suite)."""
-        for start in range(0, n, 20):
-            await asyncio.gather(
-                *(
-                    client.videos.create(model="sora-2", prompt="a distinct prompt")
-                    for _ in range(min(20, n - start))
-                )
-            )
 
     async def series() -> set[tuple[str, frozenset[tuple[str, str]]]]:
         return set((await scrape(proxy))[1])
 
-    await burst(20)
+    await created_in_batches(proxy, 20, batch=20)
     store = local_store(proxy.app)
 
     async def settled() -> bool:
@@ -140,7 +128,7 @@ async def test_series_count_stays_bounded_while_a_thousand_jobs_run(
     await wait_for(settled)
     await series()  # the first scrape creates the /metrics route's own request series
     baseline = await series()
-    await burst(1000)
+    await created_in_batches(proxy, 1000, batch=20)  # one after another: 20 s of the suite
     assert await series() == baseline  # 50 times the jobs, not one new series
     await wait_for(settled, within=20)
     assert await series() == baseline
